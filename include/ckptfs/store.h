@@ -1,0 +1,290 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store.h - the checkpoint store (SPEC §2-§3): a directory of content-
+ * addressed chunks (named by XXH128), manifests per version, and runs.
+ *
+ * The ckptfs FUSE daemon and the ckpt CLI are thin layers over this API. It
+ * speaks in names: a run ("RUN"), a version inside a run ("RUN/VERSION"), and
+ * a path inside a version ("a/b/model.safetensors", no leading slash).
+ *
+ * Conventions (as liburing): functions return 0 or a count on success and a
+ * negative errno on failure. Errors a person will read also get a sentence in
+ * the store's last-error buffer (ckpt_store_strerror), saying what failed, on
+ * what, and what to do. Every function is safe to call from many threads.
+ *
+ * Version states: OPEN (being written; files are read-write), COMMITTED
+ * (durable, immutable), INCOMPLETE (was open when the store was last closed
+ * or crashed), CORRUPT (a committed version that failed verification).
+ */
+#ifndef CKPTFS_STORE_H
+#define CKPTFS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The on-disk format this library reads and writes (the FORMAT file). */
+#define CKPT_STORE_FORMAT 1
+
+/* Names of runs, versions and path components: 1..255 bytes, valid UTF-8,
+ * no '/', no control characters, not "." or "..", and not starting with ".ckpt"
+ * or equal to ".manifest", ".stats", "latest", "best" where those are reserved
+ * (see ckpt_name_check). */
+#define CKPT_NAME_MAX 255
+
+struct ckpt_store;
+struct ckpt_file;
+struct ckpt_io_ops;
+
+enum ckpt_verify_mode {
+	CKPT_VERIFY_FIRST = 0, /* check each chunk the first time it is read after open (default) */
+	CKPT_VERIFY_ALWAYS,    /* check every chunk on every read */
+	CKPT_VERIFY_OFF,       /* never check on read (ckpt_store_verify still checks) */
+};
+
+enum ckpt_chunking {
+	CKPT_CHUNK_DEFAULT = 0, /* what the benchmarks chose; see docs/store-format.md */
+	CKPT_CHUNK_FIXED,
+	CKPT_CHUNK_CDC,
+};
+
+/* Retention of a run. 0 means "no limit" for each field. */
+struct ckpt_retention {
+	uint32_t keep_last;
+	uint32_t keep_best;
+	uint32_t max_age_days;
+};
+
+struct ckpt_store_opts {
+	enum ckpt_verify_mode verify;
+	enum ckpt_chunking chunking;
+	size_t chunk_size;        /* target/average chunk size; 0 = default */
+	size_t inflight_bytes;    /* io_uring write budget; 0 = default (64 MiB) */
+	bool create;              /* create the layout when the directory is empty */
+	struct ckpt_retention retention; /* defaults for runs that set none */
+	const struct ckpt_io_ops *io;    /* NULL = the real system calls */
+};
+
+enum ckpt_vstate {
+	CKPT_V_OPEN = 0,
+	CKPT_V_COMMITTED,
+	CKPT_V_INCOMPLETE,
+	CKPT_V_CORRUPT,
+	CKPT_V_RETIRED, /* committed, then deleted piecewise: hidden from latest/best,
+			 * never resumable; its files vanish one by one (rm -r) */
+};
+
+const char *ckpt_vstate_name(enum ckpt_vstate s); /* "open", "committed", ... */
+
+struct ckpt_version_info {
+	char name[CKPT_NAME_MAX + 1];
+	enum ckpt_vstate state;
+	bool pinned;
+	uint64_t seq;          /* commit sequence in the store, 0 while not committed */
+	int64_t created_ns;    /* CLOCK_REALTIME */
+	int64_t committed_ns;  /* 0 while not committed */
+	uint64_t logical_bytes;/* sum of file sizes */
+	uint64_t nfiles;
+	bool has_metric;       /* the run's metric is set in this version's metadata */
+	double metric;
+};
+
+/* ---- the store -------------------------------------------------------- */
+
+/* Open (and with opts->create, create) the store in `dir`. A store of another
+ * format version is refused with -EPROTO and a message naming both. Open
+ * versions left by a crash become INCOMPLETE. */
+int ckpt_store_open(const char *dir, const struct ckpt_store_opts *opts, struct ckpt_store **out);
+/* Like open, but on failure writes the reason into err (for the caller to
+ * print; the store does not exist yet to hold it). */
+int ckpt_store_open_err(const char *dir, const struct ckpt_store_opts *opts,
+			struct ckpt_store **out, char *err, size_t errlen);
+void ckpt_store_close(struct ckpt_store *s);
+
+/* The sentence describing the last error this thread got from `s`. */
+const char *ckpt_store_strerror(struct ckpt_store *s);
+
+/* 0 if `name` is a valid run/version/path-component name, else -EINVAL or
+ * -ENAMETOOLONG; *why (if not NULL) gets a reason. */
+int ckpt_name_check(const char *name, const char **why);
+
+/* ---- runs ------------------------------------------------------------- */
+
+int ckpt_run_create(struct ckpt_store *s, const char *run);
+int ckpt_run_remove(struct ckpt_store *s, const char *run); /* -ENOTEMPTY with versions */
+int ckpt_run_exists(struct ckpt_store *s, const char *run); /* 1, 0 or -errno */
+/* Names in a stable (sorted) order; free with ckpt_strv_free. */
+int ckpt_run_list(struct ckpt_store *s, char ***names, size_t *n);
+void ckpt_strv_free(char **v, size_t n);
+
+int ckpt_run_get_retention(struct ckpt_store *s, const char *run, struct ckpt_retention *r);
+int ckpt_run_set_retention(struct ckpt_store *s, const char *run, const struct ckpt_retention *r);
+/* The run's metric for `best`, "KEY:min" or "KEY:max"; "" to clear. */
+int ckpt_run_get_metric(struct ckpt_store *s, const char *run, char *buf, size_t len);
+int ckpt_run_set_metric(struct ckpt_store *s, const char *run, const char *metric);
+
+/* ---- versions --------------------------------------------------------- */
+
+/* Versions of a run in a stable order (by name); free with free(). */
+int ckpt_version_list(struct ckpt_store *s, const char *run, struct ckpt_version_info **v,
+		      size_t *n);
+int ckpt_version_info(struct ckpt_store *s, const char *run, const char *version,
+		      struct ckpt_version_info *info);
+/* Create an OPEN version. -EEXIST when the name is taken. */
+int ckpt_version_create(struct ckpt_store *s, const char *run, const char *version);
+/*
+ * Commit an OPEN version, all or nothing: data durable, manifest written to a
+ * temporary name, fsynced, renamed, directory fsynced. With `new_name` not
+ * NULL the version is published under that name (rename(2) commit); the old
+ * name disappears at the same moment. Files still open for writing are
+ * flushed first. On failure (-EIO, -ENOSPC, ...) the version stays OPEN and
+ * nothing committed changes. Retention runs after the commit is durable.
+ */
+int ckpt_version_commit(struct ckpt_store *s, const char *run, const char *version,
+			const char *new_name);
+/* Delete a version whole (any state). -EBUSY when pinned. */
+int ckpt_version_delete(struct ckpt_store *s, const char *run, const char *version);
+/*
+ * Retire a committed (or corrupt) version: it leaves latest/best at once and
+ * can never be resumed from; durable. Afterwards ckpt_node_unlink/rmdir on its
+ * paths succeed and hide them, so `rm -r RUN/VERSION` works file by file, and
+ * ckpt_version_delete removes it whole. The FUSE layer retires a version on the
+ * first unlink inside it (SPEC §2).
+ */
+int ckpt_version_retire(struct ckpt_store *s, const char *run, const char *version);
+/* Rename an OPEN version without committing (-EROFS for committed ones). */
+int ckpt_version_rename(struct ckpt_store *s, const char *run, const char *version,
+			const char *new_name);
+int ckpt_version_pin(struct ckpt_store *s, const char *run, const char *version, bool pin);
+/* The newest COMMITTED version by commit order, and the best by the run's
+ * metric. -ENOENT when there is none. */
+int ckpt_version_latest(struct ckpt_store *s, const char *run, char *buf, size_t len);
+int ckpt_version_best(struct ckpt_store *s, const char *run, char *buf, size_t len);
+
+/* Metadata "meta.<key>" of a version (open or committed). Values are UTF-8
+ * text. get returns the value length, or -ENODATA. */
+int ckpt_meta_set(struct ckpt_store *s, const char *run, const char *version, const char *key,
+		  const char *value, size_t len);
+int ckpt_meta_get(struct ckpt_store *s, const char *run, const char *version, const char *key,
+		  char *buf, size_t len);
+int ckpt_meta_remove(struct ckpt_store *s, const char *run, const char *version,
+		     const char *key);
+/* Keys (without the "meta." prefix), sorted; free with ckpt_strv_free. */
+int ckpt_meta_list(struct ckpt_store *s, const char *run, const char *version, char ***keys,
+		   size_t *n);
+
+/* The .manifest document of a version (JSON, malloc'd, NUL-terminated). */
+int ckpt_version_manifest_json(struct ckpt_store *s, const char *run, const char *version,
+			       char **json, size_t *len);
+
+/* ---- paths inside a version ------------------------------------------- */
+
+enum ckpt_node_type { CKPT_NODE_FILE = 1, CKPT_NODE_DIR = 2 };
+
+struct ckpt_node_stat {
+	enum ckpt_node_type type;
+	uint64_t size;
+	uint32_t mode;        /* permission bits as created (committed content is shown 0444/0555) */
+	int64_t mtime_ns;
+	bool has_hash;        /* committed files carry their whole-file XXH128 */
+	uint8_t xxh128[16];   /* canonical (big-endian) form, as xxhsum -H2 prints */
+};
+
+/* `path` is relative to the version ("" is the version's root directory). */
+int ckpt_node_stat(struct ckpt_store *s, const char *run, const char *version, const char *path,
+		   struct ckpt_node_stat *st);
+/* Children of a directory in stable order; free with ckpt_strv_free. */
+int ckpt_node_list(struct ckpt_store *s, const char *run, const char *version, const char *path,
+		   char ***names, size_t *n);
+/* In OPEN versions only (-EROFS otherwise); unlink and rmdir also in RETIRED
+ * versions (see ckpt_version_retire). */
+int ckpt_node_mkdir(struct ckpt_store *s, const char *run, const char *version, const char *path,
+		    uint32_t mode);
+int ckpt_node_rmdir(struct ckpt_store *s, const char *run, const char *version, const char *path);
+int ckpt_node_unlink(struct ckpt_store *s, const char *run, const char *version,
+		     const char *path);
+/* Rename within one version; replaces an existing file (like rename(2)). */
+int ckpt_node_rename(struct ckpt_store *s, const char *run, const char *version,
+		     const char *from, const char *to);
+int ckpt_node_truncate(struct ckpt_store *s, const char *run, const char *version,
+		       const char *path, uint64_t size);
+int ckpt_node_chmod(struct ckpt_store *s, const char *run, const char *version, const char *path,
+		    uint32_t mode);
+int ckpt_node_utimens(struct ckpt_store *s, const char *run, const char *version,
+		      const char *path, int64_t mtime_ns);
+
+/* ---- file handles ----------------------------------------------------- */
+
+/*
+ * Open a file in a version. flags: O_RDONLY, O_WRONLY, O_RDWR, with O_CREAT,
+ * O_EXCL, O_TRUNC, O_APPEND as open(2). Writing is allowed in OPEN versions
+ * only (-EROFS otherwise). Sequential writes stream into chunks; a write at
+ * another offset makes the file fall back to a staging file that is chunked
+ * at commit.
+ */
+int ckpt_file_open(struct ckpt_store *s, const char *run, const char *version, const char *path,
+		   int flags, uint32_t mode, struct ckpt_file **out);
+/* Read: every chunk is checked against its hash per the verify mode; a
+ * mismatch returns -EIO, marks the version CORRUPT and logs the chunk. */
+ssize_t ckpt_file_pread(struct ckpt_file *f, void *buf, size_t len, uint64_t off);
+ssize_t ckpt_file_pwrite(struct ckpt_file *f, const void *buf, size_t len, uint64_t off);
+int ckpt_file_ftruncate(struct ckpt_file *f, uint64_t size);
+/* Make what was written so far durable (a writer's fsync). Errors from
+ * earlier asynchronous writes are reported here, at flush, or at close. */
+int ckpt_file_fsync(struct ckpt_file *f);
+int ckpt_file_flush(struct ckpt_file *f);
+int ckpt_file_close(struct ckpt_file *f);
+
+/* ---- verification, garbage collection, statistics --------------------- */
+
+/* Called for each bad chunk found by verify: file, offset, chunk hash (hex). */
+typedef void (*ckpt_verify_cb)(void *arg, const char *run, const char *version,
+			       const char *path, uint64_t offset, const char *chunk_hex,
+			       const char *what);
+/* Verify every chunk of a version (or of all committed versions when run is
+ * NULL). Returns the number of bad chunks (0 = all good) or -errno. Bad
+ * versions become CORRUPT. `progress` (may be NULL) gets bytes done/total. */
+int ckpt_store_verify(struct ckpt_store *s, const char *run, const char *version,
+		      ckpt_verify_cb cb, void *arg,
+		      void (*progress)(void *arg, uint64_t done, uint64_t total));
+
+struct ckpt_gc_result {
+	uint64_t chunks_removed;
+	uint64_t bytes_removed;
+	uint64_t versions_removed; /* incomplete versions */
+};
+/* Remove chunks no manifest references and INCOMPLETE versions; safe while
+ * versions are being written (their chunks are kept). */
+int ckpt_store_gc(struct ckpt_store *s, struct ckpt_gc_result *res);
+
+/* Apply retention to every run now (also applied after each commit);
+ * returns the number of versions removed. `max_age_days` > 0 overrides the
+ * runs' own setting (cleanup). */
+int ckpt_store_apply_retention(struct ckpt_store *s, uint32_t max_age_days);
+
+struct ckpt_store_stats {
+	uint64_t total_runs;
+	uint64_t total_checkpoints; /* committed versions */
+	uint64_t total_size_bytes;  /* logical */
+	uint64_t stored_bytes;      /* chunk bytes on disk */
+	double dedup_ratio;         /* total_size_bytes / stored_bytes (1.0 when empty) */
+	int64_t oldest_checkpoint_ns; /* commit time; 0 when none */
+};
+int ckpt_store_stats(struct ckpt_store *s, struct ckpt_store_stats *st);
+/* The .stats document (JSON with ISO 8601 UTC times), malloc'd. */
+int ckpt_store_stats_json(struct ckpt_store *s, char **json, size_t *len);
+
+/* statfs of the backing directory. */
+struct statvfs;
+int ckpt_store_statvfs(struct ckpt_store *s, struct statvfs *st);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CKPTFS_STORE_H */
