@@ -63,11 +63,11 @@ struct ckpt_retention {
 struct ckpt_store_opts {
 	enum ckpt_verify_mode verify;
 	enum ckpt_chunking chunking;
-	size_t chunk_size;        /* target/average chunk size; 0 = default */
-	size_t inflight_bytes;    /* io_uring write budget; 0 = default (64 MiB) */
-	bool create;              /* create the layout when the directory is empty */
+	size_t chunk_size;		 /* target/average chunk size; 0 = default */
+	size_t inflight_bytes;		 /* io_uring write budget; 0 = default (64 MiB) */
+	bool create;			 /* create the layout when the directory is empty */
 	struct ckpt_retention retention; /* defaults for runs that set none */
-	const struct ckpt_io_ops *io;    /* NULL = the real system calls */
+	const struct ckpt_io_ops *io;	 /* NULL = the real system calls */
 };
 
 enum ckpt_vstate {
@@ -85,12 +85,12 @@ struct ckpt_version_info {
 	char name[CKPT_NAME_MAX + 1];
 	enum ckpt_vstate state;
 	bool pinned;
-	uint64_t seq;          /* commit sequence in the store, 0 while not committed */
-	int64_t created_ns;    /* CLOCK_REALTIME */
-	int64_t committed_ns;  /* 0 while not committed */
-	uint64_t logical_bytes;/* sum of file sizes */
+	uint64_t seq;		/* commit sequence in the store, 0 while not committed */
+	int64_t created_ns;	/* CLOCK_REALTIME */
+	int64_t committed_ns;	/* 0 while not committed */
+	uint64_t logical_bytes; /* sum of file sizes */
 	uint64_t nfiles;
-	bool has_metric;       /* the run's metric is set in this version's metadata */
+	bool has_metric; /* the run's metric is set in this version's metadata */
 	double metric;
 };
 
@@ -172,8 +172,7 @@ int ckpt_meta_set(struct ckpt_store *s, const char *run, const char *version, co
 		  const char *value, size_t len);
 int ckpt_meta_get(struct ckpt_store *s, const char *run, const char *version, const char *key,
 		  char *buf, size_t len);
-int ckpt_meta_remove(struct ckpt_store *s, const char *run, const char *version,
-		     const char *key);
+int ckpt_meta_remove(struct ckpt_store *s, const char *run, const char *version, const char *key);
 /* Keys (without the "meta." prefix), sorted; free with ckpt_strv_free. */
 int ckpt_meta_list(struct ckpt_store *s, const char *run, const char *version, char ***keys,
 		   size_t *n);
@@ -189,10 +188,10 @@ enum ckpt_node_type { CKPT_NODE_FILE = 1, CKPT_NODE_DIR = 2 };
 struct ckpt_node_stat {
 	enum ckpt_node_type type;
 	uint64_t size;
-	uint32_t mode;        /* permission bits as created (committed content is shown 0444/0555) */
+	uint32_t mode; /* permission bits as created (committed content is shown 0444/0555) */
 	int64_t mtime_ns;
-	bool has_hash;        /* committed files carry their whole-file XXH128 */
-	uint8_t xxh128[16];   /* canonical (big-endian) form, as xxhsum -H2 prints */
+	bool has_hash;	    /* committed files carry their whole-file XXH128 */
+	uint8_t xxh128[16]; /* canonical (big-endian) form, as xxhsum -H2 prints */
 };
 
 /* `path` is relative to the version ("" is the version's root directory). */
@@ -206,17 +205,16 @@ int ckpt_node_list(struct ckpt_store *s, const char *run, const char *version, c
 int ckpt_node_mkdir(struct ckpt_store *s, const char *run, const char *version, const char *path,
 		    uint32_t mode);
 int ckpt_node_rmdir(struct ckpt_store *s, const char *run, const char *version, const char *path);
-int ckpt_node_unlink(struct ckpt_store *s, const char *run, const char *version,
-		     const char *path);
+int ckpt_node_unlink(struct ckpt_store *s, const char *run, const char *version, const char *path);
 /* Rename within one version; replaces an existing file (like rename(2)). */
-int ckpt_node_rename(struct ckpt_store *s, const char *run, const char *version,
-		     const char *from, const char *to);
-int ckpt_node_truncate(struct ckpt_store *s, const char *run, const char *version,
-		       const char *path, uint64_t size);
+int ckpt_node_rename(struct ckpt_store *s, const char *run, const char *version, const char *from,
+		     const char *to);
+int ckpt_node_truncate(struct ckpt_store *s, const char *run, const char *version, const char *path,
+		       uint64_t size);
 int ckpt_node_chmod(struct ckpt_store *s, const char *run, const char *version, const char *path,
 		    uint32_t mode);
-int ckpt_node_utimens(struct ckpt_store *s, const char *run, const char *version,
-		      const char *path, int64_t mtime_ns);
+int ckpt_node_utimens(struct ckpt_store *s, const char *run, const char *version, const char *path,
+		      int64_t mtime_ns);
 
 /* ---- file handles ----------------------------------------------------- */
 
@@ -243,15 +241,13 @@ int ckpt_file_close(struct ckpt_file *f);
 /* ---- verification, garbage collection, statistics --------------------- */
 
 /* Called for each bad chunk found by verify: file, offset, chunk hash (hex). */
-typedef void (*ckpt_verify_cb)(void *arg, const char *run, const char *version,
-			       const char *path, uint64_t offset, const char *chunk_hex,
-			       const char *what);
+typedef void (*ckpt_verify_cb)(void *arg, const char *run, const char *version, const char *path,
+			       uint64_t offset, const char *chunk_hex, const char *what);
 /* Verify every chunk of a version (or of all committed versions when run is
  * NULL). Returns the number of bad chunks (0 = all good) or -errno. Bad
  * versions become CORRUPT. `progress` (may be NULL) gets bytes done/total. */
-int ckpt_store_verify(struct ckpt_store *s, const char *run, const char *version,
-		      ckpt_verify_cb cb, void *arg,
-		      void (*progress)(void *arg, uint64_t done, uint64_t total));
+int ckpt_store_verify(struct ckpt_store *s, const char *run, const char *version, ckpt_verify_cb cb,
+		      void *arg, void (*progress)(void *arg, uint64_t done, uint64_t total));
 
 struct ckpt_gc_result {
 	uint64_t chunks_removed;
@@ -269,10 +265,10 @@ int ckpt_store_apply_retention(struct ckpt_store *s, uint32_t max_age_days);
 
 struct ckpt_store_stats {
 	uint64_t total_runs;
-	uint64_t total_checkpoints; /* committed versions */
-	uint64_t total_size_bytes;  /* logical */
-	uint64_t stored_bytes;      /* chunk bytes on disk */
-	double dedup_ratio;         /* total_size_bytes / stored_bytes (1.0 when empty) */
+	uint64_t total_checkpoints;   /* committed versions */
+	uint64_t total_size_bytes;    /* logical */
+	uint64_t stored_bytes;	      /* chunk bytes on disk */
+	double dedup_ratio;	      /* total_size_bytes / stored_bytes (1.0 when empty) */
 	int64_t oldest_checkpoint_ns; /* commit time; 0 when none */
 };
 int ckpt_store_stats(struct ckpt_store *s, struct ckpt_store_stats *st);
