@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ckptd_i.h - the supervisor's internals: the daemon state, operations and
+ * the functions the supervisor/ files share. ckptd is single-threaded: one
+ * poll loop (main.c) drives the HTTP server (api.c, libmicrohttpd in external
+ * epoll mode), the notify sockets, the shims' pidfds and every timer, so no
+ * state needs a lock.
+ */
+#ifndef CKPTD_I_H
+#define CKPTD_I_H
+
+#include "ckptfs/jobspec.h"
+
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define CKPTD_ID_MAX 64
+#define CKPTD_PATH_MAX 4096
+
+enum op_status {
+	OP_PENDING,
+	OP_RUNNING,
+	OP_RECOVERING,
+	OP_COMPLETED,
+	OP_FAILED,
+	OP_CANCELLED,
+};
+
+/* Where a RECOVERING operation is. Stored, so a restarted ckptd goes on. */
+enum op_stage {
+	STAGE_NONE,
+	STAGE_STOPPING,	 /* old trainer group got SIGTERM; waiting for its exit */
+	STAGE_QUEUED,	 /* waiting for one of max_concurrent recovery slots */
+	STAGE_BACKOFF,	 /* checkpoint chosen; waiting until restart_at */
+	STAGE_LAUNCHING, /* attempt number bumped; shim being started */
+};
+
+/* One checkpoint version as found in a run dir. */
+struct version {
+	char name[256];
+	char path[CKPTD_PATH_MAX];
+	char state[16];	    /* committed | incomplete | corrupt | open | retired */
+	int64_t seq;	    /* commit order (xattr) or an mtime-derived order */
+	int64_t step;	    /* -1 when unknown */
+	int64_t epoch;	    /* -1 when unknown */
+	double val_loss;    /* NAN when unknown */
+	double committed;   /* unix seconds */
+	int64_t size_bytes; /* -1 until asked for */
+};
+
+struct op {
+	struct op *next;
+	char id[CKPTD_ID_MAX];
+	struct ckpt_jobspec spec;
+	char *spec_json; /* resolved spec as stored (secrets as references) */
+	enum op_status status;
+	enum op_stage stage;
+	int attempt;	 /* launches so far; CKPT_ATTEMPT of the current one */
+	int round_start; /* first attempt of this round (submission or resume) */
+	int recoveries;	 /* recoveries done, for the API */
+	char reason[512];
+	int exit_code, exit_signal; /* -1 when none */
+	char run_dir[CKPTD_PATH_MAX];
+	char checkpoint[CKPTD_PATH_MAX]; /* newest good version, "" when none */
+	char resume_from[CKPTD_PATH_MAX];
+	char pinned[CKPTD_PATH_MAX];
+	int64_t skip_batches;
+	double created_at, updated_at, finished_at, not_before, restart_at;
+	bool cancel_requested;
+	bool slot; /* holds a recovery slot */
+	/* corruption window for checkpoint selection */
+	int64_t bad_step; /* versions with step >= bad_step are skipped; -1 none */
+	double bad_since; /* versions committed at or after are skipped; 0 none */
+
+	/* the running attempt */
+	pid_t shim_pid, trainer_pid, trainer_pgid;
+	uint64_t shim_start;
+	int pidfd, notify_fd;
+	double last_report, stop_deadline, next_poll;
+	bool saving, killed, dirty;
+	int64_t step, epoch;
+	double loss, val_loss;
+	bool have_step, have_epoch, have_loss, have_val_loss;
+	/* loss-spike moving average */
+	double *ring;
+	int64_t ring_len, ring_pos, ring_count;
+	double ring_sum;
+	/* current 30 s metrics window */
+	int64_t win_start, win_count, win_step;
+	double win_sum, win_min, win_max, win_val;
+	bool win_have_val;
+	char last_seen_version[256];
+};
+
+struct hook {
+	struct hook *next;
+	pid_t pid;
+	double deadline;
+	char what[64];
+	char op[CKPTD_ID_MAX];
+};
+
+struct ckptd {
+	char state_dir[CKPTD_PATH_MAX];
+	char sock_path[CKPTD_PATH_MAX];
+	char store[CKPTD_PATH_MAX];
+	char mount[CKPTD_PATH_MAX];
+	char ckptfs_bin[CKPTD_PATH_MAX];
+	char policy_file[CKPTD_PATH_MAX];
+	char shim_bin[CKPTD_PATH_MAX];
+	char token[256];
+	int mount_mode; /* 0 auto, 1 never */
+	bool mounted_by_us, ckptfs_mount;
+	int max_concurrent;
+	int listen_tcp;
+	double cleanup_interval_s, next_cleanup;
+	double started;
+	sqlite3 *db;
+	int events_fd, log_fd, pid_fd;
+	struct op *ops;
+	struct hook *hooks;
+	bool stopping;
+	struct MHD_Daemon *httpd, *httpd_tcp;
+	/* counters for /metrics */
+	uint64_t n_events, n_recoveries, n_datagrams, n_rejected;
+	uint64_t n_detect[8];
+};
+
+extern struct ckptd g;
+
+/* util.c */
+double now_s(void);
+void iso_time(double t, char *buf, size_t len);
+int mkdir_p(const char *path, mode_t mode);
+int write_file_atomic(const char *path, const char *data, size_t len, mode_t mode);
+char *read_file(const char *path, size_t max, size_t *len);
+uint64_t proc_start_time(pid_t pid);
+int rm_rf(const char *path);
+int64_t du_bytes(const char *path);
+void ckptd_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+bool valid_op_id(const char *id);
+const char *status_name(enum op_status s);
+int status_parse(const char *s, enum op_status *out);
+
+/* db.c */
+int db_open(const char *path);
+void db_close(void);
+int db_begin(void);
+int db_commit(void);
+void db_rollback(void);
+int db_save_op(const struct op *op);
+int db_insert_op(const struct op *op, const char *idem_key);
+int db_find_idem(const char *key, char *id, size_t len);
+int db_load_ops(void);
+int db_delete_op(const char *id);
+int db_resume_claim(const char *id);
+json_t *db_events(const char *id, int64_t after, int64_t limit);
+int db_insert_event(json_t *ev, int64_t *seq);
+int db_metrics_flush(const struct op *op);
+json_t *db_metrics(const char *id, int res);
+
+/* events.c */
+void event_emit(struct op *op, const char *event, const char *reason, const char *checkpoint,
+		int64_t step, int64_t delay_ms, pid_t pid);
+
+/* versions.c */
+int versions_list(const char *run_dir, struct version **out, size_t *n);
+int version_verify(const struct version *v, char *why, size_t len);
+void version_pin(const char *path, bool pin);
+bool is_mountpoint(const char *path);
+
+/* launch.c */
+int launch_attempt(struct op *op);
+void build_resolved_spec(struct op *op);
+
+/* ops.c */
+struct op *op_find(const char *id);
+struct op *op_new(void);
+void op_free(struct op *op);
+void op_link(struct op *op);
+int op_load_spec(struct op *op, char *err, size_t errlen);
+void ops_tick(double now, double *next);
+void op_on_shim_exit(struct op *op);
+void op_on_notify(struct op *op);
+int op_cancel(struct op *op);
+int op_resume(struct op *op, char *err, size_t errlen);
+void op_adopt(struct op *op);
+void op_refresh_checkpoint(struct op *op);
+json_t *op_to_json(const struct op *op, bool with_spec);
+int op_submit(const char *body, size_t len, const char *idem, struct op **out, bool *replay,
+	      char *err, size_t errlen);
+void hooks_reap(pid_t pid, int status);
+void run_hook(struct op *op, char **argv, const char *what, const char *old_pid,
+	      const char *new_pid);
+int cleanup_run(int64_t max_age_days, json_t **result);
+json_t *checkpoints_stats(void);
+json_t *checkpoints_of(struct op *op);
+
+/* api.c */
+int api_start(int unix_fd);
+void api_stop(void);
+int api_epoll_fd(struct MHD_Daemon *d);
+void api_run(void);
+int64_t api_timeout_ms(void);
+
+/* mount.c */
+int mount_ensure(void);
+
+#endif /* CKPTD_I_H */

@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: MIT
+/*
+ * cleanup.c - the checkpoint side of the API: stats over every run dir, an
+ * operation's checkpoints, and cleanup (versions older than max_age_days of
+ * operations that are not running, and orphan run dirs that no operation
+ * owns). Never removes the newest good version of a resumable operation.
+ */
+#include "ckptd_i.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static bool op_live(const struct op *op)
+{
+	return op->status == OP_PENDING || op->status == OP_RUNNING || op->status == OP_RECOVERING;
+}
+
+json_t *checkpoints_stats(void)
+{
+	int64_t total = 0, size = 0, stored = -1;
+	double oldest = 0;
+	char path[CKPTD_PATH_MAX + 16], ts[40];
+	json_t *o, *st;
+
+	for (struct op *op = g.ops; op; op = op->next) {
+		struct version *vs = NULL;
+		size_t n = 0;
+
+		if (versions_list(op->run_dir, &vs, &n) < 0)
+			continue;
+		for (size_t i = 0; i < n; i++) {
+			if (strcmp(vs[i].state, "committed"))
+				continue;
+			total++;
+			size += du_bytes(vs[i].path);
+			if (!oldest || vs[i].committed < oldest)
+				oldest = vs[i].committed;
+		}
+		free(vs);
+	}
+	snprintf(path, sizeof(path), "%s/.stats", g.mount);
+	st = json_load_file(path, 0, NULL);
+	if (st && json_is_integer(json_object_get(st, "stored_bytes")))
+		stored = json_integer_value(json_object_get(st, "stored_bytes"));
+	json_decref(st);
+	o = json_pack("{sb sI sI sI}", "success", 1, "total_checkpoints", (json_int_t)total,
+		      "total_size_bytes", (json_int_t)size, "stored_bytes",
+		      (json_int_t)(stored >= 0 ? stored : size));
+	if (oldest) {
+		time_t t = (time_t)oldest;
+		struct tm tm;
+
+		gmtime_r(&t, &tm);
+		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		json_object_set_new(o, "oldest_checkpoint", json_string(ts));
+	} else {
+		json_object_set_new(o, "oldest_checkpoint", json_null());
+	}
+	return o;
+}
+
+json_t *checkpoints_of(struct op *op)
+{
+	struct version *vs = NULL;
+	size_t n = 0;
+	json_t *arr = json_array(), *latest = json_null(), *o;
+	const char *type = op->status == OP_CANCELLED ? "cancellation"
+			   : op->status == OP_FAILED  ? "failure"
+						      : "periodic";
+
+	if (versions_list(op->run_dir, &vs, &n) == 0) {
+		for (size_t i = 0; i < n; i++) {
+			char t[40];
+			json_t *v;
+
+			iso_time(vs[i].committed, t, sizeof(t));
+			v = json_pack("{ss ss ss ss sI}", "version", vs[i].name, "path", vs[i].path,
+				      "state", vs[i].state, "committed", t, "size_bytes",
+				      (json_int_t)du_bytes(vs[i].path));
+			json_object_set_new(v, "step",
+					    vs[i].step >= 0 ? json_integer(vs[i].step)
+							    : json_null());
+			json_object_set_new(v, "epoch",
+					    vs[i].epoch >= 0 ? json_integer(vs[i].epoch)
+							     : json_null());
+			json_object_set_new(v, "val_loss",
+					    isnan(vs[i].val_loss) ? json_null()
+								  : json_real(vs[i].val_loss));
+			if (json_is_null(latest) && !strcmp(vs[i].state, "committed"))
+				latest = json_deep_copy(v);
+			json_array_append_new(arr, v);
+		}
+		free(vs);
+	}
+	o = json_pack("{ss ss ss so so}", "operation", op->id, "run_dir", op->run_dir,
+		      "checkpoint_type", type, "checkpoints", arr, "latest", latest);
+	return o;
+}
+
+static bool looks_like_run(const char *name)
+{
+	return valid_op_id(name);
+}
+
+int cleanup_run(int64_t max_age_days, json_t **result)
+{
+	int64_t removed = 0, orphans = 0, freed = 0;
+	double now = now_s();
+	struct dirent *e;
+	DIR *d;
+
+	for (struct op *op = g.ops; op; op = op->next) {
+		struct version *vs = NULL;
+		size_t n = 0;
+		int64_t days = max_age_days >= 0 ? max_age_days : op->spec.checkpoint.max_age_days;
+		bool keep_newest = op->status == OP_CANCELLED || op->status == OP_FAILED;
+		bool kept = false;
+
+		if (op_live(op) || versions_list(op->run_dir, &vs, &n) < 0)
+			continue;
+		for (size_t i = 0; i < n; i++) {
+			bool good = !strcmp(vs[i].state, "committed");
+
+			if (good && keep_newest && !kept) {
+				kept = true; /* the version a resume would use */
+				continue;
+			}
+			if (vs[i].committed > now - (double)days * 86400)
+				continue;
+			freed += du_bytes(vs[i].path);
+			if (rm_rf(vs[i].path) == 0)
+				removed++;
+		}
+		free(vs);
+		op_refresh_checkpoint(op);
+	}
+	d = opendir(g.mount);
+	if (d) {
+		while ((e = readdir(d))) {
+			char path[CKPTD_PATH_MAX + 256];
+
+			if (!looks_like_run(e->d_name) || op_find(e->d_name))
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", g.mount, e->d_name);
+			freed += du_bytes(path);
+			if (rm_rf(path) == 0)
+				orphans++;
+		}
+		closedir(d);
+	}
+	ckptd_log("cleanup: removed %lld checkpoints and %lld orphan run dirs", (long long)removed,
+		  (long long)orphans);
+	if (result)
+		*result = json_pack("{sI sI sI}", "removed_checkpoints", (json_int_t)removed,
+				    "removed_orphans", (json_int_t)orphans, "freed_bytes",
+				    (json_int_t)freed);
+	return 0;
+}

@@ -1,0 +1,442 @@
+// SPDX-License-Identifier: MIT
+/*
+ * db.c - ckptd.db: operations, events, idempotency keys and metric windows
+ * in SQLite (WAL, synchronous=FULL so a committed state change survives a
+ * power cut). Every state change is one transaction; the resume claim is a
+ * single conditional UPDATE so two resumes cannot both win.
+ */
+#include "ckptd_i.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS operations ("
+	" id TEXT PRIMARY KEY, project_id TEXT, name TEXT, status INTEGER, stage INTEGER,"
+	" spec TEXT, attempt INTEGER, round_start INTEGER, recoveries INTEGER, reason TEXT,"
+	" exit_code INTEGER, exit_signal INTEGER, run_dir TEXT, checkpoint TEXT,"
+	" resume_from TEXT, pinned TEXT, skip_batches INTEGER, created REAL, updated REAL,"
+	" finished REAL, not_before REAL, restart_at REAL, cancel_requested INTEGER,"
+	" bad_step INTEGER, bad_since REAL, shim_pid INTEGER, shim_start INTEGER,"
+	" trainer_pid INTEGER, step INTEGER, epoch INTEGER, loss REAL, val_loss REAL,"
+	" idem_key TEXT UNIQUE, last_seen TEXT);"
+	"CREATE TABLE IF NOT EXISTS events ("
+	" seq INTEGER PRIMARY KEY AUTOINCREMENT, operation TEXT, body TEXT);"
+	"CREATE INDEX IF NOT EXISTS events_op ON events(operation, seq);"
+	"CREATE TABLE IF NOT EXISTS metrics ("
+	" operation TEXT, start INTEGER, count INTEGER, step INTEGER, loss_sum REAL,"
+	" loss_min REAL, loss_max REAL, val_loss REAL, PRIMARY KEY(operation, start));";
+
+int db_open(const char *path)
+{
+	char *msg = NULL;
+
+	if (sqlite3_open_v2(path, &g.db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
+		ckptd_log("cannot open the database %s: %s; check the state dir's permissions",
+			  path, g.db ? sqlite3_errmsg(g.db) : "out of memory");
+		return -EIO;
+	}
+	sqlite3_busy_timeout(g.db, 5000);
+	if (sqlite3_exec(g.db,
+			 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+			 " PRAGMA foreign_keys=ON;",
+			 NULL, NULL, &msg) != SQLITE_OK ||
+	    sqlite3_exec(g.db, schema, NULL, NULL, &msg) != SQLITE_OK) {
+		ckptd_log("cannot set up the database %s: %s", path, msg ? msg : "?");
+		sqlite3_free(msg);
+		return -EIO;
+	}
+	return 0;
+}
+
+void db_close(void)
+{
+	if (g.db)
+		sqlite3_close(g.db);
+	g.db = NULL;
+}
+
+static int exec(const char *sql)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(g.db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		ckptd_log("database: %s failed: %s", sql, msg ? msg : "?");
+		sqlite3_free(msg);
+		return -EIO;
+	}
+	return 0;
+}
+
+int db_begin(void)
+{
+	return exec("BEGIN IMMEDIATE");
+}
+
+int db_commit(void)
+{
+	return exec("COMMIT");
+}
+
+void db_rollback(void)
+{
+	exec("ROLLBACK");
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+	if (s && s[0])
+		sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static void bind_real(sqlite3_stmt *st, int i, double v, bool have)
+{
+	if (have && isfinite(v))
+		sqlite3_bind_double(st, i, v);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static int step_done(sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		ckptd_log("database: %s failed: %s", what, sqlite3_errmsg(g.db));
+		return rc == SQLITE_CONSTRAINT ? -EEXIST : -EIO;
+	}
+	return 0;
+}
+
+#define OP_COLS                                                                                    \
+	"status=?2, stage=?3, attempt=?4, round_start=?5, recoveries=?6, reason=?7,"               \
+	" exit_code=?8, exit_signal=?9, checkpoint=?10, resume_from=?11, pinned=?12,"              \
+	" skip_batches=?13, updated=?14, finished=?15, not_before=?16, restart_at=?17,"            \
+	" cancel_requested=?18, bad_step=?19, bad_since=?20, shim_pid=?21, shim_start=?22,"        \
+	" trainer_pid=?23, step=?24, epoch=?25, loss=?26, val_loss=?27, last_seen=?28"
+
+static void bind_op(sqlite3_stmt *st, const struct op *op)
+{
+	sqlite3_bind_text(st, 1, op->id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(st, 2, op->status);
+	sqlite3_bind_int(st, 3, op->stage);
+	sqlite3_bind_int(st, 4, op->attempt);
+	sqlite3_bind_int(st, 5, op->round_start);
+	sqlite3_bind_int(st, 6, op->recoveries);
+	bind_text(st, 7, op->reason);
+	sqlite3_bind_int(st, 8, op->exit_code);
+	sqlite3_bind_int(st, 9, op->exit_signal);
+	bind_text(st, 10, op->checkpoint);
+	bind_text(st, 11, op->resume_from);
+	bind_text(st, 12, op->pinned);
+	sqlite3_bind_int64(st, 13, op->skip_batches);
+	sqlite3_bind_double(st, 14, op->updated_at);
+	sqlite3_bind_double(st, 15, op->finished_at);
+	sqlite3_bind_double(st, 16, op->not_before);
+	sqlite3_bind_double(st, 17, op->restart_at);
+	sqlite3_bind_int(st, 18, op->cancel_requested);
+	sqlite3_bind_int64(st, 19, op->bad_step);
+	sqlite3_bind_double(st, 20, op->bad_since);
+	sqlite3_bind_int(st, 21, op->shim_pid);
+	sqlite3_bind_int64(st, 22, (sqlite3_int64)op->shim_start);
+	sqlite3_bind_int(st, 23, op->trainer_pid);
+	if (op->have_step)
+		sqlite3_bind_int64(st, 24, op->step);
+	else
+		sqlite3_bind_null(st, 24);
+	if (op->have_epoch)
+		sqlite3_bind_int64(st, 25, op->epoch);
+	else
+		sqlite3_bind_null(st, 25);
+	bind_real(st, 26, op->loss, op->have_loss);
+	bind_real(st, 27, op->val_loss, op->have_val_loss);
+	bind_text(st, 28, op->last_seen_version);
+}
+
+int db_save_op(const struct op *op)
+{
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(g.db, "UPDATE operations SET " OP_COLS " WHERE id=?1", -1, &st,
+			       NULL) != SQLITE_OK) {
+		ckptd_log("database: prepare failed: %s", sqlite3_errmsg(g.db));
+		return -EIO;
+	}
+	bind_op(st, op);
+	return step_done(st, "saving an operation");
+}
+
+int db_insert_op(const struct op *op, const char *idem_key)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	if (sqlite3_prepare_v2(
+		    g.db,
+		    "INSERT INTO operations (id, project_id, name, spec, run_dir, created,"
+		    " idem_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+		    -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, op->id, -1, SQLITE_TRANSIENT);
+	bind_text(st, 2, op->spec.project_id);
+	bind_text(st, 3, op->spec.name);
+	bind_text(st, 4, op->spec_json);
+	bind_text(st, 5, op->run_dir);
+	sqlite3_bind_double(st, 6, op->created_at);
+	bind_text(st, 7, idem_key);
+	ret = step_done(st, "inserting an operation");
+	return ret ? ret : db_save_op(op);
+}
+
+int db_find_idem(const char *key, char *id, size_t len)
+{
+	sqlite3_stmt *st;
+	int ret = -ENOENT;
+
+	if (sqlite3_prepare_v2(g.db, "SELECT id FROM operations WHERE idem_key=?1", -1, &st,
+			       NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		snprintf(id, len, "%s", (const char *)sqlite3_column_text(st, 0));
+		ret = 0;
+	}
+	sqlite3_finalize(st);
+	return ret;
+}
+
+static void col_text(sqlite3_stmt *st, int i, char *dst, size_t len)
+{
+	const unsigned char *s = sqlite3_column_text(st, i);
+
+	snprintf(dst, len, "%s", s ? (const char *)s : "");
+}
+
+int db_load_ops(void)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(g.db,
+			       "SELECT id, status, stage, spec, attempt, round_start, recoveries,"
+			       " reason, exit_code, exit_signal, run_dir, checkpoint, resume_from,"
+			       " pinned, skip_batches, created, updated, finished, not_before,"
+			       " restart_at, cancel_requested, bad_step, bad_since, shim_pid,"
+			       " shim_start, trainer_pid, step, epoch, loss, val_loss, last_seen"
+			       " FROM operations ORDER BY created",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct op *op = op_new();
+		char err[512];
+
+		if (!op)
+			break;
+		col_text(st, 0, op->id, sizeof(op->id));
+		op->status = (enum op_status)sqlite3_column_int(st, 1);
+		op->stage = (enum op_stage)sqlite3_column_int(st, 2);
+		op->spec_json =
+			strdup(sqlite3_column_text(st, 3) ? (const char *)sqlite3_column_text(st, 3)
+							  : "{}");
+		op->attempt = sqlite3_column_int(st, 4);
+		op->round_start = sqlite3_column_int(st, 5);
+		op->recoveries = sqlite3_column_int(st, 6);
+		col_text(st, 7, op->reason, sizeof(op->reason));
+		op->exit_code = sqlite3_column_int(st, 8);
+		op->exit_signal = sqlite3_column_int(st, 9);
+		col_text(st, 10, op->run_dir, sizeof(op->run_dir));
+		col_text(st, 11, op->checkpoint, sizeof(op->checkpoint));
+		col_text(st, 12, op->resume_from, sizeof(op->resume_from));
+		col_text(st, 13, op->pinned, sizeof(op->pinned));
+		op->skip_batches = sqlite3_column_int64(st, 14);
+		op->created_at = sqlite3_column_double(st, 15);
+		op->updated_at = sqlite3_column_double(st, 16);
+		op->finished_at = sqlite3_column_double(st, 17);
+		op->not_before = sqlite3_column_double(st, 18);
+		op->restart_at = sqlite3_column_double(st, 19);
+		op->cancel_requested = sqlite3_column_int(st, 20);
+		op->bad_step = sqlite3_column_int64(st, 21);
+		op->bad_since = sqlite3_column_double(st, 22);
+		op->shim_pid = sqlite3_column_int(st, 23);
+		op->shim_start = (uint64_t)sqlite3_column_int64(st, 24);
+		op->trainer_pid = sqlite3_column_int(st, 25);
+		op->have_step = sqlite3_column_type(st, 26) != SQLITE_NULL;
+		op->step = sqlite3_column_int64(st, 26);
+		op->have_epoch = sqlite3_column_type(st, 27) != SQLITE_NULL;
+		op->epoch = sqlite3_column_int64(st, 27);
+		op->have_loss = sqlite3_column_type(st, 28) != SQLITE_NULL;
+		op->loss = sqlite3_column_double(st, 28);
+		op->have_val_loss = sqlite3_column_type(st, 29) != SQLITE_NULL;
+		op->val_loss = sqlite3_column_double(st, 29);
+		col_text(st, 30, op->last_seen_version, sizeof(op->last_seen_version));
+		if (op_load_spec(op, err, sizeof(err))) {
+			ckptd_log("operation %s: its stored spec no longer loads (%s); marking it "
+				  "FAILED",
+				  op->id, err);
+			op->status = OP_FAILED;
+			snprintf(op->reason, sizeof(op->reason), "stored spec invalid: %.400s",
+				 err);
+		}
+		op_link(op);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+int db_delete_op(const char *id)
+{
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(g.db, "DELETE FROM operations WHERE id=?1", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+	return step_done(st, "deleting an operation");
+}
+
+/* The state check and the change are one statement: exactly one of two
+ * concurrent resumes (even from two processes) sees a changed row. */
+int db_resume_claim(const char *id)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(g.db,
+			       "UPDATE operations SET status=?2, updated=?3 WHERE id=?1 AND"
+			       " status IN (?4, ?5) AND checkpoint IS NOT NULL",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(st, 2, OP_PENDING);
+	sqlite3_bind_double(st, 3, now_s());
+	sqlite3_bind_int(st, 4, OP_CANCELLED);
+	sqlite3_bind_int(st, 5, OP_FAILED);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return -EIO;
+	return sqlite3_changes(g.db) == 1 ? 0 : -EBUSY;
+}
+
+int db_insert_event(json_t *ev, int64_t *seq)
+{
+	sqlite3_stmt *st;
+	char *body;
+	int rc;
+
+	if (sqlite3_prepare_v2(g.db, "INSERT INTO events (operation, body) VALUES (?1, ?2)", -1,
+			       &st, NULL) != SQLITE_OK)
+		return -EIO;
+	body = json_dumps(ev, JSON_COMPACT);
+	sqlite3_bind_text(st, 1, json_string_value(json_object_get(ev, "operation")), -1,
+			  SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, body ? body : "{}", -1, SQLITE_TRANSIENT);
+	free(body);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return -EIO;
+	*seq = sqlite3_last_insert_rowid(g.db);
+	return 0;
+}
+
+json_t *db_events(const char *id, int64_t after, int64_t limit)
+{
+	sqlite3_stmt *st;
+	json_t *arr = json_array();
+
+	if (sqlite3_prepare_v2(g.db,
+			       "SELECT seq, body FROM events WHERE operation=?1 AND seq>?2"
+			       " ORDER BY seq LIMIT ?3",
+			       -1, &st, NULL) != SQLITE_OK)
+		return arr;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, after);
+	sqlite3_bind_int64(st, 3, limit);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		json_t *e = json_loads((const char *)sqlite3_column_text(st, 1), 0, NULL);
+
+		if (!e)
+			continue;
+		json_object_set_new(e, "seq", json_integer(sqlite3_column_int64(st, 0)));
+		json_array_append_new(arr, e);
+	}
+	sqlite3_finalize(st);
+	return arr;
+}
+
+int db_metrics_flush(const struct op *op)
+{
+	sqlite3_stmt *st;
+
+	if (op->win_count == 0 && !op->win_have_val)
+		return 0;
+	if (sqlite3_prepare_v2(
+		    g.db, "INSERT OR REPLACE INTO metrics VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+		    -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, op->id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, op->win_start);
+	sqlite3_bind_int64(st, 3, op->win_count);
+	sqlite3_bind_int64(st, 4, op->win_step);
+	bind_real(st, 5, op->win_sum, op->win_count > 0);
+	bind_real(st, 6, op->win_min, op->win_count > 0);
+	bind_real(st, 7, op->win_max, op->win_count > 0);
+	bind_real(st, 8, op->win_val, op->win_have_val);
+	return step_done(st, "saving a metrics window");
+}
+
+/* Windows of `res` seconds, aggregated from the stored 30 s ones. */
+json_t *db_metrics(const char *id, int res)
+{
+	sqlite3_stmt *st;
+	json_t *arr = json_array();
+	char ts[40];
+
+	if (sqlite3_prepare_v2(
+		    g.db,
+		    "SELECT (start / ?2) * ?2 AS s, SUM(count), MAX(step), SUM(loss_sum),"
+		    " MIN(loss_min), MAX(loss_max),"
+		    " (SELECT m2.val_loss FROM metrics m2 WHERE m2.operation=?1 AND"
+		    "  m2.start / ?2 = m.start / ?2 AND m2.val_loss IS NOT NULL"
+		    "  ORDER BY m2.start DESC LIMIT 1)"
+		    " FROM metrics m WHERE operation=?1 GROUP BY s ORDER BY s",
+		    -1, &st, NULL) != SQLITE_OK)
+		return arr;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(st, 2, res);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		int64_t count = sqlite3_column_int64(st, 1);
+		json_t *w;
+
+		iso_time((double)sqlite3_column_int64(st, 0), ts, sizeof(ts));
+		w = json_pack("{ss sI sI}", "start", ts, "count", (json_int_t)count, "step",
+			      (json_int_t)sqlite3_column_int64(st, 2));
+		if (count > 0) {
+			json_object_set_new(
+				w, "loss_mean",
+				json_real(sqlite3_column_double(st, 3) / (double)count));
+			json_object_set_new(w, "loss_min", json_real(sqlite3_column_double(st, 4)));
+			json_object_set_new(w, "loss_max", json_real(sqlite3_column_double(st, 5)));
+		} else {
+			json_object_set_new(w, "loss_mean", json_null());
+			json_object_set_new(w, "loss_min", json_null());
+			json_object_set_new(w, "loss_max", json_null());
+		}
+		json_object_set_new(w, "val_loss",
+				    sqlite3_column_type(st, 6) == SQLITE_NULL
+					    ? json_null()
+					    : json_real(sqlite3_column_double(st, 6)));
+		json_array_append_new(arr, w);
+	}
+	sqlite3_finalize(st);
+	return arr;
+}

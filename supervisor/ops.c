@@ -1,0 +1,1239 @@
+// SPDX-License-Identifier: MIT
+/*
+ * ops.c - operations and their state machine (SPEC §5):
+ *
+ *   PENDING -> RUNNING -> COMPLETED
+ *                 |  ^
+ *                 v  |            (detected -> checkpoint_selected -> client_created)
+ *              RECOVERING -> FAILED (exhausted, exit 78, no checkpoint)
+ *   any live state -> CANCELLED;  CANCELLED/FAILED -> (resume) -> RUNNING
+ *
+ * Detection (exit, hang, NaN/Inf, loss spike, CORRUPTED=1, a checkpoint that
+ * fails verification) leads to a recovery: stop the process group, pick a
+ * good checkpoint, back off, relaunch. Every state change is saved with its
+ * event in one transaction.
+ */
+#include "ckptd_i.h"
+
+#include "ckptfs/cron.h"
+#include "ckptfs/notify.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+enum det_kind { DET_EXIT, DET_HANG, DET_NAN, DET_SPIKE, DET_CORRUPTED, DET_VERIFY };
+
+int notify_open(struct op *op);
+static void recover_after_stop(struct op *op);
+
+struct op *op_new(void)
+{
+	struct op *op = calloc(1, sizeof(*op));
+
+	if (!op)
+		return NULL;
+	op->pidfd = -1;
+	op->notify_fd = -1;
+	op->exit_code = -1;
+	op->exit_signal = -1;
+	op->bad_step = -1;
+	return op;
+}
+
+void op_free(struct op *op)
+{
+	if (!op)
+		return;
+	if (op->pidfd >= 0)
+		close(op->pidfd);
+	if (op->notify_fd >= 0)
+		close(op->notify_fd);
+	ckpt_jobspec_free(&op->spec);
+	free(op->spec_json);
+	free(op->ring);
+	free(op);
+}
+
+void op_link(struct op *op)
+{
+	struct op **p = &g.ops;
+
+	while (*p)
+		p = &(*p)->next;
+	*p = op;
+}
+
+struct op *op_find(const char *id)
+{
+	for (struct op *op = g.ops; op; op = op->next)
+		if (!strcmp(op->id, id))
+			return op;
+	return NULL;
+}
+
+int op_load_spec(struct op *op, char *err, size_t errlen)
+{
+	int ret;
+
+	ckpt_jobspec_free(&op->spec);
+	ret = ckpt_jobspec_init(&op->spec);
+	if (ret)
+		return ret;
+	ret = ckpt_jobspec_apply_json(&op->spec, op->spec_json, strlen(op->spec_json), err, errlen);
+	if (!ret)
+		ret = ckpt_jobspec_validate(&op->spec, err, errlen);
+	free(op->ring);
+	op->ring = calloc((size_t)op->spec.recovery.loss_spike.window, sizeof(double));
+	op->ring_len = op->spec.recovery.loss_spike.window;
+	op->ring_pos = op->ring_count = 0;
+	op->ring_sum = 0;
+	return ret;
+}
+
+/* Save the op and, in the same transaction, one event. */
+static void transition(struct op *op, const char *event, const char *reason, const char *cp,
+		       int64_t step, int64_t delay_ms, pid_t pid)
+{
+	bool tx = db_begin() == 0;
+
+	op->updated_at = now_s();
+	db_save_op(op);
+	if (event)
+		event_emit(op, event, reason, cp, step, delay_ms, pid);
+	if (tx && db_commit() < 0)
+		db_rollback();
+}
+
+static int count_slots(void)
+{
+	int n = 0;
+
+	for (struct op *o = g.ops; o; o = o->next)
+		n += o->slot;
+	return n;
+}
+
+static void read_trainer_pid(struct op *op)
+{
+	char path[CKPTD_PATH_MAX + 32], *buf;
+	int pid = 0;
+
+	if (op->trainer_pgid > 0)
+		return;
+	snprintf(path, sizeof(path), "%s/ops/%s/attempt-%d/trainer", g.state_dir, op->id,
+		 op->attempt);
+	buf = read_file(path, 128, NULL);
+	if (buf && sscanf(buf, "%d", &pid) == 1 && pid > 0) {
+		op->trainer_pid = pid;
+		op->trainer_pgid = pid; /* the shim puts it in its own group */
+	}
+	free(buf);
+}
+
+static void stop_group(struct op *op, int sig)
+{
+	read_trainer_pid(op);
+	if (op->trainer_pgid > 0 && kill(-op->trainer_pgid, sig) < 0 && errno != ESRCH)
+		ckptd_log("operation %s: kill(-%d, %d) failed: %s", op->id, op->trainer_pgid, sig,
+			  strerror(errno));
+}
+
+static bool shim_alive(const struct op *op)
+{
+	return op->shim_pid > 0 && op->shim_start &&
+	       proc_start_time(op->shim_pid) == op->shim_start;
+}
+
+/* Run a hook (argv, no shell) in the background; its end is collected by
+ * hooks_reap() and its failure logged and swallowed (seed: callbacks must
+ * not cascade). */
+void run_hook(struct op *op, char **argv, const char *what, const char *old_pid,
+	      const char *new_pid)
+{
+	char logf[CKPTD_PATH_MAX], att[16];
+	struct hook *h;
+	pid_t pid;
+
+	if (!argv || !argv[0])
+		return;
+	snprintf(logf, sizeof(logf), "%s/logs/%s.log", g.state_dir, op->id);
+	snprintf(att, sizeof(att), "%d", op->attempt);
+	pid = fork();
+	if (pid < 0) {
+		ckptd_log("operation %s: cannot fork the %s hook: %s; ignored", op->id, what,
+			  strerror(errno));
+		return;
+	}
+	if (pid == 0) {
+		int fd = open(logf, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		sigset_t empty;
+
+		sigemptyset(&empty);
+		sigprocmask(SIG_SETMASK, &empty, NULL);
+		setsid();
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		fd = open("/dev/null", O_RDONLY);
+		if (fd >= 0)
+			dup2(fd, 0);
+		syscall(SYS_close_range, 3, ~0u, 0);
+		setenv("CKPT_HOOK", what, 1);
+		setenv("CKPT_OPERATION_ID", op->id, 1);
+		setenv("CKPT_ATTEMPT", att, 1);
+		setenv("CKPT_REASON", op->reason, 1);
+		setenv("CKPT_STATUS", status_name(op->status), 1);
+		setenv("CKPT_RESUME_FROM", op->resume_from, 1);
+		setenv("CKPT_OLD_PID", old_pid ? old_pid : "", 1);
+		setenv("CKPT_NEW_PID", new_pid ? new_pid : "", 1);
+		execvp(argv[0], argv);
+		fprintf(stderr, "ckptd: cannot run the %s hook '%s': %s\n", what, argv[0],
+			strerror(errno));
+		_exit(127);
+	}
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return;
+	h->pid = pid;
+	h->deadline = now_s() + (double)op->spec.recovery.hook_timeout_s;
+	snprintf(h->what, sizeof(h->what), "%s", what);
+	snprintf(h->op, sizeof(h->op), "%s", op->id);
+	h->next = g.hooks;
+	g.hooks = h;
+}
+
+void hooks_reap(pid_t pid, int status)
+{
+	for (struct hook **p = &g.hooks; *p; p = &(*p)->next) {
+		struct hook *h = *p;
+
+		if (h->pid != pid)
+			continue;
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			ckptd_log("operation %s: the %s hook %s %d; ignored", h->op, h->what,
+				  WIFEXITED(status) ? "exited with status" : "was killed by signal",
+				  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+		else
+			ckptd_log("operation %s: the %s hook ran", h->op, h->what);
+		*p = h->next;
+		free(h);
+		return;
+	}
+}
+
+static void hooks_tick(double now)
+{
+	for (struct hook *h = g.hooks; h; h = h->next)
+		if (h->deadline && now >= h->deadline) {
+			ckptd_log("operation %s: the %s hook ran past its timeout; killed", h->op,
+				  h->what);
+			kill(-h->pid, SIGKILL);
+			h->deadline = 0;
+		}
+}
+
+static void finish(struct op *op, enum op_status st, const char *event, const char *reason)
+{
+	if (op->pinned[0]) {
+		version_pin(op->pinned, false);
+		op->pinned[0] = '\0';
+	}
+	op_refresh_checkpoint(op);
+	op->status = st;
+	op->stage = STAGE_NONE;
+	op->slot = false;
+	op->finished_at = now_s();
+	op->trainer_pid = 0;
+	op->trainer_pgid = 0;
+	if (reason && reason != op->reason)
+		snprintf(op->reason, sizeof(op->reason), "%s", reason);
+	if (st == OP_COMPLETED || st == OP_CANCELLED)
+		op->cancel_requested = false;
+	db_metrics_flush(op);
+	transition(op, event, reason, op->checkpoint, op->have_step ? op->step : -1, -1, 0);
+	if (st == OP_FAILED)
+		run_hook(op, op->spec.recovery.on_failure, "on_failure", NULL, NULL);
+}
+
+static void fail_op(struct op *op, const char *reason)
+{
+	finish(op, OP_FAILED, "failed", reason);
+}
+
+/* Something is wrong with the running attempt: say so, stop the group. */
+static void detect(struct op *op, enum det_kind kind, const char *reason, int64_t bad_step,
+		   bool exited)
+{
+	g.n_detect[kind]++;
+	op->status = OP_RECOVERING;
+	op->stage = STAGE_STOPPING;
+	snprintf(op->reason, sizeof(op->reason), "%s", reason);
+	op->bad_step = bad_step;
+	op->bad_since = kind == DET_EXIT || kind == DET_HANG ? 0 : now_s();
+	op->skip_batches = kind == DET_SPIKE ? op->spec.recovery.loss_spike.skip_batches : 0;
+	if (!exited) {
+		/* SPEC §5: SIGTERM, grace_s, then SIGKILL (ops_tick). A trainer
+		 * finishes an in-flight save of a good step; one that knows its
+		 * state is poisoned should exit without a cancellation save (any
+		 * such save is skipped at selection anyway). */
+		stop_group(op, SIGTERM);
+		op->killed = true;
+		op->stop_deadline = now_s() + (double)op->spec.recovery.grace_s;
+	}
+	transition(op, "detected", reason, NULL, op->have_step ? op->step : -1, -1,
+		   op->trainer_pid);
+	if (exited)
+		recover_after_stop(op);
+}
+
+/* Pick the version to resume from, newest good first (or best by metric),
+ * skipping corrupt/incomplete ones and those inside the corruption window,
+ * verifying the choice. Returns 0 with path filled or -ENOENT. */
+static int choose_checkpoint(struct op *op, char *path, size_t len, char *note, size_t notelen)
+{
+	struct version *vs = NULL;
+	size_t n = 0, skipped = 0, *order = NULL;
+	int ret = -ENOENT;
+	bool best = op->spec.recovery.strategy == CKPT_STRATEGY_BEST;
+	bool maxm = op->spec.checkpoint.metric && strstr(op->spec.checkpoint.metric, ":max");
+	char why[512] = "";
+
+	note[0] = '\0';
+	if (op->spec.recovery.strategy == CKPT_STRATEGY_SPECIFIC) {
+		struct version v = {0};
+
+		snprintf(v.path, sizeof(v.path), "%s", op->spec.recovery.specific_path);
+		if (version_verify(&v, why, sizeof(why)) == 0) {
+			snprintf(path, len, "%s", v.path);
+			snprintf(note, notelen, "strategy specific");
+			return 0;
+		}
+		snprintf(note, notelen, "the specific checkpoint failed: %.400s", why);
+		return -ENOENT;
+	}
+	if (versions_list(op->run_dir, &vs, &n) < 0)
+		return -ENOENT;
+	order = calloc(n + 1, sizeof(*order));
+	for (size_t i = 0; order && i < n; i++)
+		order[i] = i;
+	if (best && order) /* stable selection sort by metric; n is small */
+		for (size_t i = 0; i < n; i++)
+			for (size_t j = i + 1; j < n; j++) {
+				double a = vs[order[i]].val_loss, b = vs[order[j]].val_loss;
+				bool swap =
+					isnan(a) ? !isnan(b) : !isnan(b) && (maxm ? b > a : b < a);
+
+				if (swap) {
+					size_t t = order[i];
+
+					order[i] = order[j];
+					order[j] = t;
+				}
+			}
+	for (size_t k = 0; order && k < n; k++) {
+		struct version *v = &vs[order[k]];
+
+		if (strcmp(v->state, "committed")) {
+			if (strcmp(v->state, "open")) {
+				ckptd_log("operation %s: skipping %s: it is %s", op->id, v->path,
+					  v->state);
+				skipped++;
+			}
+			continue;
+		}
+		/* After the fault began: by training step when both are known (an
+		 * async save snapshotted before the fault may commit after it),
+		 * else by commit time. */
+		if (op->bad_step >= 0 && v->step >= 0) {
+			if (v->step >= op->bad_step) {
+				skipped++;
+				continue;
+			}
+		} else if (op->bad_since > 0 && v->committed >= op->bad_since) {
+			skipped++;
+			continue;
+		}
+		if (version_verify(v, why, sizeof(why)) < 0) {
+			ckptd_log("operation %s: skipping %s: %s", op->id, v->path, why);
+			skipped++;
+			continue;
+		}
+		snprintf(path, len, "%s", v->path);
+		ret = 0;
+		break;
+	}
+	snprintf(note, notelen, "strategy %s%s", best ? "best" : "latest",
+		 skipped ? ", skipped versions after the fault or failing verification" : "");
+	free(order);
+	free(vs);
+	return ret;
+}
+
+static int64_t backoff_ms(const struct op *op, int n)
+{
+	int64_t d = op->spec.recovery.backoff_ms;
+
+	for (int i = 1; i < n && d < op->spec.recovery.max_backoff_ms; i++)
+		d *= 2;
+	return d < op->spec.recovery.max_backoff_ms ? d : op->spec.recovery.max_backoff_ms;
+}
+
+static void select_checkpoint(struct op *op)
+{
+	char cp[CKPTD_PATH_MAX] = "", note[600], reason[700];
+	int n = op->attempt - op->round_start + 1;
+	int64_t delay;
+
+	op->slot = true;
+	if (choose_checkpoint(op, cp, sizeof(cp), note, sizeof(note)) < 0) {
+		if (!op->spec.recovery.from_scratch) {
+			snprintf(reason, sizeof(reason),
+				 "%s; no good checkpoint to resume from (%s); set "
+				 "recovery.from_scratch: true to restart from the beginning",
+				 op->reason, note);
+			fail_op(op, reason);
+			return;
+		}
+		cp[0] = '\0';
+		snprintf(note + strlen(note), sizeof(note) - strlen(note),
+			 "; none found: restarting from scratch");
+	}
+	delay = backoff_ms(op, n);
+	snprintf(op->resume_from, sizeof(op->resume_from), "%s", cp);
+	op->stage = STAGE_BACKOFF;
+	op->restart_at = now_s() + (double)delay / 1000.0;
+	transition(op, "checkpoint_selected", note, cp, -1, delay, 0);
+}
+
+static void recover_after_stop(struct op *op)
+{
+	int failed = op->attempt - op->round_start + 1;
+	char reason[700];
+
+	op->trainer_pid = 0;
+	op->trainer_pgid = 0;
+	if (!op->spec.recovery.enabled) {
+		snprintf(reason, sizeof(reason),
+			 "%s; recovery is disabled (recovery.enabled: false)", op->reason);
+		fail_op(op, reason);
+		return;
+	}
+	if (failed >= op->spec.recovery.max_attempts) {
+		snprintf(reason, sizeof(reason), "%s; %d of %lld attempts used", op->reason, failed,
+			 (long long)op->spec.recovery.max_attempts);
+		op->stage = STAGE_NONE;
+		transition(op, "exhausted", reason, NULL, -1, -1, 0);
+		fail_op(op, reason);
+		return;
+	}
+	if (count_slots() >= g.max_concurrent) {
+		op->stage = STAGE_QUEUED;
+		transition(op, NULL, NULL, NULL, -1, -1, 0);
+		return;
+	}
+	select_checkpoint(op);
+}
+
+static void reset_runtime(struct op *op)
+{
+	op->saving = false;
+	op->killed = false;
+	op->stop_deadline = 0;
+	op->ring_pos = op->ring_count = 0;
+	op->ring_sum = 0;
+	op->last_report = now_s();
+	op->next_poll = now_s() + (double)op->spec.recovery.poll_interval_ms / 1000.0;
+}
+
+/* Start the next attempt; `event` is started, client_created or resumed. */
+static void relaunch(struct op *op, const char *event)
+{
+	char old[16], new[16];
+	int prev = op->trainer_pid;
+
+	if (op->pinned[0] && strcmp(op->pinned, op->resume_from))
+		version_pin(op->pinned, false);
+	if (op->resume_from[0]) {
+		version_pin(op->resume_from, true);
+		snprintf(op->pinned, sizeof(op->pinned), "%s", op->resume_from);
+	}
+	op->attempt++;
+	op->stage = STAGE_LAUNCHING;
+	op->bad_step = -1;
+	op->bad_since = 0;
+	transition(op, NULL, NULL, NULL, -1, -1, 0);
+	reset_runtime(op);
+	if (launch_attempt(op) < 0) {
+		char reason[600];
+
+		snprintf(reason, sizeof(reason), "cannot start the trainer: %s", op->reason);
+		fail_op(op, reason);
+		return;
+	}
+	if (!strcmp(event, "client_created")) {
+		op->recoveries++;
+		g.n_recoveries++;
+	}
+	op->slot = false;
+	transition(op, event, op->resume_from[0] ? "resuming" : "fresh start", op->resume_from, -1,
+		   -1, op->shim_pid);
+	if (!strcmp(event, "client_created")) {
+		snprintf(old, sizeof(old), "%d", prev);
+		snprintf(new, sizeof(new), "%d", op->shim_pid);
+		run_hook(op, op->spec.recovery.on_recovery, "on_recovery", old, new);
+	}
+}
+
+void op_refresh_checkpoint(struct op *op)
+{
+	struct version *vs = NULL;
+	size_t n = 0;
+
+	if (versions_list(op->run_dir, &vs, &n) < 0)
+		return;
+	op->checkpoint[0] = '\0';
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(vs[i].state, "committed")) {
+			snprintf(op->checkpoint, sizeof(op->checkpoint), "%s", vs[i].path);
+			break;
+		}
+	free(vs);
+}
+
+/* The checkpoint poller: new versions become checkpoint_committed events; an
+ * unreadable run dir a poll_error (and the poller keeps going). */
+static void poll_versions(struct op *op)
+{
+	struct version *vs = NULL;
+	size_t n = 0;
+	int r;
+
+	r = versions_list(op->run_dir, &vs, &n);
+	if (r < 0) {
+		char reason[CKPTD_PATH_MAX + 64];
+
+		if (r == -ENOENT)
+			return; /* no version written yet */
+		snprintf(reason, sizeof(reason), "cannot read %s: %s", op->run_dir, strerror(-r));
+		transition(op, "poll_error", reason, NULL, -1, -1, 0);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(vs[i].state, "committed"))
+			continue;
+		if (strcmp(vs[i].name, op->last_seen_version)) {
+			snprintf(op->last_seen_version, sizeof(op->last_seen_version), "%s",
+				 vs[i].name);
+			snprintf(op->checkpoint, sizeof(op->checkpoint), "%s", vs[i].path);
+			transition(op, "checkpoint_committed", "found by the poller", vs[i].path,
+				   vs[i].step, -1, 0);
+		}
+		break;
+	}
+	free(vs);
+}
+
+static void exit_reason(int code, int sig, char *buf, size_t len)
+{
+	if (sig > 0)
+		snprintf(buf, len, "killed by signal %d (%s)", sig,
+			 sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
+	else if (code >= 0)
+		snprintf(buf, len, "exit status %d", code);
+	else
+		snprintf(buf, len, "the trainer ended without a recorded status");
+}
+
+void op_on_shim_exit(struct op *op)
+{
+	char path[CKPTD_PATH_MAX + 32], *buf, reason[300];
+	int code = -1, sig = -1, v;
+
+	if (op->pidfd >= 0) {
+		close(op->pidfd);
+		op->pidfd = -1;
+	}
+	snprintf(path, sizeof(path), "%s/ops/%s/attempt-%d/exit", g.state_dir, op->id, op->attempt);
+	buf = read_file(path, 256, NULL);
+	if (buf && sscanf(buf, "exit %d", &v) == 1)
+		code = v;
+	else if (buf && sscanf(buf, "signal %d", &v) == 1)
+		sig = v;
+	free(buf);
+	if (code < 0 && sig < 0) /* the shim died: make sure nothing of the group lingers */
+		stop_group(op, SIGKILL);
+	op->exit_code = code;
+	op->exit_signal = sig;
+	op->shim_pid = 0;
+	op->shim_start = 0;
+	exit_reason(code, sig, reason, sizeof(reason));
+	if (op->cancel_requested) {
+		char r[400];
+
+		snprintf(r, sizeof(r), "cancelled (%s)", reason);
+		finish(op, OP_CANCELLED, "cancelled", r);
+		return;
+	}
+	if (op->status == OP_RECOVERING && op->stage == STAGE_STOPPING) {
+		recover_after_stop(op);
+		return;
+	}
+	if (op->status != OP_RUNNING)
+		return;
+	if (code == 0) {
+		finish(op, OP_COMPLETED, "completed", "exit status 0");
+		return;
+	}
+	if (code == 78) {
+		fail_op(op, "exit status 78 (EX_CONFIG): not retried");
+		return;
+	}
+	detect(op, DET_EXIT, reason, -1, true);
+}
+
+static void spike_check(struct op *op, double loss)
+{
+	const double f = op->spec.recovery.loss_spike.factor;
+	char reason[200];
+
+	if (f > 0 && op->ring && op->ring_count >= op->ring_len) {
+		double avg = op->ring_sum / (double)op->ring_count;
+
+		if (avg > 0 && loss > f * avg) {
+			int64_t s = op->have_step ? op->step : 0;
+
+			snprintf(reason, sizeof(reason),
+				 "loss spike at step %lld: %g > %g x moving average %g",
+				 (long long)s, loss, f, avg);
+			detect(op, DET_SPIKE, reason,
+			       s - op->spec.recovery.loss_spike.rollback_steps + 1, false);
+			return;
+		}
+	}
+	if (op->ring) {
+		if (op->ring_count == op->ring_len)
+			op->ring_sum -= op->ring[op->ring_pos];
+		else
+			op->ring_count++;
+		op->ring[op->ring_pos] = loss;
+		op->ring_sum += loss;
+		op->ring_pos = (op->ring_pos + 1) % op->ring_len;
+	}
+}
+
+static void metrics_add(struct op *op, const struct ckpt_report *r)
+{
+	int64_t w = (int64_t)now_s() / 30 * 30;
+
+	if (w != op->win_start) {
+		db_metrics_flush(op);
+		op->win_start = w;
+		op->win_count = 0;
+		op->win_sum = 0;
+		op->win_have_val = false;
+	}
+	if (op->have_step)
+		op->win_step = op->step;
+	if (r->have & CKPT_R_LOSS) {
+		if (op->win_count == 0 || r->loss < op->win_min)
+			op->win_min = r->loss;
+		if (op->win_count == 0 || r->loss > op->win_max)
+			op->win_max = r->loss;
+		op->win_sum += r->loss;
+		op->win_count++;
+	}
+	if (r->have & CKPT_R_VAL_LOSS) {
+		op->win_val = r->val_loss;
+		op->win_have_val = true;
+	}
+}
+
+static void on_checkpoint_report(struct op *op, const char *path)
+{
+	struct version v = {0};
+	char why[600], reason[800];
+	int ret;
+
+	snprintf(v.path, sizeof(v.path), "%s", path);
+	v.step = op->have_step ? op->step : -1;
+	ret = version_verify(&v, why, sizeof(why));
+	if (ret == -ENOENT) {
+		/* gone or not complete (retired by retention, replaced): not a
+		 * fault; checkpoint selection checks versions again anyway */
+		ckptd_log("operation %s: reported checkpoint: %s; ignored", op->id, why);
+		return;
+	}
+	if (ret < 0) {
+		snprintf(reason, sizeof(reason), "reported checkpoint failed verification: %s",
+			 why);
+		detect(op, DET_VERIFY, reason, op->have_step ? op->step : -1, false);
+		return;
+	}
+	if (!strcmp(op->checkpoint, path))
+		return; /* the same version reported twice (e.g. the final save) */
+	snprintf(op->checkpoint, sizeof(op->checkpoint), "%s", path);
+	snprintf(op->last_seen_version, sizeof(op->last_seen_version), "%s",
+		 strrchr(path, '/') ? strrchr(path, '/') + 1 : path);
+	transition(op, "checkpoint_committed", "reported by the trainer", path,
+		   op->have_step ? op->step : -1, -1, 0);
+}
+
+void op_on_notify(struct op *op)
+{
+	struct ckpt_report r;
+	const char *why;
+	pid_t pid;
+	int ret;
+
+	for (;;) {
+		char reason[CKPT_NOTIFY_TEXT_MAX + 100];
+
+		ret = ckpt_notify_recv(op->notify_fd, &r, &why, &pid);
+		if (ret == -EAGAIN || ret == -EWOULDBLOCK)
+			return;
+		if (ret == -EBADMSG || ret == -EMSGSIZE) {
+			g.n_rejected++;
+			continue;
+		}
+		if (ret < 0)
+			return;
+		g.n_datagrams++;
+		if (op->status != OP_RUNNING || op->cancel_requested)
+			continue; /* a trainer being stopped: its last words do not count */
+		read_trainer_pid(op);
+		if (pid > 0 && op->trainer_pgid > 0 && getpgid(pid) != op->trainer_pgid &&
+		    pid != op->trainer_pid)
+			continue; /* not from this attempt's process group */
+		op->last_report = now_s();
+		op->dirty = true;
+		if (r.have & CKPT_R_SAVING)
+			op->saving = r.saving;
+		if (r.have & CKPT_R_STEP) {
+			op->step = r.step;
+			op->have_step = true;
+		}
+		if (r.have & CKPT_R_EPOCH) {
+			op->epoch = r.epoch;
+			op->have_epoch = true;
+		}
+		metrics_add(op, &r);
+		if (r.have & CKPT_R_CORRUPTED && r.corrupted) {
+			snprintf(reason, sizeof(reason), "the trainer reported corruption: %s",
+				 r.have & CKPT_R_REASON ? r.reason : "(no reason given)");
+			detect(op, DET_CORRUPTED, reason, op->have_step ? op->step : -1, false);
+			return;
+		}
+		if ((r.have & CKPT_R_LOSS && !isfinite(r.loss)) ||
+		    (r.have & CKPT_R_VAL_LOSS && !isfinite(r.val_loss))) {
+			double bad =
+				r.have & CKPT_R_LOSS && !isfinite(r.loss) ? r.loss : r.val_loss;
+
+			snprintf(reason, sizeof(reason), "%s is %s at step %lld",
+				 r.have & CKPT_R_LOSS && !isfinite(r.loss) ? "loss" : "val_loss",
+				 isnan(bad) ? "nan"
+				 : bad > 0  ? "inf"
+					    : "-inf",
+				 op->have_step ? (long long)op->step : -1LL);
+			detect(op, DET_NAN, reason, op->have_step ? op->step : 0, false);
+			return;
+		}
+		if (r.have & CKPT_R_LOSS) {
+			op->loss = r.loss;
+			op->have_loss = true;
+			spike_check(op, r.loss);
+			if (op->status != OP_RUNNING)
+				return;
+		}
+		if (r.have & CKPT_R_VAL_LOSS) {
+			op->val_loss = r.val_loss;
+			op->have_val_loss = true;
+		}
+		if (r.have & CKPT_R_CHECKPOINT) {
+			on_checkpoint_report(op, r.checkpoint);
+			if (op->status != OP_RUNNING)
+				return;
+		}
+	}
+}
+
+/* The next scheduled occurrence of a cron operation: a new PENDING copy. */
+static void schedule_next(struct op *op);
+
+static void start_pending(struct op *op)
+{
+	op->round_start = op->attempt + 1;
+	if (op->spec.schedule.cron)
+		schedule_next(op);
+	relaunch(op, op->resume_from[0] ? "resumed" : "started");
+}
+
+void ops_tick(double now, double *next)
+{
+#define NEXT(t)                                                                                    \
+	do {                                                                                       \
+		if ((t) > 0 && (t) < *next)                                                        \
+			*next = (t);                                                               \
+	} while (0)
+	for (struct op *op = g.ops; op; op = op->next) {
+		switch (op->status) {
+		case OP_PENDING:
+			if (now >= op->not_before && !g.stopping)
+				start_pending(op);
+			else
+				NEXT(op->not_before);
+			break;
+		case OP_RUNNING: {
+			double hb = (double)op->spec.recovery.heartbeat_timeout_s;
+
+			if (op->cancel_requested || op->killed) {
+				if (op->stop_deadline && now >= op->stop_deadline) {
+					stop_group(op, SIGKILL);
+					op->stop_deadline = 0;
+				}
+				NEXT(op->stop_deadline);
+				break;
+			}
+			if (hb > 0 && !op->saving && now - op->last_report > hb) {
+				char reason[200];
+
+				snprintf(reason, sizeof(reason),
+					 "hang: no report for %.0f s (heartbeat_timeout_s %lld)",
+					 now - op->last_report,
+					 (long long)op->spec.recovery.heartbeat_timeout_s);
+				detect(op, DET_HANG, reason, -1, false);
+				break;
+			}
+			if (hb > 0 && !op->saving)
+				NEXT(op->last_report + hb + 0.01);
+			if (now >= op->next_poll) {
+				poll_versions(op);
+				op->next_poll =
+					now + (double)op->spec.recovery.poll_interval_ms / 1000;
+			}
+			NEXT(op->next_poll);
+			if (op->dirty) {
+				op->dirty = false;
+				db_save_op(op);
+			}
+			break;
+		}
+		case OP_RECOVERING:
+			if (op->stage == STAGE_STOPPING) {
+				if (op->stop_deadline && now >= op->stop_deadline) {
+					stop_group(op, SIGKILL);
+					op->stop_deadline = 0;
+				}
+				NEXT(op->stop_deadline);
+			} else if (op->stage == STAGE_QUEUED) {
+				if (count_slots() < g.max_concurrent)
+					select_checkpoint(op);
+			} else if (op->stage == STAGE_BACKOFF) {
+				if (now >= op->restart_at && !g.stopping)
+					relaunch(op, "client_created");
+				else
+					NEXT(op->restart_at);
+			}
+			break;
+		default:
+			break;
+		}
+	}
+	hooks_tick(now);
+	for (struct hook *h = g.hooks; h; h = h->next)
+		NEXT(h->deadline);
+#undef NEXT
+}
+
+static void random_hex(char *buf, size_t n)
+{
+	unsigned char r[8] = {0};
+
+	if (getrandom(r, sizeof(r), 0) < 0) {
+		for (size_t i = 0; i < sizeof(r); i++)
+			r[i] = (unsigned char)(rand() & 0xff);
+	}
+	for (size_t i = 0; i < n / 2; i++)
+		sprintf(buf + 2 * i, "%02x", r[i]);
+}
+
+static void new_id(char *id, size_t len)
+{
+	time_t t = time(NULL);
+	char hex[8];
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	do {
+		random_hex(hex, 6);
+		snprintf(id, len, "op_training_%04d%02d%02d_%02d%02d%02d_%.6s", tm.tm_year + 1900,
+			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, hex);
+	} while (op_find(id));
+}
+
+/* Inline secret values go to a 0600 file; the spec keeps a file reference,
+ * so no value is ever stored in ckptd.db. */
+static int stash_secrets(struct op *op, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < op->spec.nsecrets; i++) {
+		struct ckpt_secret *s = &op->spec.secrets[i];
+		char dir[CKPTD_PATH_MAX], path[CKPTD_PATH_MAX + 200];
+
+		if (s->env) {
+			if (!getenv(s->env)) {
+				snprintf(
+					err, errlen,
+					"secrets.%s: environment variable %s is not set in ckptd's "
+					"environment; export it before starting ckptd, or use "
+					"{file: "
+					"PATH}",
+					s->name, s->env);
+				return -EINVAL;
+			}
+			continue;
+		}
+		if (!s->value)
+			continue;
+		snprintf(dir, sizeof(dir), "%s/secrets/%s", g.state_dir, op->id);
+		mkdir_p(dir, 0700);
+		snprintf(path, sizeof(path), "%s/%s", dir, s->name);
+		if (write_file_atomic(path, s->value, strlen(s->value), 0600) < 0) {
+			snprintf(err, errlen, "secrets.%s: cannot store it under %s", s->name, dir);
+			return -EIO;
+		}
+		explicit_bzero(s->value, strlen(s->value));
+		free(s->value);
+		s->value = NULL;
+		s->file = strdup(path);
+	}
+	return 0;
+}
+
+static struct op *make_op(const char *spec_json_in, const char *body, size_t len, char *err,
+			  size_t errlen, int *ret)
+{
+	struct op *op = op_new();
+
+	*ret = -ENOMEM;
+	if (!op)
+		return NULL;
+	*ret = ckpt_jobspec_init(&op->spec);
+	if (*ret)
+		goto fail;
+	if (spec_json_in) {
+		*ret = ckpt_jobspec_apply_json(&op->spec, spec_json_in, strlen(spec_json_in), err,
+					       errlen);
+	} else {
+		if (g.policy_file[0] && access(g.policy_file, F_OK) == 0) {
+			*ret = ckpt_jobspec_apply_file(&op->spec, g.policy_file, err, errlen);
+			if (*ret) {
+				*ret = -EIO; /* the daemon's file, not the client's fault */
+				goto fail;
+			}
+		}
+		*ret = ckpt_jobspec_apply_json(&op->spec, body, len, err, errlen);
+	}
+	if (!*ret)
+		*ret = ckpt_jobspec_validate(&op->spec, err, errlen);
+	if (*ret)
+		goto fail;
+	new_id(op->id, sizeof(op->id));
+	*ret = stash_secrets(op, err, errlen);
+	if (*ret)
+		goto fail;
+	op->spec_json = ckpt_jobspec_to_json(&op->spec);
+	if (!op->spec_json) {
+		*ret = -ENOMEM;
+		goto fail;
+	}
+	snprintf(op->run_dir, sizeof(op->run_dir), "%s/%s", g.mount, op->id);
+	op->created_at = op->updated_at = now_s();
+	op->status = OP_PENDING;
+	op->not_before = op->created_at;
+	if (op->spec.schedule.cron) {
+		struct ckpt_cron c;
+		char why[200];
+
+		if (ckpt_cron_parse(op->spec.schedule.cron, &c, why, sizeof(why)) == 0)
+			op->not_before = (double)ckpt_cron_next(&c, (time_t)op->created_at);
+	}
+	*ret = op_load_spec(op, err, errlen);
+	if (*ret)
+		goto fail;
+	return op;
+fail:
+	op_free(op);
+	return NULL;
+}
+
+int op_submit(const char *body, size_t len, const char *idem, struct op **out, bool *replay,
+	      char *err, size_t errlen)
+{
+	char id[CKPTD_ID_MAX];
+	struct op *op;
+	int ret;
+
+	*replay = false;
+	if (idem && db_find_idem(idem, id, sizeof(id)) == 0 && (op = op_find(id))) {
+		*replay = true;
+		*out = op;
+		return 0;
+	}
+	op = make_op(NULL, body, len, err, errlen, &ret);
+	if (!op)
+		return ret;
+	if (db_begin() < 0 || db_insert_op(op, idem) < 0) {
+		db_rollback();
+		op_free(op);
+		snprintf(err, errlen, "cannot store the operation in ckptd.db");
+		return -EIO;
+	}
+	event_emit(op, "submitted", op->spec.schedule.cron ? "scheduled by cron" : NULL, NULL, -1,
+		   -1, 0);
+	if (db_commit() < 0) {
+		op_free(op);
+		snprintf(err, errlen, "cannot store the operation in ckptd.db");
+		return -EIO;
+	}
+	op_link(op);
+	*out = op;
+	return 0;
+}
+
+static void schedule_next(struct op *op)
+{
+	char err[512];
+	struct op *n;
+	int ret;
+
+	n = make_op(op->spec_json, NULL, 0, err, sizeof(err), &ret);
+	if (!n) {
+		ckptd_log("operation %s: cannot schedule the next run: %s", op->id, err);
+		return;
+	}
+	if (db_begin() < 0 || db_insert_op(n, NULL) < 0) {
+		db_rollback();
+		op_free(n);
+		return;
+	}
+	event_emit(n, "submitted", "scheduled by cron", NULL, -1, -1, 0);
+	db_commit();
+	op_link(n);
+}
+
+int op_cancel(struct op *op)
+{
+	switch (op->status) {
+	case OP_PENDING:
+		finish(op, OP_CANCELLED, "cancelled", "cancelled before it started");
+		return 0;
+	case OP_RECOVERING:
+		if (op->stage != STAGE_STOPPING) {
+			finish(op, OP_CANCELLED, "cancelled", "cancelled during recovery");
+			return 0;
+		}
+		op->cancel_requested = true;
+		transition(op, NULL, NULL, NULL, -1, -1, 0);
+		return 0;
+	case OP_RUNNING:
+		op->cancel_requested = true;
+		stop_group(op, SIGTERM);
+		op->stop_deadline = now_s() + (double)op->spec.recovery.grace_s;
+		transition(op, NULL, NULL, NULL, -1, -1, 0);
+		return 0;
+	default:
+		return -EBUSY;
+	}
+}
+
+int op_resume(struct op *op, char *err, size_t errlen)
+{
+	char cp[CKPTD_PATH_MAX], note[600];
+	enum op_status prev = op->status;
+	int ret;
+
+	if (op->status != OP_CANCELLED && op->status != OP_FAILED) {
+		snprintf(err, errlen,
+			 "operation %s is %s; only CANCELLED or FAILED operations "
+			 "with a checkpoint can be resumed",
+			 op->id, status_name(op->status));
+		return -EBUSY;
+	}
+	ret = db_resume_claim(op->id);
+	if (ret == -EBUSY) {
+		snprintf(err, errlen, "operation %s is being resumed already or has no checkpoint",
+			 op->id);
+		return -EBUSY;
+	}
+	if (ret < 0) {
+		snprintf(err, errlen, "cannot update ckptd.db");
+		return ret;
+	}
+	op->bad_step = -1;
+	op->bad_since = 0;
+	if (choose_checkpoint(op, cp, sizeof(cp), note, sizeof(note)) < 0) {
+		op->status = prev;
+		transition(op, NULL, NULL, NULL, -1, -1, 0);
+		snprintf(err, errlen, "no checkpoint to resume from (%s)", note);
+		return -EBUSY;
+	}
+	snprintf(op->resume_from, sizeof(op->resume_from), "%s", cp);
+	op->status = OP_PENDING;
+	op->cancel_requested = false;
+	op->finished_at = 0;
+	op->skip_batches = 0;
+	op->reason[0] = '\0';
+	op->not_before = 0;
+	op->round_start = op->attempt + 1;
+	relaunch(op, "resumed");
+	return 0;
+}
+
+/* After a ckptd restart: find each live attempt's shim again (pid + start
+ * time), or collect the exit it recorded while ckptd was down. */
+void op_adopt(struct op *op)
+{
+	char path[CKPTD_PATH_MAX + 32], *buf;
+	unsigned long long st = 0;
+	int pid = 0;
+
+	if (op->status == OP_RECOVERING && op->stage == STAGE_BACKOFF)
+		op->slot = true;
+	if (!(op->status == OP_RUNNING ||
+	      (op->status == OP_RECOVERING &&
+	       (op->stage == STAGE_STOPPING || op->stage == STAGE_LAUNCHING))))
+		return;
+	snprintf(path, sizeof(path), "%s/ops/%s/attempt-%d/shim", g.state_dir, op->id, op->attempt);
+	buf = read_file(path, 128, NULL);
+	if (!buf || sscanf(buf, "%d %llu", &pid, &st) != 2) {
+		free(buf);
+		/* ckptd died before the shim was recorded: it started nothing */
+		ckptd_log("operation %s: attempt %d never started; starting it again", op->id,
+			  op->attempt);
+		op->attempt--;
+		op->status = OP_RECOVERING;
+		op->stage = STAGE_BACKOFF;
+		op->restart_at = now_s();
+		op->slot = true;
+		transition(op, NULL, NULL, NULL, -1, -1, 0);
+		return;
+	}
+	free(buf);
+	op->shim_pid = pid;
+	op->shim_start = st;
+	notify_open(op);
+	reset_runtime(op);
+	read_trainer_pid(op);
+	if (shim_alive(op)) {
+		op->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+		ckptd_log("operation %s: re-adopted attempt %d (shim %d, trainer %d)", op->id,
+			  op->attempt, pid, op->trainer_pid);
+		if (op->status == OP_RECOVERING && op->stage == STAGE_LAUNCHING) {
+			op->status = OP_RUNNING;
+			op->stage = STAGE_NONE;
+			transition(op, op->resume_from[0] ? "client_created" : "started",
+				   "re-adopted after a ckptd restart", op->resume_from, -1, -1,
+				   pid);
+		} else if (op->stage == STAGE_STOPPING || op->cancel_requested) {
+			stop_group(op, SIGTERM);
+			op->killed = true;
+			op->stop_deadline = now_s() + (double)op->spec.recovery.grace_s;
+		}
+		return;
+	}
+	ckptd_log("operation %s: attempt %d ended while ckptd was down; collecting its exit",
+		  op->id, op->attempt);
+	if (op->status == OP_RECOVERING && op->stage == STAGE_LAUNCHING) {
+		op->status = OP_RUNNING;
+		op->stage = STAGE_NONE;
+	}
+	op_on_shim_exit(op);
+}
+
+json_t *op_to_json(const struct op *op, bool with_spec)
+{
+	char c[40], u[40], f[40];
+	json_t *o, *prog, *cp = json_null();
+	bool resumable;
+
+	iso_time(op->created_at, c, sizeof(c));
+	iso_time(op->updated_at, u, sizeof(u));
+	iso_time(op->finished_at, f, sizeof(f));
+	prog = json_pack("{so so si}", "step", op->have_step ? json_integer(op->step) : json_null(),
+			 "epoch", op->have_epoch ? json_integer(op->epoch) : json_null(), "epochs",
+			 (int)op->spec.hyperparams.epochs);
+	if (op->status == OP_COMPLETED)
+		json_object_set_new(prog, "percent", json_real(100.0));
+	else if (op->have_epoch && op->spec.hyperparams.epochs > 0)
+		json_object_set_new(
+			prog, "percent",
+			json_real(100.0 * (double)op->epoch / (double)op->spec.hyperparams.epochs));
+	else
+		json_object_set_new(prog, "percent", json_null());
+	json_object_set_new(prog, "loss",
+			    op->have_loss && isfinite(op->loss) ? json_real(op->loss)
+								: json_null());
+	json_object_set_new(prog, "val_loss",
+			    op->have_val_loss && isfinite(op->val_loss) ? json_real(op->val_loss)
+									: json_null());
+	if (op->checkpoint[0]) {
+		struct version *vs = NULL;
+		size_t n = 0;
+		const char *name = strrchr(op->checkpoint, '/');
+
+		cp = json_pack("{ss ss}", "version", name ? name + 1 : op->checkpoint, "path",
+			       op->checkpoint);
+		json_object_set_new(cp, "step", json_null());
+		json_object_set_new(cp, "epoch", json_null());
+		json_object_set_new(cp, "committed", json_null());
+		if (versions_list(op->run_dir, &vs, &n) == 0)
+			for (size_t i = 0; i < n; i++)
+				if (!strcmp(vs[i].path, op->checkpoint)) {
+					char t[40];
+
+					iso_time(vs[i].committed, t, sizeof(t));
+					if (vs[i].step >= 0)
+						json_object_set_new(cp, "step",
+								    json_integer(vs[i].step));
+					if (vs[i].epoch >= 0)
+						json_object_set_new(cp, "epoch",
+								    json_integer(vs[i].epoch));
+					json_object_set_new(cp, "committed", json_string(t));
+				}
+		free(vs);
+	}
+	resumable = (op->status == OP_CANCELLED || op->status == OP_FAILED) && op->checkpoint[0];
+	o = json_pack("{ss ss ss ss si sI si so so so sb sb ss ss ss}", "id", op->id, "project_id",
+		      op->spec.project_id ? op->spec.project_id : "", "name",
+		      op->spec.name ? op->spec.name : "", "status", status_name(op->status),
+		      "attempt", op->attempt, "max_attempts",
+		      (json_int_t)op->spec.recovery.max_attempts, "recoveries", op->recoveries,
+		      "progress", prog, "checkpoint", cp, "pid",
+		      op->trainer_pid > 0 ? json_integer(op->trainer_pid) : json_null(),
+		      "resumable", resumable, "cancel_requested", op->cancel_requested, "run_dir",
+		      op->run_dir, "created", c, "updated", u);
+	json_object_set_new(o, "reason", op->reason[0] ? json_string(op->reason) : json_null());
+	if (op->exit_signal > 0)
+		json_object_set_new(o, "exit", json_pack("{si}", "signal", op->exit_signal));
+	else if (op->exit_code >= 0)
+		json_object_set_new(o, "exit", json_pack("{si}", "code", op->exit_code));
+	else
+		json_object_set_new(o, "exit", json_null());
+	json_object_set_new(o, "finished", op->finished_at > 0 ? json_string(f) : json_null());
+	if (with_spec) {
+		json_t *spec = json_loads(op->spec_json, 0, NULL);
+
+		json_object_set_new(o, "spec", spec ? spec : json_null());
+	}
+	return o;
+}

@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: MIT
+/*
+ * versions.c - the checkpoint versions of a run dir, as ckptfs shows them
+ * (xattrs user.ckpt.state/seq/committed/meta.*, verification by reading
+ * user.ckpt.verify, pinning by user.ckpt.pinned) or, on a plain directory
+ * without those xattrs, by convention: a directory not ending in .tmp is a
+ * version, complete when its trainer_state.json holds a JSON object.
+ */
+#include "ckptd_i.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+static int get_x(const char *path, const char *name, char *buf, size_t len)
+{
+	ssize_t n = getxattr(path, name, buf, len - 1);
+
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	return 0;
+}
+
+static double parse_iso(const char *s)
+{
+	struct tm tm = {0};
+	char *end;
+
+	end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!end)
+		return 0;
+	return (double)timegm(&tm);
+}
+
+/* trainer_state.json of a plain version: step, epoch, val_loss. -EBADMSG when
+ * it is not a JSON object (a torn or flipped file). */
+static int read_trainer_state(const char *dir, struct version *v)
+{
+	char path[CKPTD_PATH_MAX + 32];
+	json_t *o, *x;
+	json_error_t je;
+
+	snprintf(path, sizeof(path), "%s/trainer_state.json", dir);
+	o = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+	if (!o)
+		return access(path, F_OK) == 0 ? -EBADMSG : -ENOENT;
+	if (!json_is_object(o)) {
+		json_decref(o);
+		return -EBADMSG;
+	}
+	if ((x = json_object_get(o, "step")) && json_is_integer(x) && v->step < 0)
+		v->step = json_integer_value(x);
+	if ((x = json_object_get(o, "epoch")) && json_is_integer(x) && v->epoch < 0)
+		v->epoch = json_integer_value(x);
+	x = json_object_get(o, "val_loss");
+	if (!x)
+		x = json_object_get(o, "best_val_loss");
+	if (x && json_is_number(x) && isnan(v->val_loss))
+		v->val_loss = json_number_value(x);
+	json_decref(o);
+	return 0;
+}
+
+static int cmp_seq(const void *a, const void *b)
+{
+	const struct version *x = a, *y = b;
+
+	if (x->seq != y->seq)
+		return x->seq < y->seq ? 1 : -1; /* newest first */
+	return strcmp(y->name, x->name);
+}
+
+int versions_list(const char *run_dir, struct version **out, size_t *n)
+{
+	struct version *vs = NULL;
+	size_t cap = 0, cnt = 0;
+	struct dirent *e;
+	DIR *d;
+
+	*out = NULL;
+	*n = 0;
+	d = opendir(run_dir);
+	if (!d)
+		return -errno;
+	while ((e = readdir(d))) {
+		struct version v;
+		struct stat st;
+		char buf[256];
+		size_t len = strlen(e->d_name);
+
+		if (e->d_name[0] == '.' || !strcmp(e->d_name, "latest") ||
+		    !strcmp(e->d_name, "best") || len >= sizeof(v.name))
+			continue;
+		memset(&v, 0, sizeof(v));
+		snprintf(v.name, sizeof(v.name), "%s", e->d_name);
+		if ((size_t)snprintf(v.path, sizeof(v.path), "%s/%s", run_dir, e->d_name) >=
+		    sizeof(v.path))
+			continue;
+		if (lstat(v.path, &st) < 0 || !S_ISDIR(st.st_mode))
+			continue;
+		v.step = -1;
+		v.epoch = -1;
+		v.val_loss = NAN;
+		v.size_bytes = -1;
+		if (get_x(v.path, "user.ckpt.state", v.state, sizeof(v.state)) == 0) {
+			/* ckptfs: the xattrs are the truth */
+			if (get_x(v.path, "user.ckpt.seq", buf, sizeof(buf)) == 0)
+				v.seq = strtoll(buf, NULL, 10);
+			if (get_x(v.path, "user.ckpt.committed", buf, sizeof(buf)) == 0)
+				v.committed = parse_iso(buf);
+			if (get_x(v.path, "user.ckpt.meta.step", buf, sizeof(buf)) == 0)
+				v.step = strtoll(buf, NULL, 10);
+			if (get_x(v.path, "user.ckpt.meta.epoch", buf, sizeof(buf)) == 0)
+				v.epoch = strtoll(buf, NULL, 10);
+			if (get_x(v.path, "user.ckpt.meta.val_loss", buf, sizeof(buf)) == 0)
+				v.val_loss = strtod(buf, NULL);
+			if (!v.committed)
+				v.committed = (double)st.st_mtim.tv_sec;
+			if (!strcmp(v.state, "committed") && (v.step < 0 || isnan(v.val_loss)))
+				read_trainer_state(v.path, &v);
+		} else {
+			int r;
+
+			if (len > 4 && !strcmp(e->d_name + len - 4, ".tmp")) {
+				snprintf(v.state, sizeof(v.state), "open");
+			} else {
+				r = read_trainer_state(v.path, &v);
+				snprintf(v.state, sizeof(v.state), "%s",
+					 r == 0		 ? "committed"
+					 : r == -EBADMSG ? "corrupt"
+							 : "incomplete");
+			}
+			v.committed = (double)st.st_mtim.tv_sec + (double)st.st_mtim.tv_nsec / 1e9;
+			/* no commit sequence on a plain dir: the version dir's mtime (its
+			 * last file created, just before the rename) orders commits */
+			v.seq = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+		}
+		if (cnt == cap) {
+			struct version *nv = realloc(vs, (cap ? cap * 2 : 16) * sizeof(*vs));
+
+			if (!nv)
+				break;
+			vs = nv;
+			cap = cap ? cap * 2 : 16;
+		}
+		vs[cnt++] = v;
+	}
+	closedir(d);
+	if (cnt)
+		qsort(vs, cnt, sizeof(*vs), cmp_seq);
+	*out = vs;
+	*n = cnt;
+	return 0;
+}
+
+/* ckptfs verifies every chunk when user.ckpt.verify is read (EIO when a
+ * hash does not match); a plain dir can only check its state file. */
+int version_verify(const struct version *v, char *why, size_t len)
+{
+	char buf[64];
+	int r;
+
+	r = get_x(v->path, "user.ckpt.verify", buf, sizeof(buf));
+	if (r == 0) {
+		if (!strncmp(buf, "ok", 2))
+			return 0;
+		snprintf(why, len, "verification of %s says '%s'", v->path, buf);
+		return -EIO;
+	}
+	if (r == -EIO) {
+		snprintf(why, len, "verification of %s failed: a hash does not match (EIO)",
+			 v->path);
+		return -EIO;
+	}
+	if (r != -ENOTSUP && r != -ENODATA) {
+		snprintf(why, len, "cannot verify %s: %s", v->path, strerror(-r));
+		return r;
+	}
+	{
+		struct version tmp = *v;
+
+		tmp.step = -1;
+		r = read_trainer_state(v->path, &tmp);
+		if (r) {
+			snprintf(why, len, "%s/trainer_state.json is %s", v->path,
+				 r == -EBADMSG ? "not valid JSON (corrupt)" : "missing");
+			return r == -EBADMSG ? -EIO : -ENOENT;
+		}
+	}
+	return 0;
+}
+
+void version_pin(const char *path, bool pin)
+{
+	if (!path || !path[0])
+		return;
+	if (setxattr(path, "user.ckpt.pinned", pin ? "1" : "0", 1, 0) < 0 && errno != ENOTSUP &&
+	    errno != ENOENT && errno != ENODATA)
+		ckptd_log("cannot %s %s: %s", pin ? "pin" : "unpin", path, strerror(errno));
+}
+
+bool is_mountpoint(const char *path)
+{
+	char *buf, *line, *save = NULL, real[CKPTD_PATH_MAX];
+	bool found = false;
+
+	if (!realpath(path, real))
+		return false;
+	buf = read_file("/proc/self/mountinfo", 1 << 20, NULL);
+	if (!buf)
+		return false;
+	for (line = strtok_r(buf, "\n", &save); line && !found;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char mp[CKPTD_PATH_MAX];
+
+		/* id parent major:minor root mountpoint ... */
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) == 1 && !strcmp(mp, real))
+			found = true;
+	}
+	free(buf);
+	return found;
+}

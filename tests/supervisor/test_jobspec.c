@@ -1,0 +1,312 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_jobspec.c - the job spec model: defaults, layering, YAML and JSON,
+ * strict validation with key paths, secrets kept out of serialisation.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "ckptfs/cron.h"
+#include "ckptfs/jobspec.h"
+
+#include <errno.h>
+#include <glob.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void test_defaults(void **state)
+{
+	struct ckpt_jobspec js;
+
+	assert_int_equal(ckpt_jobspec_init(&js), 0);
+	assert_int_equal(js.hyperparams.batch_size, 32);
+	assert_true(fabs(js.hyperparams.lr - 3e-5) < 1e-12);
+	assert_int_equal(js.hyperparams.epochs, 5);
+	assert_int_equal(js.hyperparams.patience, 5);
+	assert_string_equal(js.hyperparams.lr_scheduler, "cosine");
+	assert_int_equal(js.hyperparams.gradient_accumulation_steps, 1);
+	assert_int_equal(js.checkpoint.every_epochs, 5);
+	assert_int_equal(js.recovery.max_attempts, 3);
+	assert_int_equal(js.recovery.backoff_ms, 5000);
+	assert_int_equal(js.recovery.max_backoff_ms, 60000);
+	assert_int_equal(js.recovery.poll_interval_ms, 15000);
+	assert_int_equal(js.recovery.heartbeat_timeout_s, 300);
+	assert_int_equal(js.recovery.loss_spike.window, 100);
+	assert_int_equal(js.recovery.loss_spike.rollback_steps, 100);
+	assert_true(js.recovery.restore_optimizer);
+	assert_true(js.recovery.enabled);
+	assert_int_equal(js.recovery.strategy, CKPT_STRATEGY_LATEST);
+	assert_int_equal(js.checkpoint.max_age_days, 30);
+	assert_string_equal(js.command[0], "ckpt-train");
+	assert_null(js.command[1]);
+	assert_int_equal(ckpt_jobspec_validate(&js, NULL, 0), 0);
+	ckpt_jobspec_free(&js);
+}
+
+static const char spec_yaml[] = "project_id: p-demo\n"
+				"name: demo\n"
+				"command: [ckpt-train, --model, tiny]\n"
+				"model: tiny\n"
+				"dataset: /tmp/corpus.txt\n"
+				"hyperparams:\n"
+				"  batch_size: 16\n"
+				"  lr: 1e-4\n"
+				"  epochs: 2\n"
+				"  early_stopping: {patience: 7}\n"
+				"  lr_scheduler: linear\n"
+				"  gradient_accumulation_steps: 4\n"
+				"resources: {gpus: 0}\n"
+				"checkpoint: {every_epochs: 1, every_steps: 50, keep_last: 2, "
+				"keep_best: 1, metric: 'val_loss:min'}\n"
+				"recovery:\n"
+				"  checkpoint_strategy: best\n"
+				"  restore_optimizer: false\n"
+				"  max_attempts: 5\n"
+				"  backoff_ms: 10\n"
+				"  max_backoff_ms: 100\n"
+				"  heartbeat_timeout_s: 2\n"
+				"  loss_spike: {factor: 3, window: 10, rollback_steps: 20}\n"
+				"  on_failure: [/bin/true, x]\n"
+				"schedule: {cron: \"0 * * * *\"}\n"
+				"secrets: {WANDB_API_KEY: {env: WANDB_API_KEY}}\n";
+
+static void test_full_yaml(void **state)
+{
+	struct ckpt_jobspec js;
+	char err[512];
+
+	assert_int_equal(ckpt_jobspec_init(&js), 0);
+	assert_int_equal(ckpt_jobspec_apply_yaml(&js, spec_yaml, strlen(spec_yaml), "t.yaml", err,
+						 sizeof(err)),
+			 0);
+	assert_int_equal(ckpt_jobspec_validate(&js, err, sizeof(err)), 0);
+	assert_string_equal(js.project_id, "p-demo");
+	assert_string_equal(js.command[2], "tiny");
+	assert_int_equal(js.hyperparams.batch_size, 16);
+	assert_true(fabs(js.hyperparams.lr - 1e-4) < 1e-12);
+	assert_int_equal(js.hyperparams.patience, 7);
+	assert_int_equal(js.hyperparams.gradient_accumulation_steps, 4);
+	assert_int_equal(js.checkpoint.every_steps, 50);
+	assert_int_equal(js.recovery.strategy, CKPT_STRATEGY_BEST);
+	assert_false(js.recovery.restore_optimizer);
+	assert_int_equal(js.recovery.loss_spike.window, 10);
+	assert_string_equal(js.recovery.on_failure[0], "/bin/true");
+	assert_string_equal(js.schedule.cron, "0 * * * *");
+	assert_int_equal(js.nsecrets, 1);
+	assert_string_equal(js.secrets[0].env, "WANDB_API_KEY");
+	ckpt_jobspec_free(&js);
+}
+
+/* Layers: a later layer wins key by key, untouched keys keep earlier values. */
+static void test_layers(void **state)
+{
+	struct ckpt_jobspec js;
+	char err[512];
+	const char *policy =
+		"hyperparams: {batch_size: 8, epochs: 9}\nrecovery: {max_attempts: 7}\n";
+	const char *job = "{\"hyperparams\": {\"batch_size\": 64}}";
+
+	assert_int_equal(ckpt_jobspec_init(&js), 0);
+	assert_int_equal(
+		ckpt_jobspec_apply_yaml(&js, policy, strlen(policy), "policy", err, sizeof(err)),
+		0);
+	assert_int_equal(ckpt_jobspec_apply_json(&js, job, strlen(job), err, sizeof(err)), 0);
+	assert_int_equal(ckpt_jobspec_set(&js, "recovery.max_attempts", "2", err, sizeof(err)), 0);
+	assert_int_equal(ckpt_jobspec_set(&js, "hyperparams.early_stopping.patience", "11", err,
+					  sizeof(err)),
+			 0);
+	assert_int_equal(js.hyperparams.batch_size, 64);
+	assert_int_equal(js.hyperparams.epochs, 9);
+	assert_int_equal(js.recovery.max_attempts, 2);
+	assert_int_equal(js.hyperparams.patience, 11);
+	ckpt_jobspec_free(&js);
+}
+
+/* Every bad spec is rejected with a message that names the key path. */
+static void test_rejects(void **state)
+{
+	static const struct {
+		const char *yaml, *want;
+	} cases[] = {
+		{"hyperparams: {batch_size: 0}", "hyperparams.batch_size"},
+		{"hyperparams: {batch_size: '32'}", "hyperparams.batch_size: must be an integer"},
+		{"hyperparams: {lr: -1}", "hyperparams.lr"},
+		{"hyperparams: {lr: .nan}", "hyperparams.lr"},
+		{"hyperparams: {early_stopping: {patience: x}}",
+		 "hyperparams.early_stopping.patience"},
+		{"hyperparams: {early_stopping: {patiense: 3}}",
+		 "early_stopping.patiense: unknown key"},
+		{"hyperparams: {lr_scheduler: exp}", "hyperparams.lr_scheduler: must be one of"},
+		{"hyperparams: [1]", "hyperparams: must be a mapping"},
+		{"bogus: 1", "bogus: unknown key"},
+		{"model: bert-base", "model: must be one of tiny, small, base, large"},
+		{"dataset: s3://bucket/x", "dataset: scheme 's3://'"},
+		{"command: []", "command: must not be empty"},
+		{"command: [1, 2]", "command: element 0"},
+		{"command: {a: b}", "command: must be a list"},
+		{"recovery: {max_attempts: 0}", "recovery.max_attempts"},
+		{"recovery: {checkpoint_strategy: newest}", "recovery.checkpoint_strategy"},
+		{"recovery: {checkpoint_strategy: 'specific:rel/path'}", "absolute"},
+		{"recovery: {checkpoint_strategy: 'specific:/a/../b'}", "'..'"},
+		{"recovery: {loss_spike: {factor: 0.5}}", "recovery.loss_spike.factor"},
+		{"recovery: {enabled: yes}", "recovery.enabled: must be true or false"},
+		{"checkpoint: {metric: val_loss}", "checkpoint.metric"},
+		{"schedule: {cron: '61 * * * *'}", "schedule.cron"},
+		{"schedule: {cron: '* * *'}", "schedule.cron"},
+		{"secrets: {lower: {env: X}}", "secrets.lower"},
+		{"secrets: {KEY: plain}", "secrets.KEY: give a reference"},
+		{"secrets: {CKPT_X: {env: X}}", "secrets.CKPT_X"},
+		{"secrets: {KEY: {env: A, file: /b}}", "secrets.KEY"},
+		{"name: ../../etc", "name: must be letters"},
+		{"project_id: ''", "project_id: must not be empty"},
+		{"a: 1\na: 2", "duplicate key"},
+		{"[1, 2]", "must be a mapping"},
+		{"key: [unclosed", "line"},
+		{"a: 1\n---\nb: 2", "more than one YAML document"},
+		{"", "empty document"},
+		{"x: &a [*a]", ""},
+	};
+	char err[512];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct ckpt_jobspec js;
+		int ret;
+
+		assert_int_equal(ckpt_jobspec_init(&js), 0);
+		err[0] = '\0';
+		ret = ckpt_jobspec_apply_yaml(&js, cases[i].yaml, strlen(cases[i].yaml), "job.yaml",
+					      err, sizeof(err));
+		if (ret != -EINVAL || !strstr(err, cases[i].want))
+			fail_msg("case %zu '%s': ret %d err '%s' (want '%s')", i, cases[i].yaml,
+				 ret, err, cases[i].want);
+		ckpt_jobspec_free(&js);
+	}
+}
+
+static void test_cross_validate(void **state)
+{
+	struct ckpt_jobspec js;
+	char err[512];
+	const char *y = "recovery: {backoff_ms: 100, max_backoff_ms: 10}";
+
+	assert_int_equal(ckpt_jobspec_init(&js), 0);
+	assert_int_equal(ckpt_jobspec_apply_yaml(&js, y, strlen(y), NULL, err, sizeof(err)), 0);
+	assert_int_equal(ckpt_jobspec_validate(&js, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "recovery.backoff_ms"));
+	ckpt_jobspec_free(&js);
+}
+
+/* An inline secret never leaves through serialisation. */
+static void test_secret_redacted(void **state)
+{
+	struct ckpt_jobspec js;
+	char err[512], *out, *v;
+	const char *y = "secrets: {TOKEN: {value: s3cr3t-XYZ}, OTHER: {env: HOME}}";
+
+	assert_int_equal(ckpt_jobspec_init(&js), 0);
+	assert_int_equal(ckpt_jobspec_apply_yaml(&js, y, strlen(y), NULL, err, sizeof(err)), 0);
+	out = ckpt_jobspec_to_json(&js);
+	assert_non_null(out);
+	assert_null(strstr(out, "s3cr3t"));
+	assert_non_null(strstr(out, "\"HOME\""));
+	v = ckpt_secret_resolve(&js.secrets[0], err, sizeof(err));
+	assert_string_equal(v, "s3cr3t-XYZ");
+	free(v);
+	free(out);
+	ckpt_jobspec_free(&js);
+}
+
+/* The serialised spec reads back to the same values (it is the CKPT_JOB file). */
+static void test_roundtrip(void **state)
+{
+	struct ckpt_jobspec a, b;
+	char err[512], path[] = "/tmp/jobspec-XXXXXX", *out;
+	int fd;
+
+	assert_int_equal(ckpt_jobspec_init(&a), 0);
+	assert_int_equal(
+		ckpt_jobspec_apply_yaml(&a, spec_yaml, strlen(spec_yaml), NULL, err, sizeof(err)),
+		0);
+	out = ckpt_jobspec_to_json(&a);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, out, strlen(out)), (ssize_t)strlen(out));
+	close(fd);
+	if (ckpt_jobspec_load_file(path, &b, err, sizeof(err)))
+		fail_msg("%s", err);
+	unlink(path);
+	assert_int_equal(b.hyperparams.batch_size, 16);
+	assert_true(fabs(b.hyperparams.lr - 1e-4) < 1e-15);
+	assert_int_equal(b.recovery.strategy, CKPT_STRATEGY_BEST);
+	assert_string_equal(b.schedule.cron, "0 * * * *");
+	assert_string_equal(b.secrets[0].env, "WANDB_API_KEY");
+	free(out);
+	ckpt_jobspec_free(&a);
+	ckpt_jobspec_free(&b);
+}
+
+static void test_load_missing(void **state)
+{
+	struct ckpt_jobspec js;
+	char err[512];
+
+	assert_int_equal(ckpt_jobspec_load_file("/nonexistent/job.yaml", &js, err, sizeof(err)),
+			 -ENOENT);
+	assert_non_null(strstr(err, "/nonexistent/job.yaml"));
+}
+
+/* Every example job spec in examples/ loads and validates. */
+static void test_examples(void **state)
+{
+	const char *root = getenv("CKPTFS_SOURCE_ROOT");
+	char pattern[4096];
+	glob_t gl;
+
+	if (!root)
+		skip();
+	snprintf(pattern, sizeof(pattern), "%s/examples/*.yaml", root);
+	assert_int_equal(glob(pattern, 0, NULL, &gl), 0);
+	assert_true(gl.gl_pathc >= 3);
+	for (size_t i = 0; i < gl.gl_pathc; i++) {
+		struct ckpt_jobspec js;
+		char err[512];
+
+		if (ckpt_jobspec_load_file(gl.gl_pathv[i], &js, err, sizeof(err)))
+			fail_msg("%s", err);
+		ckpt_jobspec_free(&js);
+	}
+	globfree(&gl);
+}
+
+static void test_cron(void **state)
+{
+	struct ckpt_cron c;
+	char err[200];
+	time_t t0 = 1700000000; /* 2023-11-14 22:13:20 UTC */
+
+	assert_int_equal(ckpt_cron_parse("0 * * * *", &c, err, sizeof(err)), 0);
+	assert_int_equal(ckpt_cron_next(&c, t0), 1700002800); /* 23:00 */
+	assert_int_equal(ckpt_cron_parse("*/15 2 * * 1-5", &c, err, sizeof(err)), 0);
+	assert_int_equal(ckpt_cron_next(&c, t0) % 86400, 2 * 3600);
+	assert_int_equal(ckpt_cron_parse("* * * * * *", &c, err, sizeof(err)), -EINVAL);
+	assert_int_equal(ckpt_cron_parse("5-1 * * * *", &c, err, sizeof(err)), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),       cmocka_unit_test(test_full_yaml),
+		cmocka_unit_test(test_layers),	       cmocka_unit_test(test_rejects),
+		cmocka_unit_test(test_cross_validate), cmocka_unit_test(test_secret_redacted),
+		cmocka_unit_test(test_roundtrip),      cmocka_unit_test(test_load_missing),
+		cmocka_unit_test(test_cron),	       cmocka_unit_test(test_examples),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
