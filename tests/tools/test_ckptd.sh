@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# test_ckptd.sh CKPT CKPTD CKPTFS CKPT_TRAIN - ckpt against the real ckptd:
+# `ckpt run` starts ckptd in the background (and says so), streams a real
+# ckpt-train run with an injected NaN through detection and recovery to
+# COMPLETED and exits 0; the tables and `checkpoints show` describe that run;
+# the example job spec (dist/job.yaml) and config (dist/ckptd.yaml) are
+# accepted by the real validators; an idempotent submit returns the same id;
+# Ctrl-C on `ckpt run` cancels with a checkpoint and prints how to resume;
+# `ckpt ops resume` and `ckpt daemon stop` work. Skips (77) when a component
+# is not built or FUSE is missing.
+set -u
+ckpt=$1 ckptd=${2:-} ckptfs=${3:-} train=${4:-}
+for b in "$ckptd" "$ckptfs" "$train"; do
+	if [ -z "$b" ] || [ ! -x "$b" ]; then
+		echo "SKIP: ckptd, ckptfs or ckpt-train is not built; nothing to test against"
+		exit 77
+	fi
+done
+if [ ! -c /dev/fuse ] || ! command -v fusermount3 >/dev/null; then
+	echo "SKIP: /dev/fuse or fusermount3 is missing; ckptd needs a ckptfs mount"
+	exit 77
+fi
+src=${CKPTFS_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+T=$(mktemp -d /tmp/ckpt-ckptd.XXXXXX)
+export CKPT_STATE_DIR=$T/state CKPTD=$ckptd
+unset CKPT_SOCKET CKPT_MOUNT
+export PATH=$(dirname "$train"):$PATH
+runpid=
+cleanup() {
+	local rc=$?
+	[ -n "$runpid" ] && kill "$runpid" 2>/dev/null
+	# Trainers outlive ckptd by design: cancel what still runs, then stop it.
+	for op in $("$ckpt" ops list --status RUNNING --json 2>/dev/null |
+		python3 -c 'import json,sys; [print(o["id"]) for o in json.load(sys.stdin)["operations"]]' 2>/dev/null); do
+		"$ckpt" ops cancel "$op" >/dev/null 2>&1
+	done
+	for _ in $(seq 1 100); do
+		[ -z "$("$ckpt" ops list --status RUNNING --json 2>/dev/null | grep '"id"')" ] && break
+		sleep 0.1
+	done
+	"$ckpt" daemon stop >/dev/null 2>&1
+	# ckptd leaves its mount (and trainers) running by design; take it down.
+	fusermount3 -u "$T/state/mnt" 2>/dev/null || umount -l "$T/state/mnt" 2>/dev/null
+	if [ "$rc" -ne 0 ] && ! stat "$T/state/mnt/.stats" >/dev/null 2>&1; then
+		echo "--- note: the ckptfs mount ckptd made is gone:" \
+			"$(stat "$T/state/mnt/.stats" 2>&1 | head -1)"
+	fi
+	if [ "$rc" -ne 0 ] && [ -f "$T/state/ckptd.log" ]; then
+		echo "--- ckptd.log, last lines:"
+		tail -n 30 "$T/state/ckptd.log"
+	fi
+	rm -rf "$T"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+fail() {
+	echo "FAIL: $*"
+	exit 1
+}
+C() { "$ckpt" "$@"; }
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+# The example config, with the ckptfs of this build.
+mkdir -p "$T/state"
+{ cat "$src/dist/ckptd.yaml"; echo "ckptfs: $ckptfs"; } >"$T/state/config.yaml"
+
+echo "--- ckpt run: NaN at step 30 on attempt 1, recovered"
+C run -- "$train" --model tiny --max-steps 60 --checkpoint-every-steps 20 \
+	--inject nan@30:attempt=1 >"$T/run.out" 2>&1
+rc=$?
+cat "$T/run.out" | tail -n 25
+[ $rc -eq 0 ] || fail "ckpt run exited $rc, want 0 (COMPLETED)"
+grep -q "started .*ckptd in the background" "$T/run.out" || fail "run did not say it started ckptd"
+grep -q -- "--> .* detected .*nan" "$T/run.out" || fail "no detected event in the stream"
+grep -q -- "--> .* checkpoint_selected" "$T/run.out" || fail "no checkpoint_selected event"
+grep -q "loss is nan at step 30" "$T/run.out" || fail "the trainer's output is not streamed"
+grep -q "operation op_.* COMPLETED" "$T/run.out" || fail "no COMPLETED line"
+id=$(grep -o 'op_training_[0-9_a-f]*' "$T/run.out" | head -1)
+
+echo "--- tables"
+out=$(C ops list) || fail "ops list"
+echo "$out"
+grep -qE "^$id +COMPLETED +100% " <<<"$out" || fail "ops list row for $id"
+grep -q "^Total: 1 operation (0 resumable)" <<<"$out" || fail "ops list total line"
+[ "$(C ops list --json | json "d['operations'][0]['status']")" = COMPLETED ] || fail "ops list --json"
+out=$(C checkpoints show "$id") || fail "checkpoints show"
+echo "$out"
+grep -q "^Checkpoint Details" <<<"$out" || fail "no Checkpoint Details header"
+grep -q "^Artifacts: $T/state/mnt/$id/" <<<"$out" || fail "Artifacts path"
+grep -qE "^  Step: +[0-9]+" <<<"$out" || fail "no Step line"
+C ops events "$id" | grep -q "client_created" || fail "ops events lacks client_created"
+C ops logs "$id" | grep -q -- "--- ckptd: attempt 2 ---" || fail "ops logs lacks attempt 2"
+C ls "$id" | grep -q "committed" || fail "ls of the run"
+C verify "$id" >/dev/null || fail "verify of the run's versions"
+C checkpoints stats --json | json "d['total_checkpoints']" | grep -qv '^0$' || fail "stats"
+
+echo "--- submit: the example job spec, idempotency"
+a=$(C submit "$src/dist/job.yaml" --set 'hyperparams.epochs=1' --idempotency-key t-1) ||
+	fail "submit of dist/job.yaml was refused"
+b=$(C submit "$src/dist/job.yaml" --set 'hyperparams.epochs=1' --idempotency-key t-1) ||
+	fail "second submit"
+[ "$a" = "$b" ] || fail "same Idempotency-Key gave $a then $b"
+C submit "$src/dist/job.yaml" --set hyperparams.batch_size=0 2>"$T/err" && fail "invalid spec accepted"
+grep -q "batch_size" "$T/err" || fail "invalid spec error does not name the key: $(cat "$T/err")"
+C ops cancel "$a" >/dev/null 2>&1
+
+echo "--- Ctrl-C cancels with a checkpoint"
+"$ckpt" run -- "$train" --model tiny --max-steps 1000000 --checkpoint-every-steps 50 \
+	>"$T/long.out" 2>&1 &
+runpid=$!
+# Interrupt once a checkpoint exists, so there is something to resume from.
+for _ in $(seq 1 600); do
+	grep -q "checkpoint .* committed" "$T/long.out" && break
+	kill -0 "$runpid" 2>/dev/null || break
+	sleep 0.1
+done
+grep -q "checkpoint .* committed" "$T/long.out" ||
+	fail "no checkpoint within 60 s of the long run: $(tail -n 5 "$T/long.out")"
+kill -INT "$runpid"
+for _ in $(seq 1 600); do
+	kill -0 "$runpid" 2>/dev/null || break
+	sleep 0.1
+done
+kill -0 "$runpid" 2>/dev/null && fail "ckpt run still runs 60 s after Ctrl-C: $(tail -n 5 "$T/long.out")"
+wait "$runpid"
+rc=$?
+runpid=
+tail -n 6 "$T/long.out"
+[ $rc -eq 1 ] || fail "ckpt run after Ctrl-C exited $rc, want 1"
+grep -q "cancelling op_" "$T/long.out" || fail "no cancelling message"
+lid=$(grep -o 'op_training_[0-9_a-f]*' "$T/long.out" | head -1)
+grep -q "To resume: ckpt ops resume $lid" "$T/long.out" || fail "no resume hint"
+[ "$(C ops status "$lid" --json | json "d['status'], d['resumable']")" = "CANCELLED True" ] ||
+	fail "after Ctrl-C: $(C ops status "$lid")"
+C ops resume "$lid" | grep -q "Resuming $lid" || fail "ops resume"
+C ops resume "$lid" 2>"$T/err" && fail "second resume of a running op succeeded"
+grep -q "409" "$T/err" || fail "second resume: $(cat "$T/err")"
+C ops cancel "$lid" >/dev/null || fail "ops cancel"
+
+echo "--- daemon"
+C daemon status | grep -q "ckptd is running" || fail "daemon status"
+C daemon stop | grep -q "stopped" || fail "daemon stop"
+C daemon status >/dev/null && fail "daemon status after stop exited 0"
+echo PASS
