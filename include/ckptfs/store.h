@@ -68,6 +68,13 @@ struct ckpt_store_opts {
 	bool create;			 /* create the layout when the directory is empty */
 	struct ckpt_retention retention; /* defaults for runs that set none */
 	const struct ckpt_io_ops *io;	 /* NULL = the real system calls */
+	/* Added after the first pin: O_DIRECT for whole-page chunk writes
+	 * (docs/performance-store.md has the measurements behind the default). */
+	enum ckpt_direct_io {
+		CKPT_DIRECT_DEFAULT = 0,
+		CKPT_DIRECT_ON,
+		CKPT_DIRECT_OFF,
+	} direct_io;
 };
 
 enum ckpt_vstate {

@@ -1,0 +1,630 @@
+// SPDX-License-Identifier: MIT
+/*
+ * api.c - paths inside a version (stat, list, mkdir, unlink, rename, ...)
+ * and file handles (open, pread with verification, pwrite, fsync, close).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store_i.h"
+
+struct ckpt_file {
+	struct ckpt_store *s;
+	struct version *v;
+	struct fdata *f;
+	int flags;
+	pthread_mutex_t lock; /* the chunk cache; FUSE may read one handle from many threads */
+	uint8_t *cache;
+	ssize_t cache_idx;
+	size_t ra_next; /* first chunk not yet prefetched */
+	char path[4096];
+};
+
+/* Find run/version/path with the store lock held. */
+static int resolve(struct ckpt_store *s, const char *run, const char *version, const char *path,
+		   struct version **v, struct node **n)
+{
+	int ret = version_lookup(s, run, version, v);
+
+	if (ret < 0)
+		return ret;
+	if (!(*v)->root)
+		return -ENOENT;
+	return node_lookup(s, (*v)->root, path ? path : "", n);
+}
+
+/* Mutations of the namespace: OPEN versions only, not while committing. */
+static int writable(struct ckpt_store *s, struct version *v)
+{
+	if (v->busy)
+		return store_err(s, -EBUSY, "version %s/%s is being committed", v->run->name,
+				 v->name);
+	if (v->state != CKPT_V_OPEN)
+		return store_err(s, -EROFS, "version %s/%s is %s and cannot change", v->run->name,
+				 v->name, ckpt_vstate_name(v->state));
+	return 0;
+}
+
+int ckpt_node_stat(struct ckpt_store *s, const char *run, const char *version, const char *path,
+		   struct ckpt_node_stat *st)
+{
+	struct version *v;
+	struct node *n;
+	int ret;
+
+	pthread_mutex_lock(&s->lock);
+	ret = resolve(s, run, version, path, &v, &n);
+	if (ret == 0) {
+		memset(st, 0, sizeof(*st));
+		st->type = n->type;
+		st->mode = n->mode;
+		st->mtime_ns = n == v->root ? v->created_ns : n->mtime_ns;
+		if (n->type == CKPT_NODE_FILE) {
+			pthread_mutex_lock(&n->f->lock);
+			st->size = n->f->size;
+			if (n->f->mode == F_FINAL && n->f->has_hash) {
+				st->has_hash = true;
+				memcpy(st->xxh128, n->f->hash, sizeof(st->xxh128));
+			}
+			pthread_mutex_unlock(&n->f->lock);
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+int ckpt_node_list(struct ckpt_store *s, const char *run, const char *version, const char *path,
+		   char ***names, size_t *count)
+{
+	struct version *v;
+	struct node *n;
+	char **out;
+	int ret;
+
+	pthread_mutex_lock(&s->lock);
+	ret = resolve(s, run, version, path, &v, &n);
+	if (ret < 0)
+		goto out;
+	if (n->type != CKPT_NODE_DIR) {
+		ret = -ENOTDIR;
+		goto out;
+	}
+	out = calloc(n->nkids + 1, sizeof(*out));
+	if (!out) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n->nkids; i++) {
+		out[i] = strdup(n->kids[i]->name);
+		if (!out[i]) {
+			ckpt_strv_free(out, i);
+			ret = -ENOMEM;
+			goto out;
+		}
+	}
+	*names = out;
+	*count = n->nkids;
+out:
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+/* Lookup of the parent of a new name in a writable version. */
+static int new_entry(struct ckpt_store *s, const char *run, const char *version, const char *path,
+		     struct version **v, struct node **parent, const char **last)
+{
+	const char *why;
+	int ret = version_lookup(s, run, version, v);
+
+	if (ret < 0)
+		return ret;
+	ret = writable(s, *v);
+	if (ret < 0)
+		return ret;
+	ret = node_lookup_parent(s, (*v)->root, path, parent, last);
+	if (ret < 0)
+		return ret;
+	ret = name_check_kind(*last, 0, &why);
+	if (ret < 0)
+		return store_err(s, ret, "invalid name \"%s\": %s", *last, why);
+	return 0;
+}
+
+int ckpt_node_mkdir(struct ckpt_store *s, const char *run, const char *version, const char *path,
+		    uint32_t mode)
+{
+	struct node *parent, *n;
+	struct version *v;
+	const char *last;
+	int ret;
+
+	pthread_mutex_lock(&s->lock);
+	ret = new_entry(s, run, version, path, &v, &parent, &last);
+	if (ret < 0)
+		goto out;
+	if (node_child(parent, last)) {
+		ret = -EEXIST;
+		goto out;
+	}
+	n = node_new(last, CKPT_NODE_DIR, mode);
+	if (!n) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	ret = node_attach(parent, n);
+	if (ret < 0)
+		node_free(s, n);
+out:
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+static int remove_node(struct ckpt_store *s, const char *run, const char *version, const char *path,
+		       bool dir)
+{
+	struct version *v;
+	struct node *n;
+	int ret;
+
+	pthread_mutex_lock(&s->lock);
+	ret = resolve(s, run, version, path, &v, &n);
+	if (ret < 0)
+		goto out;
+	if (v->state != CKPT_V_RETIRED && v->state != CKPT_V_INCOMPLETE) {
+		ret = writable(s, v);
+		if (ret < 0)
+			goto out;
+	}
+	if (n == v->root) {
+		ret = -EBUSY;
+		goto out;
+	}
+	if (dir && n->type != CKPT_NODE_DIR) {
+		ret = -ENOTDIR;
+		goto out;
+	}
+	if (!dir && n->type == CKPT_NODE_DIR) {
+		ret = -EISDIR;
+		goto out;
+	}
+	if (dir && n->nkids) {
+		ret = -ENOTEMPTY;
+		goto out;
+	}
+	/* in a RETIRED or INCOMPLETE version this only hides the path (the
+	 * version is removed whole by ckpt_version_delete) */
+	node_detach(n);
+	node_free(s, n);
+	v->totals_ok = false;
+out:
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+int ckpt_node_rmdir(struct ckpt_store *s, const char *run, const char *version, const char *path)
+{
+	return remove_node(s, run, version, path, true);
+}
+
+int ckpt_node_unlink(struct ckpt_store *s, const char *run, const char *version, const char *path)
+{
+	return remove_node(s, run, version, path, false);
+}
+
+int ckpt_node_rename(struct ckpt_store *s, const char *run, const char *version, const char *from,
+		     const char *to)
+{
+	struct node *src, *parent, *dst, *p;
+	struct version *v;
+	const char *last;
+	char *nm;
+	int ret;
+
+	pthread_mutex_lock(&s->lock);
+	ret = resolve(s, run, version, from, &v, &src);
+	if (ret < 0)
+		goto out;
+	ret = new_entry(s, run, version, to, &v, &parent, &last);
+	if (ret < 0)
+		goto out;
+	if (src == v->root) {
+		ret = -EBUSY;
+		goto out;
+	}
+	for (p = parent; p; p = p->parent)
+		if (p == src) {
+			ret = -EINVAL; /* into its own subtree */
+			goto out;
+		}
+	dst = node_child(parent, last);
+	if (dst == src)
+		goto out;
+	if (dst) {
+		if (dst->type == CKPT_NODE_DIR && src->type != CKPT_NODE_DIR) {
+			ret = -EISDIR;
+			goto out;
+		}
+		if (dst->type != CKPT_NODE_DIR && src->type == CKPT_NODE_DIR) {
+			ret = -ENOTDIR;
+			goto out;
+		}
+		if (dst->nkids) {
+			ret = -ENOTEMPTY;
+			goto out;
+		}
+	}
+	nm = strdup(last);
+	if (!nm) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	if (dst) {
+		node_detach(dst);
+		node_free(s, dst);
+	}
+	node_detach(src);
+	free(src->name);
+	src->name = nm;
+	ret = node_attach(parent, src);
+out:
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+static int node_change(struct ckpt_store *s, const char *run, const char *version, const char *path,
+		       struct node **n)
+{
+	struct version *v;
+	int ret = resolve(s, run, version, path, &v, n);
+
+	return ret < 0 ? ret : writable(s, v);
+}
+
+int ckpt_node_truncate(struct ckpt_store *s, const char *run, const char *version, const char *path,
+		       uint64_t size)
+{
+	struct node *n;
+	struct fdata *f = NULL;
+	int ret;
+
+	pthread_mutex_lock(&s->lock);
+	ret = node_change(s, run, version, path, &n);
+	if (ret == 0 && n->type != CKPT_NODE_FILE)
+		ret = -EISDIR;
+	if (ret == 0) {
+		f = n->f;
+		fdata_get(f);
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (!f)
+		return ret;
+	pthread_mutex_lock(&f->lock);
+	ret = fdata_truncate(s, f, size);
+	pthread_mutex_unlock(&f->lock);
+	fdata_put(s, f);
+	return ret;
+}
+
+int ckpt_node_chmod(struct ckpt_store *s, const char *run, const char *version, const char *path,
+		    uint32_t mode)
+{
+	struct node *n;
+	int ret;
+
+	pthread_mutex_lock(&s->lock);
+	ret = node_change(s, run, version, path, &n);
+	if (ret == 0)
+		n->mode = mode & 07777;
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+int ckpt_node_utimens(struct ckpt_store *s, const char *run, const char *version, const char *path,
+		      int64_t mtime_ns)
+{
+	struct node *n;
+	int ret;
+
+	pthread_mutex_lock(&s->lock);
+	ret = node_change(s, run, version, path, &n);
+	if (ret == 0)
+		n->mtime_ns = mtime_ns;
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+/* ---- file handles ---- */
+
+int ckpt_file_open(struct ckpt_store *s, const char *run, const char *version, const char *path,
+		   int flags, uint32_t mode, struct ckpt_file **out)
+{
+	int acc = flags & O_ACCMODE;
+	bool wr = acc != O_RDONLY || (flags & O_TRUNC);
+	struct ckpt_file *h;
+	struct version *v = NULL;
+	struct node *n, *parent;
+	const char *last;
+	int ret;
+
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	pthread_mutex_lock(&s->lock);
+	ret = resolve(s, run, version, path, &v, &n);
+	if (ret == -ENOENT && (flags & O_CREAT) && v) {
+		ret = new_entry(s, run, version, path, &v, &parent, &last);
+		if (ret < 0)
+			goto fail;
+		n = node_new(last, CKPT_NODE_FILE, mode);
+		if (!n) {
+			ret = -ENOMEM;
+			goto fail;
+		}
+		ret = node_attach(parent, n);
+		if (ret < 0) {
+			node_free(s, n);
+			goto fail;
+		}
+	} else if (ret < 0) {
+		goto fail;
+	} else if ((flags & O_CREAT) && (flags & O_EXCL)) {
+		ret = -EEXIST;
+		goto fail;
+	}
+	if (n->type == CKPT_NODE_DIR) {
+		ret = -EISDIR;
+		goto fail;
+	}
+	if (wr) {
+		ret = writable(s, v);
+		if (ret < 0)
+			goto fail;
+	}
+	h->s = s;
+	h->v = v;
+	h->f = n->f;
+	h->flags = flags;
+	h->cache_idx = -1;
+	pthread_mutex_init(&h->lock, NULL);
+	snprintf(h->path, sizeof(h->path), "%s", path);
+	fdata_get(h->f);
+	v->refs++;
+	pthread_mutex_unlock(&s->lock);
+	if ((flags & O_TRUNC) && acc != O_RDONLY) {
+		pthread_mutex_lock(&h->f->lock);
+		ret = fdata_truncate(s, h->f, 0);
+		pthread_mutex_unlock(&h->f->lock);
+		if (ret < 0) {
+			ckpt_file_close(h);
+			return ret;
+		}
+	}
+	*out = h;
+	return 0;
+fail:
+	pthread_mutex_unlock(&s->lock);
+	free(h);
+	return ret;
+}
+
+static void report_bad_chunk(struct ckpt_file *h, const struct cref *c, const char *what)
+{
+	struct ckpt_store *s = h->s;
+	char hex[CHUNK_HEX_LEN + 1];
+
+	chunk_hex(c->h, hex);
+	store_log("verify: chunk %s of %s/%s/%s at offset %llu: %s; version marked corrupt", hex,
+		  h->v->run->name, h->v->name, h->path, (unsigned long long)c->off, what);
+	pthread_mutex_lock(&s->lock);
+	version_mark_corrupt(s, h->v);
+	pthread_mutex_unlock(&s->lock);
+	store_err(s, -EIO,
+		  "chunk %s of %s/%s/%s (offset %llu) %s: the version is corrupt; "
+		  "resume from another version",
+		  hex, h->v->run->name, h->v->name, h->path, (unsigned long long)c->off, what);
+}
+
+/* While a handle reads in order, keep the next RA_CHUNKS chunks queued for
+ * read-ahead (prefetch.c), topping up in batches of half the window. */
+#define RA_CHUNKS 64
+
+static void prefetch(struct ckpt_file *h, size_t i)
+{
+	size_t end = i + 1 + RA_CHUNKS;
+
+	if (h->cache_idx != (ssize_t)i - 1 && i != 0)
+		return; /* not sequential */
+	if (h->ra_next < i + 1)
+		h->ra_next = i + 1;
+	if (end > h->f->nchunks)
+		end = h->f->nchunks;
+	if (h->ra_next >= end || (h->ra_next > i + RA_CHUNKS / 2 && end < h->f->nchunks))
+		return;
+	pf_queue(h->s->pf, &h->f->chunks[h->ra_next], end - h->ra_next);
+	h->ra_next = end;
+}
+
+/* Load chunk i into the handle's cache, verifying per the verify mode. */
+static int cache_chunk(struct ckpt_file *h, size_t i)
+{
+	struct ckpt_store *s = h->s;
+	const struct cref *c = &h->f->chunks[i];
+	enum ckpt_verify_mode vm = s->opts.verify;
+	struct centry *e;
+	bool verify;
+	int ret;
+
+	if (h->cache_idx == (ssize_t)i)
+		return 0;
+	if (!h->cache && !(h->cache = malloc(s->chunker.max > c->len ? s->chunker.max : c->len)))
+		return -ENOMEM;
+	if (c->len > s->chunker.max) { /* from a store opened with larger chunks */
+		uint8_t *b = realloc(h->cache, c->len);
+
+		if (!b)
+			return -ENOMEM;
+		h->cache = b;
+	}
+	prefetch(h, i);
+	h->cache_idx = -1;
+	pthread_mutex_lock(&s->ilock);
+	e = cindex_find(&s->ix, c->h);
+	verify = vm == CKPT_VERIFY_ALWAYS || (vm == CKPT_VERIFY_FIRST && !(e && e->verified));
+	pthread_mutex_unlock(&s->ilock);
+	ret = chunk_read(s, c, h->cache, verify);
+	if (ret == -EBADMSG) {
+		chunk_mark_bad(s, c->h);
+		report_bad_chunk(h, c, "does not match its XXH128 (missing, short or altered)");
+		return -EIO;
+	}
+	if (ret < 0)
+		return ret;
+	if (verify) {
+		pthread_mutex_lock(&s->ilock);
+		e = cindex_find(&s->ix, c->h);
+		if (e)
+			e->verified = 1;
+		pthread_mutex_unlock(&s->ilock);
+	}
+	h->cache_idx = (ssize_t)i;
+	return 0;
+}
+
+static ssize_t read_final(struct ckpt_file *h, uint8_t *buf, size_t len, uint64_t off)
+{
+	struct fdata *f = h->f;
+	size_t lo = 0, hi = f->nchunks, done = 0;
+
+	if (off >= f->size)
+		return 0;
+	if (len > f->size - off)
+		len = (size_t)(f->size - off);
+	while (lo + 1 < hi) { /* last chunk with chunk.off <= off */
+		size_t mid = (lo + hi) / 2;
+
+		if (f->chunks[mid].off <= off)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i < f->nchunks && done < len; i++) {
+		const struct cref *c = &f->chunks[i];
+		uint64_t pos = off + done;
+		size_t n;
+		int ret = cache_chunk(h, i);
+
+		if (ret < 0)
+			return done ? (ssize_t)done : ret;
+		n = (size_t)(c->off + c->len - pos);
+		if (n > len - done)
+			n = len - done;
+		memcpy(buf + done, h->cache + (pos - c->off), n);
+		done += n;
+	}
+	return (ssize_t)done;
+}
+
+ssize_t ckpt_file_pread(struct ckpt_file *h, void *buf, size_t len, uint64_t off)
+{
+	struct fdata *f = h->f;
+	ssize_t ret;
+
+	if ((h->flags & O_ACCMODE) == O_WRONLY)
+		return -EBADF;
+	pthread_mutex_lock(&f->lock);
+	if (f->mode != F_FINAL) {
+		ret = fdata_read_open(h->s, f, buf, len, off);
+		pthread_mutex_unlock(&f->lock);
+		return ret;
+	}
+	pthread_mutex_unlock(&f->lock);
+	/* F_FINAL never changes again: no file lock needed */
+	pthread_mutex_lock(&h->lock);
+	ret = read_final(h, buf, len, off);
+	pthread_mutex_unlock(&h->lock);
+	return ret;
+}
+
+ssize_t ckpt_file_pwrite(struct ckpt_file *h, const void *buf, size_t len, uint64_t off)
+{
+	struct fdata *f = h->f;
+	int ret;
+
+	if ((h->flags & O_ACCMODE) == O_RDONLY)
+		return -EBADF;
+	if (__atomic_load_n(&h->v->busy, __ATOMIC_SEQ_CST))
+		return -EBUSY;
+	if (h->v->state != CKPT_V_OPEN || h->v->dead)
+		return -EROFS;
+	if (len == 0)
+		return 0;
+	pthread_mutex_lock(&f->lock);
+	if (h->flags & O_APPEND)
+		off = f->size;
+	ret = fdata_write(h->s, f, buf, len, off);
+	pthread_mutex_unlock(&f->lock);
+	if (ret < 0)
+		return store_err(h->s, ret, "write to %s/%s/%s failed: %s", h->v->run->name,
+				 h->v->name, h->path, strerror(-ret));
+	return (ssize_t)len;
+}
+
+int ckpt_file_ftruncate(struct ckpt_file *h, uint64_t size)
+{
+	int ret;
+
+	if ((h->flags & O_ACCMODE) == O_RDONLY)
+		return -EBADF;
+	if (h->v->state != CKPT_V_OPEN)
+		return -EROFS;
+	pthread_mutex_lock(&h->f->lock);
+	ret = fdata_truncate(h->s, h->f, size);
+	pthread_mutex_unlock(&h->f->lock);
+	return ret;
+}
+
+/* Errors of earlier asynchronous writes surface here. Data of an open
+ * version becomes durable at commit (an open version does not survive a
+ * crash anyway), so this waits for the writes, not for the disk. */
+int ckpt_file_flush(struct ckpt_file *h)
+{
+	int ret;
+
+	if ((h->flags & O_ACCMODE) == O_RDONLY || h->f->mode == F_FINAL)
+		return 0;
+	uw_drain(h->s->uw);
+	pthread_mutex_lock(&h->f->lock);
+	ret = fdata_check_errors(h->s, h->f);
+	pthread_mutex_unlock(&h->f->lock);
+	if (ret < 0)
+		store_err(h->s, ret, "writing %s/%s/%s failed: %s", h->v->run->name, h->v->name,
+			  h->path, strerror(-ret));
+	return ret;
+}
+
+int ckpt_file_fsync(struct ckpt_file *h)
+{
+	return ckpt_file_flush(h);
+}
+
+int ckpt_file_close(struct ckpt_file *h)
+{
+	struct ckpt_store *s;
+	int ret;
+
+	if (!h)
+		return 0;
+	s = h->s;
+	ret = ckpt_file_flush(h);
+	fdata_put(s, h->f);
+	pthread_mutex_lock(&s->lock);
+	version_unref(s, h->v);
+	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_destroy(&h->lock);
+	free(h->cache);
+	free(h);
+	return ret;
+}

@@ -1,0 +1,266 @@
+// SPDX-License-Identifier: MIT
+/*
+ * manifest.c - a version as a JSON document (jansson): what .manifest shows
+ * and what STORE/runs/RUN/versions/VERSION holds for committed versions.
+ * docs/store-format.md describes the fields.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "store_i.h"
+
+static int add_nodes(json_t *files, struct node *n, char *path, size_t plen, bool with_chunks)
+{
+	for (size_t i = 0; i < n->nkids; i++) {
+		struct node *k = n->kids[i];
+		size_t l = strlen(k->name);
+		json_t *o;
+
+		if (plen + l + 2 > 4096)
+			return -ENAMETOOLONG;
+		if (plen)
+			path[plen] = '/';
+		memcpy(path + plen + (plen ? 1 : 0), k->name, l + 1);
+		o = json_object();
+		json_object_set_new(o, "path", json_string(path));
+		json_object_set_new(o, "type",
+				    json_string(k->type == CKPT_NODE_DIR ? "dir" : "file"));
+		json_object_set_new(o, "mode", json_integer(k->mode));
+		json_object_set_new(o, "mtime_ns", json_integer(k->mtime_ns));
+		if (k->type == CKPT_NODE_FILE) {
+			struct fdata *f = k->f;
+
+			json_object_set_new(o, "size", json_integer((json_int_t)f->size));
+			if (f->has_hash) {
+				char hex[CHUNK_HEX_LEN + 1];
+
+				chunk_hex(f->hash, hex);
+				json_object_set_new(o, "xxh128", json_string(hex));
+			}
+			if (with_chunks && f->mode != F_STAGED) {
+				json_t *cl = json_array();
+
+				for (size_t c = 0; c < f->nchunks; c++) {
+					char hex[CHUNK_HEX_LEN + 1];
+
+					chunk_hex(f->chunks[c].h, hex);
+					json_array_append_new(
+						cl, json_pack("[s,I]", hex,
+							      (json_int_t)f->chunks[c].len));
+				}
+				json_object_set_new(o, "chunks", cl);
+			}
+		}
+		json_array_append_new(files, o);
+		if (k->type == CKPT_NODE_DIR) {
+			int ret = add_nodes(files, k, path, plen + l + (plen ? 1 : 0), with_chunks);
+
+			if (ret < 0)
+				return ret;
+		}
+		path[plen] = 0;
+	}
+	return 0;
+}
+
+json_t *manifest_build(struct ckpt_store *s, struct version *v, bool with_chunks)
+{
+	char t[64], id[24], *path;
+	json_t *o = json_object(), *files = json_array();
+	uint64_t bytes = 0, nfiles = 0;
+
+	snprintf(id, sizeof(id), "%016" PRIx64, v->id);
+	json_object_set_new(o, "format", json_integer(CKPT_STORE_FORMAT));
+	json_object_set_new(o, "run", json_string(v->run->name));
+	json_object_set_new(o, "version", json_string(v->name));
+	json_object_set_new(o, "id", json_string(id));
+	json_object_set_new(o, "state", json_string(ckpt_vstate_name(v->state)));
+	json_object_set_new(o, "seq", json_integer((json_int_t)v->seq));
+	iso8601(v->created_ns, t, sizeof(t));
+	json_object_set_new(o, "created", json_string(t));
+	json_object_set_new(o, "created_ns", json_integer(v->created_ns));
+	if (v->committed_ns) {
+		iso8601(v->committed_ns, t, sizeof(t));
+		json_object_set_new(o, "committed", json_string(t));
+	} else {
+		json_object_set_new(o, "committed", json_null());
+	}
+	json_object_set_new(o, "committed_ns", json_integer(v->committed_ns));
+	json_object_set_new(o, "pinned", json_boolean(v->pinned));
+	json_object_set_new(o, "chunking",
+			    json_string(s->chunker.kind == CKPT_CHUNK_CDC ? "cdc" : "fixed"));
+	json_object_set_new(o, "metadata", json_deep_copy(v->meta));
+	path = calloc(1, 4096);
+	if (path && v->root)
+		add_nodes(files, v->root, path, 0, with_chunks);
+	free(path);
+	for (size_t i = 0; i < json_array_size(files); i++) {
+		json_t *f = json_array_get(files, i);
+
+		if (!strcmp(json_string_value(json_object_get(f, "type")), "file")) {
+			nfiles++;
+			bytes += (uint64_t)json_integer_value(json_object_get(f, "size"));
+		}
+	}
+	json_object_set_new(o, "logical_bytes", json_integer((json_int_t)bytes));
+	json_object_set_new(o, "nfiles", json_integer((json_int_t)nfiles));
+	json_object_set_new(o, "files", files);
+	return o;
+}
+
+int manifest_write(struct ckpt_store *s, struct version *v, const char *name)
+{
+	char dir[CKPT_NAME_MAX + 16];
+	json_t *o = manifest_build(s, v, true);
+	char *txt;
+	int dfd, ret;
+
+	if (!o)
+		return -ENOMEM;
+	txt = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!txt)
+		return -ENOMEM;
+	snprintf(dir, sizeof(dir), "%s/versions", v->run->name);
+	dfd = IO(s, openat, s->runsfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (dfd < 0) {
+		free(txt);
+		return dfd;
+	}
+	ret = io_publish(s, dfd, name, txt, strlen(txt));
+	IO(s, close, dfd);
+	free(txt);
+	return ret;
+}
+
+static enum ckpt_vstate state_parse(const char *st)
+{
+	if (st && !strcmp(st, "corrupt"))
+		return CKPT_V_CORRUPT;
+	if (st && !strcmp(st, "retired"))
+		return CKPT_V_RETIRED;
+	return CKPT_V_COMMITTED;
+}
+
+/* Build the tree of a committed version; its chunks enter the index as
+ * durable (a manifest is only published after its chunks are). */
+static int load_file(struct ckpt_store *s, struct node *n, json_t *jf)
+{
+	struct fdata *f = n->f;
+	json_t *cl = json_object_get(jf, "chunks"), *c;
+	const char *hx = json_string_value(json_object_get(jf, "xxh128"));
+	size_t i;
+
+	f->mode = F_FINAL;
+	XXH3_freeState(f->hs);
+	f->hs = NULL;
+	f->size = (uint64_t)json_integer_value(json_object_get(jf, "size"));
+	if (!hx || chunk_unhex(hx, f->hash) < 0)
+		return -EINVAL;
+	f->has_hash = true;
+	json_array_foreach(cl, i, c)
+	{
+		uint8_t h[CHUNK_HASH_LEN];
+		json_int_t len = json_integer_value(json_array_get(c, 1));
+		struct centry *e;
+		int ret;
+
+		if (chunk_unhex(json_string_value(json_array_get(c, 0)) ?: "", h) < 0 || len <= 0 ||
+		    len > (64 << 20))
+			return -EINVAL;
+		pthread_mutex_lock(&s->ilock);
+		e = cindex_find(&s->ix, h);
+		if (!e) {
+			e = cindex_insert(&s->ix, h, (uint32_t)len);
+			if (e)
+				e->state = CE_DURABLE;
+		}
+		if (e)
+			e->refs++;
+		pthread_mutex_unlock(&s->ilock);
+		if (!e)
+			return -ENOMEM;
+		ret = fdata_add_chunk(s, f, h, (uint32_t)len);
+		if (ret < 0)
+			return ret;
+	}
+	f->checked = f->nchunks;
+	if (f->nchunks && f->chunks[f->nchunks - 1].off + f->chunks[f->nchunks - 1].len != f->size)
+		return -EINVAL;
+	if (!f->nchunks && f->size)
+		return -EINVAL;
+	return 0;
+}
+
+int manifest_load(struct ckpt_store *s, struct run *r, const char *name, json_t *doc,
+		  struct version **out)
+{
+	struct version *v = calloc(1, sizeof(*v));
+	json_t *files = json_object_get(doc, "files"), *jf;
+	const char *id = json_string_value(json_object_get(doc, "id"));
+	size_t i;
+	int ret = -ENOMEM;
+
+	if (!v)
+		return -ENOMEM;
+	snprintf(v->name, sizeof(v->name), "%s", name);
+	v->run = r;
+	v->refs = 1;
+	v->state = state_parse(json_string_value(json_object_get(doc, "state")));
+	v->pinned = json_is_true(json_object_get(doc, "pinned"));
+	v->seq = (uint64_t)json_integer_value(json_object_get(doc, "seq"));
+	v->id = id ? strtoull(id, NULL, 16) : 0;
+	v->created_ns = json_integer_value(json_object_get(doc, "created_ns"));
+	v->committed_ns = json_integer_value(json_object_get(doc, "committed_ns"));
+	v->meta = json_deep_copy(json_object_get(doc, "metadata"));
+	if (!json_is_object(v->meta)) {
+		json_decref(v->meta);
+		v->meta = json_object();
+	}
+	v->root = node_new("", CKPT_NODE_DIR, 0755);
+	if (!v->root)
+		goto fail;
+	ret = -EINVAL;
+	if (!json_is_array(files))
+		goto fail;
+	json_array_foreach(files, i, jf)
+	{
+		const char *path = json_string_value(json_object_get(jf, "path")), *last;
+		const char *type = json_string_value(json_object_get(jf, "type"));
+		struct node *parent, *n;
+
+		if (!path || !type)
+			goto fail;
+		ret = node_lookup_parent(s, v->root, path, &parent, &last);
+		if (ret < 0 || name_check_kind(last, 0, NULL) < 0)
+			goto fail_inval;
+		n = node_new(last, strcmp(type, "dir") ? CKPT_NODE_FILE : CKPT_NODE_DIR,
+			     (uint32_t)json_integer_value(json_object_get(jf, "mode")));
+		if (!n) {
+			ret = -ENOMEM;
+			goto fail;
+		}
+		n->mtime_ns = json_integer_value(json_object_get(jf, "mtime_ns"));
+		ret = node_attach(parent, n);
+		if (ret < 0) {
+			node_free(s, n);
+			goto fail_inval;
+		}
+		if (n->type == CKPT_NODE_FILE && (ret = load_file(s, n, jf)) < 0)
+			goto fail_inval;
+	}
+	*out = v;
+	return 0;
+fail_inval:
+	ret = -EINVAL;
+fail:
+	node_free(s, v->root);
+	json_decref(v->meta);
+	free(v);
+	return ret;
+}

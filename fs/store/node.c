@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: MIT
+/*
+ * node.c - the namespace inside a version: directories and files, kept in
+ * memory (open versions are built here; committed ones are loaded from
+ * their manifest). Children are kept sorted so listings are stable.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_i.h"
+
+struct node *node_new(const char *name, enum ckpt_node_type type, uint32_t mode)
+{
+	struct node *n = calloc(1, sizeof(*n));
+
+	if (!n)
+		return NULL;
+	n->name = strdup(name);
+	if (!n->name) {
+		free(n);
+		return NULL;
+	}
+	n->type = type;
+	n->mode = mode & 07777;
+	n->mtime_ns = now_ns();
+	if (type == CKPT_NODE_FILE) {
+		n->f = fdata_new();
+		if (!n->f) {
+			free(n->name);
+			free(n);
+			return NULL;
+		}
+	}
+	return n;
+}
+
+void node_free(struct ckpt_store *s, struct node *n)
+{
+	if (!n)
+		return;
+	for (size_t i = 0; i < n->nkids; i++)
+		node_free(s, n->kids[i]);
+	free(n->kids);
+	fdata_put(s, n->f);
+	free(n->name);
+	free(n);
+}
+
+static size_t kid_pos(struct node *d, const char *name, bool *found)
+{
+	size_t lo = 0, hi = d->nkids;
+
+	*found = false;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(d->kids[mid]->name, name);
+
+		if (c == 0) {
+			*found = true;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+struct node *node_child(struct node *d, const char *name)
+{
+	bool found;
+	size_t i;
+
+	if (d->type != CKPT_NODE_DIR)
+		return NULL;
+	i = kid_pos(d, name, &found);
+	return found ? d->kids[i] : NULL;
+}
+
+int node_attach(struct node *d, struct node *n)
+{
+	bool found;
+	size_t i = kid_pos(d, n->name, &found);
+
+	if (found)
+		return -EEXIST;
+	if (d->nkids == d->kcap) {
+		size_t cap = d->kcap ? d->kcap * 2 : 8;
+		struct node **k = realloc(d->kids, cap * sizeof(*k));
+
+		if (!k)
+			return -ENOMEM;
+		d->kids = k;
+		d->kcap = cap;
+	}
+	memmove(d->kids + i + 1, d->kids + i, (d->nkids - i) * sizeof(*d->kids));
+	d->kids[i] = n;
+	d->nkids++;
+	n->parent = d;
+	return 0;
+}
+
+void node_detach(struct node *n)
+{
+	struct node *d = n->parent;
+	bool found;
+	size_t i;
+
+	if (!d)
+		return;
+	i = kid_pos(d, n->name, &found);
+	if (found) {
+		memmove(d->kids + i, d->kids + i + 1, (d->nkids - i - 1) * sizeof(*d->kids));
+		d->nkids--;
+	}
+	n->parent = NULL;
+}
+
+/* Walk `path` one validated component at a time. */
+int node_lookup(struct ckpt_store *s, struct node *root, const char *path, struct node **out)
+{
+	char comp[CKPT_NAME_MAX + 2];
+	struct node *n = root;
+	const char *p = path;
+
+	while (*p == '/')
+		p++;
+	while (*p) {
+		const char *e = strchr(p, '/');
+		size_t l = e ? (size_t)(e - p) : strlen(p);
+		int ret;
+
+		if (l > CKPT_NAME_MAX)
+			return -ENAMETOOLONG;
+		memcpy(comp, p, l);
+		comp[l] = 0;
+		ret = name_check_kind(comp, 0, NULL);
+		if (ret < 0)
+			return ret;
+		if (n->type != CKPT_NODE_DIR)
+			return -ENOTDIR;
+		n = node_child(n, comp);
+		if (!n)
+			return -ENOENT;
+		p += l;
+		while (*p == '/')
+			p++;
+	}
+	*out = n;
+	return 0;
+}
+
+int node_lookup_parent(struct ckpt_store *s, struct node *root, const char *path,
+		       struct node **parent, const char **last)
+{
+	char buf[4096];
+	const char *slash;
+	size_t l = strlen(path);
+	int ret;
+
+	while (l > 0 && path[l - 1] == '/')
+		l--;
+	if (l == 0)
+		return -EINVAL; /* the root has no parent */
+	if (l >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, l);
+	buf[l] = 0;
+	slash = strrchr(buf, '/');
+	*last = path + (slash ? slash - buf + 1 : 0);
+	if (slash)
+		buf[slash - buf] = 0;
+	else
+		buf[0] = 0;
+	ret = node_lookup(s, root, buf, parent);
+	if (ret < 0)
+		return ret;
+	if ((*parent)->type != CKPT_NODE_DIR)
+		return -ENOTDIR;
+	return 0;
+}
