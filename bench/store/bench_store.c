@@ -9,15 +9,19 @@
  *   read:  the committed file read back cold (page cache dropped), vs the
  *          plain file read back cold;
  *   rss:   peak RSS of a process that writes and commits SIZE bytes through
- *          the library, against the in-flight budget.
+ *          the library, against the in-flight budget;
+ *   verify: ckpt_store_verify of one committed version of SIZE bytes, cold
+ *          (page cache dropped, store freshly opened) and warm, against a
+ *          cold read() of the same bytes from one plain file.
  * Prints MB/s per run and the ratios (library / plain). See
  * docs/performance-store.md for how to run it and the figures.
  *
  * usage: bench_store [-s SIZE_MiB] [-r RUNS] [-d DIR] [-w WRITE_KiB]
  *                    [-b BUDGET_MiB] [-c fixed|cdc] [-k CHUNK_KiB]
- *                    [-m write|read|rss|all]
+ *                    [-m write|read|rss|verify|all]
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -237,6 +241,82 @@ static double plain_read(const char *file, uint8_t *buf)
 	return (double)size_b / t0 / 1e6;
 }
 
+/* seconds for ckpt_store_verify of run/v in a freshly opened store */
+static double lib_verify(const char *dir, bool cold)
+{
+	struct ckpt_store_opts o = {0};
+	struct ckpt_store *s;
+	double t0;
+	int ret;
+
+	if (cold)
+		drop_caches(dir);
+	t0 = now();
+	if (ckpt_store_open(dir, &o, &s) < 0) {
+		fprintf(stderr, "store verify: %s\n", ckpt_store_strerror(NULL));
+		exit(1);
+	}
+	ret = ckpt_store_verify(s, "run", "v", NULL, NULL, NULL);
+	if (ret != 0) {
+		fprintf(stderr, "store verify: %d: %s\n", ret, ckpt_store_strerror(s));
+		exit(1);
+	}
+	ckpt_store_close(s);
+	return now() - t0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* median, min and max of n values (sorts them) */
+static void stats3(double *v, int n, const char *what)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	printf("%s: median %.3f s (min %.3f, max %.3f, %d runs)\n", what, v[n / 2], v[0], v[n - 1],
+	       n);
+}
+
+static void bench_verify(const char *work, uint8_t *buf)
+{
+	double *vc = calloc((size_t)runs, sizeof(double)),
+	       *vw = calloc((size_t)runs, sizeof(double));
+	double *rc = calloc((size_t)runs, sizeof(double));
+	char sdir[4200], pfile[4200];
+
+	snprintf(sdir, sizeof(sdir), "%s/store-verify", work);
+	snprintf(pfile, sizeof(pfile), "%s/plain-verify.bin", work);
+	lib_write(sdir, 7, buf);
+	plain_write(pfile, 7, buf);
+	for (int i = 0; i < runs; i++) {
+		double mb = (double)size_b / 1e6;
+
+		/* warm right after cold: plain_read drops the page cache */
+		if (i % 2) {
+			rc[i] = mb / plain_read(pfile, buf);
+			vc[i] = lib_verify(sdir, true);
+			vw[i] = lib_verify(sdir, false);
+		} else {
+			vc[i] = lib_verify(sdir, true);
+			vw[i] = lib_verify(sdir, false);
+			rc[i] = mb / plain_read(pfile, buf);
+		}
+		printf("run %d: verify cold %.3f s (%.0f MB/s), warm %.3f s (%.0f MB/s); "
+		       "plain cold read %.3f s\n",
+		       i, vc[i], mb / vc[i], vw[i], mb / vw[i], rc[i]);
+		fflush(stdout);
+	}
+	stats3(vc, runs, "verify cold");
+	stats3(vw, runs, "verify warm");
+	stats3(rc, runs, "plain cold read()");
+	free(vc);
+	free(vw);
+	free(rc);
+}
+
 static void report(const char *what, double *a, double *b)
 {
 	double sa = 0, sb = 0;
@@ -309,7 +389,7 @@ int main(int argc, char **argv)
 		default:
 			fprintf(stderr,
 				"usage: %s [-s MiB] [-r runs] [-d dir] [-w KiB] [-b MiB] "
-				"[-c fixed|cdc] [-k chunk KiB] [-m write|read|rss|all]\n",
+				"[-c fixed|cdc] [-k chunk KiB] [-m write|read|rss|verify|all]\n",
 				argv[0]);
 			return 2;
 		}
@@ -383,6 +463,8 @@ int main(int argc, char **argv)
 			rss_child(sdir);
 		waitpid(pid, &st, 0);
 	}
+	if (!strcmp(mode, "verify"))
+		bench_verify(work, buf);
 	rmrf(work);
 	free(buf);
 	free(lw);

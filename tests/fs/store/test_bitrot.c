@@ -4,6 +4,8 @@
  * one is found on read (EIO, never wrong bytes) and by ckpt_store_verify,
  * and the version becomes CORRUPT (persisted). With verify=off the flips
  * come through as wrong bytes, which shows the flips were real.
+ * test_verify_shared: a bad chunk shared by several files and versions is
+ * reported once per file that names it, in walk order, with progress.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +20,7 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <xxhash.h>
 
 #include "ckptfs/store.h"
 #include "tstore.h"
@@ -213,10 +216,127 @@ static void test_bitrot(void **state)
 	free(dir);
 }
 
+struct vrec {
+	char what[8][300];
+	int n;
+	uint64_t last_done, last_total;
+	bool backwards;
+};
+
+static void on_bad_rec(void *arg, const char *run, const char *version, const char *path,
+		       uint64_t off, const char *hex, const char *what)
+{
+	struct vrec *r = arg;
+
+	if (r->n < 8)
+		snprintf(r->what[r->n], sizeof(r->what[0]), "%s/%s/%s@%llu", run, version, path,
+			 (unsigned long long)off);
+	r->n++;
+}
+
+static void on_progress(void *arg, uint64_t done, uint64_t total)
+{
+	struct vrec *r = arg;
+
+	if (done < r->last_done)
+		r->backwards = true;
+	r->last_done = done;
+	r->last_total = total;
+}
+
+/* the chunk file holding CH bytes of stream `seed` at `off` */
+static void chunk_path(const char *dir, uint64_t seed, uint64_t off, char *path, size_t len)
+{
+	uint8_t *b = malloc(CH);
+	XXH128_canonical_t c;
+	char hex[33];
+
+	ts_fill(seed, off, b, CH);
+	XXH128_canonicalFromHash(&c, XXH3_128bits(b, CH));
+	ts_hex(c.digest, hex);
+	snprintf(path, len, "%s/chunks/%.2s/%s", dir, hex, hex);
+	free(b);
+}
+
+static void test_verify_shared(void **state)
+{
+	char *dir = ts_tmpdir("vshared");
+	struct ckpt_store_opts o = {.create = true, .chunking = CKPT_CHUNK_FIXED, .chunk_size = CH};
+	struct ckpt_version_info in;
+	struct ckpt_store *s;
+	struct vrec rec = {0};
+	char path[4200];
+	unsigned char b;
+	int fd;
+
+	assert_int_equal(ckpt_store_open(dir, &o, &s), 0);
+	assert_int_equal(ckpt_run_create(s, "r"), 0);
+	assert_int_equal(ckpt_version_create(s, "r", "v1"), 0);
+	assert_int_equal(ckpt_node_mkdir(s, "r", "v1", "d", 0755), 0);
+	/* the same 8 chunks in two files of v1 and one of v2, plus others */
+	assert_int_equal(ts_write_file(s, "r", "v1", "a.bin", 5, 8 * CH, CH), 0);
+	assert_int_equal(ts_write_file(s, "r", "v1", "d/c.bin", 5, 8 * CH, CH), 0);
+	assert_int_equal(ts_write_file(s, "r", "v1", "e.bin", 6, 8 * CH, CH), 0);
+	assert_int_equal(ckpt_version_commit(s, "r", "v1", NULL), 0);
+	assert_int_equal(ckpt_version_create(s, "r", "v2"), 0);
+	assert_int_equal(ts_write_file(s, "r", "v2", "a.bin", 5, 8 * CH, CH), 0);
+	assert_int_equal(ckpt_version_commit(s, "r", "v2", NULL), 0);
+	assert_int_equal(ckpt_store_verify(s, NULL, NULL, on_bad_rec, &rec, on_progress), 0);
+	assert_int_equal(rec.n, 0);
+	assert_false(rec.backwards);
+	assert_int_equal(rec.last_done, 32 * CH);
+	assert_int_equal(rec.last_total, 32 * CH);
+
+	chunk_path(dir, 5, 3 * CH, path, sizeof(path));
+	chmod(path, 0644);
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &b, 1, 100), 1);
+	b ^= 0x5a;
+	assert_int_equal(pwrite(fd, &b, 1, 100), 1);
+	close(fd);
+
+	memset(&rec, 0, sizeof(rec));
+	assert_int_equal(ckpt_store_verify(s, "r", "v2", on_bad_rec, &rec, on_progress), 1);
+	assert_int_equal(rec.n, 1);
+	snprintf(path, sizeof(path), "r/v2/a.bin@%u", 3 * CH);
+	assert_string_equal(rec.what[0], path);
+	assert_int_equal(rec.last_done, 8 * CH);
+	assert_int_equal(ckpt_version_info(s, "r", "v1", &in), 0);
+	assert_int_equal(in.state, CKPT_V_COMMITTED);
+
+	memset(&rec, 0, sizeof(rec));
+	assert_int_equal(ckpt_store_verify(s, NULL, NULL, on_bad_rec, &rec, on_progress), 3);
+	assert_int_equal(rec.n, 3);
+	assert_false(rec.backwards);
+	assert_int_equal(rec.last_done, 32 * CH);
+	snprintf(path, sizeof(path), "r/v1/a.bin@%u", 3 * CH);
+	assert_string_equal(rec.what[0], path);
+	snprintf(path, sizeof(path), "r/v1/d/c.bin@%u", 3 * CH);
+	assert_string_equal(rec.what[1], path);
+	snprintf(path, sizeof(path), "r/v2/a.bin@%u", 3 * CH);
+	assert_string_equal(rec.what[2], path);
+	assert_int_equal(ckpt_version_info(s, "r", "v1", &in), 0);
+	assert_int_equal(in.state, CKPT_V_CORRUPT);
+	assert_int_equal(ckpt_version_info(s, "r", "v2", &in), 0);
+	assert_int_equal(in.state, CKPT_V_CORRUPT);
+	/* a chunk removed from disk is reported too */
+	chunk_path(dir, 6, 0, path, sizeof(path));
+	assert_int_equal(unlink(path), 0);
+	memset(&rec, 0, sizeof(rec));
+	assert_int_equal(ckpt_store_verify(s, "r", "v1", on_bad_rec, &rec, NULL), 3);
+	snprintf(path, sizeof(path), "r/v1/e.bin@0");
+	assert_string_equal(rec.what[2], path);
+	ckpt_store_close(s);
+	ts_rmtree(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bitrot),
+		cmocka_unit_test(test_verify_shared),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
