@@ -1,0 +1,240 @@
+// SPDX-License-Identifier: MIT
+/*
+ * attr.c - stat(2) results and kernel cache timeouts for every kind of path.
+ *
+ * Committed content never changes, so its attributes and names are cached by
+ * the kernel for long (CFS_TTL_IMMUTABLE). Open versions change under writes
+ * and are not cached. Run and root listings, latest and best change with
+ * every commit: listings and links are not cached, the directories' own
+ * attributes for a second only (CFS_TTL_DIR): with default_permissions the
+ * kernel checks the parent's mode on every lookup, and `ls -l` of a run of
+ * 10,000 versions must not stat the run 10,000 times.
+ */
+#include "ckptfs_i.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+bool cfs_vstate_immutable(enum ckpt_vstate s)
+{
+	return s != CKPT_V_OPEN;
+}
+
+static void set_times(struct stat *st, int64_t ns)
+{
+	st->st_mtim.tv_sec = ns / 1000000000;
+	st->st_mtim.tv_nsec = ns % 1000000000;
+	st->st_atim = st->st_mtim;
+	st->st_ctim = st->st_mtim;
+}
+
+static void base(struct cfs *c, struct stat *st, mode_t mode)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_mode = mode;
+	st->st_nlink = S_ISDIR(mode) ? 2 : 1;
+	st->st_uid = c->uid;
+	st->st_gid = c->gid;
+	st->st_blksize = CFS_MAX_WRITE; /* cp and friends size their buffers by it */
+	set_times(st, c->mount_ns);
+}
+
+/* Subdirectories of a directory inside a version, for its link count. */
+static int count_subdirs(struct cfs *c, const char *run, const char *ver, const char *rel)
+{
+	char **names = NULL, *child;
+	size_t n = 0, i;
+	int ret, dirs = 0;
+
+	ret = ckpt_node_list(c->store, run, ver, rel, &names, &n);
+	if (ret < 0)
+		return ret;
+	for (i = 0; i < n; i++) {
+		struct ckpt_node_stat ns;
+
+		if (cfs_path_join(rel, names[i], &child) < 0)
+			continue;
+		if (ckpt_node_stat(c->store, run, ver, child, &ns) == 0 && ns.type == CKPT_NODE_DIR)
+			dirs++;
+		free(child);
+	}
+	ckpt_strv_free(names, n);
+	return dirs;
+}
+
+void cfs_attr_version(struct cfs *c, const struct ckpt_version_info *vi, struct stat *st,
+		      double *ttl)
+{
+	bool imm = cfs_vstate_immutable(vi->state);
+
+	base(c, st, S_IFDIR | (imm ? 0555 : 0755));
+	set_times(st, vi->committed_ns ? vi->committed_ns : vi->created_ns);
+	*ttl = imm ? CFS_TTL_IMMUTABLE : CFS_TTL_NONE;
+}
+
+static int attr_json(struct cfs *c, const struct cfs_path *p, struct stat *st)
+{
+	char *json = NULL;
+	size_t len = 0;
+	int ret;
+
+	if (p->kind == CFS_STATS)
+		ret = ckpt_store_stats_json(c->store, &json, &len);
+	else
+		ret = ckpt_version_manifest_json(c->store, p->run, p->ver, &json, &len);
+	if (ret < 0)
+		return ret;
+	free(json);
+	st->st_size = (off_t)len;
+	return 0;
+}
+
+int cfs_attr(struct cfs *c, const struct cfs_path *p, struct stat *st, double *ttl, int64_t *gen)
+{
+	struct ckpt_version_info vi;
+	struct ckpt_node_stat ns;
+	char buf[CKPT_NAME_MAX + 1];
+	char **names = NULL;
+	struct ckpt_version_info *vv = NULL;
+	size_t n = 0;
+	int ret;
+
+	*ttl = CFS_TTL_NONE;
+	*gen = 0;
+	switch (p->kind) {
+	case CFS_ROOT:
+		base(c, st, S_IFDIR | 0755);
+		ret = ckpt_run_list(c->store, &names, &n);
+		if (ret < 0)
+			return ret;
+		ckpt_strv_free(names, n);
+		st->st_nlink = 2 + n;
+		*ttl = CFS_TTL_DIR;
+		return 0;
+	case CFS_STATS:
+		base(c, st, S_IFREG | 0444);
+		return attr_json(c, p, st);
+	case CFS_RUN:
+		base(c, st, S_IFDIR | 0755);
+		ret = ckpt_version_list(c->store, p->run, &vv, &n);
+		if (ret < 0)
+			return ret;
+		free(vv);
+		st->st_nlink = 2 + n;
+		*ttl = CFS_TTL_DIR;
+		return 0;
+	case CFS_LATEST:
+	case CFS_BEST:
+		ret = p->kind == CFS_LATEST
+			      ? ckpt_version_latest(c->store, p->run, buf, sizeof(buf))
+			      : ckpt_version_best(c->store, p->run, buf, sizeof(buf));
+		if (ret < 0)
+			return ret;
+		base(c, st, S_IFLNK | 0777);
+		st->st_size = (off_t)strlen(buf);
+		return 0;
+	default:
+		break;
+	}
+
+	ret = ckpt_version_info(c->store, p->run, p->ver, &vi);
+	if (ret < 0)
+		return ret;
+	*gen = vi.created_ns;
+	switch (p->kind) {
+	case CFS_VERSION:
+		cfs_attr_version(c, &vi, st, ttl);
+		ret = count_subdirs(c, p->run, p->ver, "");
+		if (ret > 0)
+			st->st_nlink += ret;
+		return 0;
+	case CFS_MANIFEST:
+		base(c, st, S_IFREG | 0444);
+		set_times(st, vi.committed_ns ? vi.committed_ns : vi.created_ns);
+		return attr_json(c, p, st);
+	case CFS_NODE:
+		ret = ckpt_node_stat(c->store, p->run, p->ver, p->rel, &ns);
+		if (ret < 0)
+			return ret;
+		if (ns.type == CKPT_NODE_DIR) {
+			base(c, st,
+			     S_IFDIR | (cfs_vstate_immutable(vi.state) ? 0555 : (ns.mode & 07777)));
+			ret = count_subdirs(c, p->run, p->ver, p->rel);
+			if (ret > 0)
+				st->st_nlink += ret;
+		} else {
+			base(c, st,
+			     S_IFREG | (cfs_vstate_immutable(vi.state) ? 0444 : (ns.mode & 07777)));
+			st->st_size = (off_t)ns.size;
+			st->st_blocks = (blkcnt_t)((ns.size + 511) / 512);
+		}
+		set_times(st, ns.mtime_ns);
+		*ttl = cfs_vstate_immutable(vi.state) ? CFS_TTL_IMMUTABLE : CFS_TTL_NONE;
+		return 0;
+	default:
+		return -ENOENT;
+	}
+}
+
+double cfs_entry_ttl(const struct cfs_path *p, double attr_ttl)
+{
+	switch (p->kind) {
+	case CFS_STATS:
+	case CFS_RUN:
+	case CFS_MANIFEST:
+		return CFS_TTL_NAME;
+	case CFS_VERSION:
+		return attr_ttl > 0 ? CFS_TTL_NAME : CFS_TTL_NONE;
+	case CFS_NODE:
+		return attr_ttl;
+	default:
+		return CFS_TTL_NONE;
+	}
+}
+
+int cfs_entry_version(struct cfs *c, const char *path, const char *run,
+		      const struct ckpt_version_info *vi, struct fuse_entry_param *e)
+{
+	double ttl;
+	int ret;
+
+	memset(e, 0, sizeof(*e));
+	cfs_attr_version(c, vi, &e->attr, &ttl);
+	ret = count_subdirs(c, run, vi->name, "");
+	if (ret < 0)
+		return ret;
+	e->attr.st_nlink += (nlink_t)ret;
+	e->ino = cfs_nodes_lookup(c->nodes, path, vi->created_ns);
+	if (!e->ino)
+		return -ENOMEM;
+	e->attr.st_ino = e->ino;
+	e->attr_timeout = ttl;
+	e->entry_timeout = ttl > 0 ? CFS_TTL_NAME : CFS_TTL_NONE;
+	return 0;
+}
+
+int cfs_entry(struct cfs *c, const char *path, struct fuse_entry_param *e)
+{
+	struct cfs_path p;
+	int64_t gen;
+	double ttl;
+	int ret;
+
+	memset(e, 0, sizeof(*e));
+	ret = cfs_path_parse(path, &p);
+	if (ret < 0)
+		return ret;
+	ret = cfs_attr(c, &p, &e->attr, &ttl, &gen);
+	if (ret == 0) {
+		e->ino = cfs_nodes_lookup(c->nodes, path, gen);
+		if (!e->ino)
+			ret = -ENOMEM;
+		e->attr.st_ino = e->ino;
+		e->attr_timeout = ttl;
+		e->entry_timeout = cfs_entry_ttl(&p, ttl);
+	}
+	cfs_path_free(&p);
+	return ret;
+}

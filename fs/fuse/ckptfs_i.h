@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ckptfs_i.h - internals of the ckptfs FUSE daemon (SPEC §2), shared by its
+ * files: the daemon context, the inode table, path classification, the
+ * autocommit tracker and the low-level operation handlers.
+ *
+ * The daemon uses the libfuse low-level API because the kernel cache
+ * timeouts must differ per entry: committed content never changes and is
+ * cached for long, open versions and changing listings are not cached.
+ */
+#ifndef CKPTFS_I_H
+#define CKPTFS_I_H
+
+#define FUSE_USE_VERSION 312
+
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ckptfs/store.h"
+
+/* Kernel cache timeouts in seconds (see docs/mount.md, "Caching"). */
+#define CFS_TTL_IMMUTABLE 3600.0 /* committed files and directories */
+#define CFS_TTL_NAME 1.0	 /* names of runs and committed versions */
+#define CFS_TTL_DIR 1.0		 /* attributes of the root and run directories */
+#define CFS_TTL_NONE 0.0	 /* open versions, listings that change */
+
+#define CFS_MAX_WRITE (1u << 20)
+
+struct cfs_opts {
+	char *store_dir;
+	char *mountpoint;
+	unsigned autocommit_s; /* 0 = off */
+	enum ckpt_verify_mode verify;
+	size_t write_buffer; /* 0 = store default */
+	enum ckpt_direct_io direct_io;
+	struct ckpt_retention retention;
+};
+
+struct cfs_nodes; /* inode table, node.c */
+struct cfs_track; /* autocommit tracker, track.c */
+
+/* The daemon: one per mount. */
+struct cfs {
+	struct cfs_opts opts;
+	struct ckpt_store *store;
+	struct fuse_session *se;
+	struct cfs_nodes *nodes;
+	struct cfs_track *track;
+	int64_t mount_ns; /* times of the root and run directories */
+	uid_t uid;
+	gid_t gid;
+};
+
+/* ---- options (opts.c) ---------------------------------------------------- */
+
+/* Parse argv into o and args (what is left for libfuse). Returns 0, 1 when
+ * the caller should exit 0 (help, version) or -1 on a usage error (printed). */
+int cfs_opts_parse(struct fuse_args *args, struct cfs_opts *o, struct fuse_cmdline_opts *co);
+void cfs_opts_free(struct cfs_opts *o);
+/* "64M", "1G", "4096" -> bytes; -EINVAL on garbage. */
+int cfs_parse_size(const char *s, size_t *out);
+
+/* ---- paths (path.c) ------------------------------------------------------ */
+
+enum cfs_kind {
+	CFS_ROOT,
+	CFS_STATS,    /* /.stats */
+	CFS_RUN,      /* /RUN */
+	CFS_LATEST,   /* /RUN/latest */
+	CFS_BEST,     /* /RUN/best */
+	CFS_VERSION,  /* /RUN/VERSION */
+	CFS_MANIFEST, /* /RUN/VERSION/.manifest */
+	CFS_NODE,     /* /RUN/VERSION/a/b */
+};
+
+/* A classified path. Paths inside the daemon have no leading slash: "" is the
+ * root, "run", "run/ver", "run/ver/a/b". */
+struct cfs_path {
+	enum cfs_kind kind;
+	char run[CKPT_NAME_MAX + 1];
+	char ver[CKPT_NAME_MAX + 1];
+	const char *rel; /* inside the version ("" for its root); points into full */
+	char *full;	 /* malloc'd copy of the path */
+};
+
+int cfs_path_parse(const char *path, struct cfs_path *p);
+void cfs_path_free(struct cfs_path *p);
+/* parent + "/" + name, malloc'd; -ENAMETOOLONG for names over CKPT_NAME_MAX. */
+int cfs_path_join(const char *parent, const char *name, char **out);
+
+/* ---- inode table (node.c) ------------------------------------------------ */
+
+struct cfs_nodes *cfs_nodes_new(void);
+void cfs_nodes_free(struct cfs_nodes *t);
+/* A malloc'd copy of the path of `ino`; -ESTALE when unknown. */
+int cfs_nodes_path(struct cfs_nodes *t, fuse_ino_t ino, char **path);
+/* The inode for `path` with one more lookup reference. `gen` tells two
+ * objects that had the same path apart (a version's creation time): a
+ * different gen gives a fresh inode so the kernel drops cached attributes. */
+fuse_ino_t cfs_nodes_lookup(struct cfs_nodes *t, const char *path, int64_t gen);
+void cfs_nodes_forget(struct cfs_nodes *t, fuse_ino_t ino, uint64_t n);
+/* The path (and everything below it) is gone: later lookups get new inodes. */
+void cfs_nodes_drop(struct cfs_nodes *t, const char *path);
+/* Move `from` and everything below it to `to` (after a rename). */
+void cfs_nodes_move(struct cfs_nodes *t, const char *from, const char *to);
+
+/* ---- attributes (attr.c) ------------------------------------------------- */
+
+/* Attributes of a classified path; *ttl and *gen get the cache timeout and
+ * the identity (see cfs_nodes_lookup). */
+int cfs_attr(struct cfs *c, const struct cfs_path *p, struct stat *st, double *ttl, int64_t *gen);
+/* Same, from a version's info (readdirplus of a run needs no extra calls). */
+void cfs_attr_version(struct cfs *c, const struct ckpt_version_info *vi, struct stat *st,
+		      double *ttl);
+/* A lookup reply for version `vi` of `run` at `path`, from a listing. */
+int cfs_entry_version(struct cfs *c, const char *path, const char *run,
+		      const struct ckpt_version_info *vi, struct fuse_entry_param *e);
+/* The timeout for the name of an entry of this kind. */
+double cfs_entry_ttl(const struct cfs_path *p, double attr_ttl);
+/* Fill a lookup reply for `path` (adds a lookup reference). */
+int cfs_entry(struct cfs *c, const char *path, struct fuse_entry_param *e);
+bool cfs_vstate_immutable(enum ckpt_vstate s);
+
+/* ---- autocommit tracker (track.c) ---------------------------------------- */
+
+int cfs_track_start(struct cfs *c);
+void cfs_track_stop(struct cfs *c);
+/* A version was written to, a writer opened or closed one of its files. */
+void cfs_track_touch(struct cfs *c, const char *run, const char *ver, int open_delta);
+/* The version was committed, renamed or deleted by someone else. */
+void cfs_track_forget(struct cfs *c, const char *run, const char *ver);
+
+/* ---- kernel tuning (tune.c) ---------------------------------------------- */
+
+/* Once per mount, at the first request after INIT: readahead window. */
+void cfs_tune_once(struct cfs *c);
+
+/* ---- logging ------------------------------------------------------------- */
+
+void cfs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- operations (ops_*.c) ------------------------------------------------ */
+
+extern const struct fuse_lowlevel_ops cfs_ops;
+
+void cfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void cfs_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
+void cfs_op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets);
+void cfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void cfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		    struct fuse_file_info *fi);
+void cfs_op_readlink(fuse_req_t req, fuse_ino_t ino);
+void cfs_op_statfs(fuse_req_t req, fuse_ino_t ino);
+void cfs_op_access(fuse_req_t req, fuse_ino_t ino, int mask);
+
+void cfs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
+void cfs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void cfs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void cfs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		   const char *newname, unsigned int flags);
+
+void cfs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void cfs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi);
+void cfs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			struct fuse_file_info *fi);
+void cfs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+
+/* An open file (or a virtual file's snapshot), fi->fh of open/create. */
+struct cfs_fh {
+	struct ckpt_file *f; /* NULL for .stats and .manifest */
+	char *buf;	     /* the virtual file's content */
+	size_t len;
+	bool writer; /* counted as an open writer by the autocommit tracker */
+	char run[CKPT_NAME_MAX + 1];
+	char ver[CKPT_NAME_MAX + 1];
+	struct cfs_fh *prev, *next; /* all open handles, closed at unmount */
+};
+
+void cfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		   struct fuse_file_info *fi);
+void cfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void cfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
+void cfs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		  struct fuse_file_info *fi);
+void cfs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void cfs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+void cfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void cfs_files_close_all(void);
+
+void cfs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+		     size_t size, int flags);
+void cfs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void cfs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void cfs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+/* The daemon of a request. */
+static inline struct cfs *cfs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/* Resolve an inode to a classified path; replies the error itself and
+ * returns false when it cannot. */
+bool cfs_resolve(fuse_req_t req, fuse_ino_t ino, struct cfs_path *p);
+
+#endif /* CKPTFS_I_H */

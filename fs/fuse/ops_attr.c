@@ -1,0 +1,237 @@
+// SPDX-License-Identifier: MIT
+/*
+ * ops_attr.c - lookup, forget, getattr, setattr, readlink, statfs, access.
+ */
+#include "ckptfs_i.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+
+bool cfs_resolve(fuse_req_t req, fuse_ino_t ino, struct cfs_path *p)
+{
+	struct cfs *c = cfs_of(req);
+	char *path = NULL;
+	int ret;
+
+	ret = cfs_nodes_path(c->nodes, ino, &path);
+	if (ret == 0) {
+		ret = cfs_path_parse(path, p);
+		free(path);
+	}
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return false;
+	}
+	return true;
+}
+
+void cfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct cfs *c = cfs_of(req);
+	struct fuse_entry_param e;
+	char *dir = NULL, *path = NULL;
+	int ret;
+
+	cfs_tune_once(c);
+	ret = cfs_nodes_path(c->nodes, parent, &dir);
+	if (ret < 0)
+		goto out;
+	ret = cfs_path_join(dir, name, &path);
+	if (ret < 0)
+		goto out;
+	ret = cfs_entry(c, path, &e);
+	/* A name the store cannot hold simply does not exist. */
+	if (ret == -EINVAL)
+		ret = -ENOENT;
+out:
+	free(dir);
+	free(path);
+	if (ret < 0)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+void cfs_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	cfs_nodes_forget(cfs_of(req)->nodes, ino, nlookup);
+	fuse_reply_none(req);
+}
+
+void cfs_op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	size_t i;
+
+	for (i = 0; i < count; i++)
+		cfs_nodes_forget(cfs_of(req)->nodes, forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void reply_attr(fuse_req_t req, fuse_ino_t ino, const struct cfs_path *p)
+{
+	struct stat st;
+	int64_t gen;
+	double ttl;
+	int ret;
+
+	ret = cfs_attr(cfs_of(req), p, &st, &ttl, &gen);
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	st.st_ino = ino;
+	fuse_reply_attr(req, &st, ttl);
+}
+
+void cfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct cfs_path p;
+
+	cfs_tune_once(cfs_of(req));
+	if (!cfs_resolve(req, ino, &p))
+		return;
+	reply_attr(req, ino, &p);
+	cfs_path_free(&p);
+}
+
+static int64_t ts_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+static int setattr_node(struct cfs *c, const struct cfs_path *p, struct stat *attr, int to_set,
+			struct fuse_file_info *fi)
+{
+	struct cfs_fh *fh = fi ? (struct cfs_fh *)(uintptr_t)fi->fh : NULL;
+	int ret;
+
+	if ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != c->uid)
+		return -EPERM;
+	if ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != c->gid)
+		return -EPERM;
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		ret = ckpt_node_chmod(c->store, p->run, p->ver, p->rel, attr->st_mode & 07777);
+		if (ret < 0)
+			return ret;
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		if (fh && fh->f)
+			ret = ckpt_file_ftruncate(fh->f, (uint64_t)attr->st_size);
+		else
+			ret = ckpt_node_truncate(c->store, p->run, p->ver, p->rel,
+						 (uint64_t)attr->st_size);
+		if (ret < 0)
+			return ret;
+		cfs_track_touch(c, p->run, p->ver, 0);
+	}
+	if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
+		struct timespec now;
+
+		clock_gettime(CLOCK_REALTIME, &now);
+		ret = ckpt_node_utimens(c->store, p->run, p->ver, p->rel,
+					(to_set & FUSE_SET_ATTR_MTIME_NOW) ? ts_ns(&now)
+									   : ts_ns(&attr->st_mtim));
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+/* Directories of runs and versions have no settable attributes; times are
+ * accepted and ignored so that `cp -a` and `touch` into the tree work. */
+static int setattr_other(struct cfs *c, const struct cfs_path *p, int to_set)
+{
+	struct ckpt_version_info vi;
+
+	if (!(to_set &
+	      (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE)))
+		return 0;
+	if (p->kind == CFS_VERSION || p->kind == CFS_MANIFEST) {
+		if (ckpt_version_info(c->store, p->run, p->ver, &vi) == 0 &&
+		    cfs_vstate_immutable(vi.state))
+			return -EROFS;
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE)
+		return (p->kind == CFS_STATS || p->kind == CFS_MANIFEST) ? -EACCES : -EISDIR;
+	return -EPERM;
+}
+
+void cfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		    struct fuse_file_info *fi)
+{
+	struct cfs *c = cfs_of(req);
+	struct cfs_path p;
+	int ret;
+
+	if (!cfs_resolve(req, ino, &p))
+		return;
+	if (p.kind == CFS_NODE)
+		ret = setattr_node(c, &p, attr, to_set, fi);
+	else
+		ret = setattr_other(c, &p, to_set);
+	if (ret < 0)
+		fuse_reply_err(req, -ret);
+	else
+		reply_attr(req, ino, &p);
+	cfs_path_free(&p);
+}
+
+void cfs_op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct cfs *c = cfs_of(req);
+	char buf[CKPT_NAME_MAX + 1];
+	struct cfs_path p;
+	int ret;
+
+	if (!cfs_resolve(req, ino, &p))
+		return;
+	if (p.kind == CFS_LATEST)
+		ret = ckpt_version_latest(c->store, p.run, buf, sizeof(buf));
+	else if (p.kind == CFS_BEST)
+		ret = ckpt_version_best(c->store, p.run, buf, sizeof(buf));
+	else
+		ret = -EINVAL;
+	cfs_path_free(&p);
+	if (ret < 0)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_readlink(req, buf);
+}
+
+void cfs_op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs st;
+	int ret;
+
+	memset(&st, 0, sizeof(st));
+	ret = ckpt_store_statvfs(cfs_of(req)->store, &st);
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	st.f_namemax = CKPT_NAME_MAX;
+	fuse_reply_statfs(req, &st);
+}
+
+/* With default_permissions the kernel checks modes itself; this answers
+ * access(2) only when that option was turned off. */
+void cfs_op_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	struct cfs_path p;
+	struct stat st;
+	int64_t gen;
+	double ttl;
+	int ret;
+
+	if (!cfs_resolve(req, ino, &p))
+		return;
+	ret = cfs_attr(cfs_of(req), &p, &st, &ttl, &gen);
+	if (ret == 0 && (mask & W_OK) && !(st.st_mode & 0200))
+		ret = S_ISDIR(st.st_mode) || p.kind == CFS_NODE ? -EROFS : -EACCES;
+	cfs_path_free(&p);
+	fuse_reply_err(req, ret < 0 ? -ret : 0);
+}

@@ -1,0 +1,294 @@
+// SPDX-License-Identifier: MIT
+/*
+ * ops_file.c - open files: create, open, read, write, flush, fsync, release,
+ * and the read-only virtual files .stats and .manifest (a snapshot taken at
+ * open, served with direct_io because their size is not known in advance).
+ */
+#include "ckptfs_i.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static pthread_mutex_t fh_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct cfs_fh *fh_all;
+
+static void fh_link(struct cfs_fh *fh)
+{
+	pthread_mutex_lock(&fh_lock);
+	fh->next = fh_all;
+	if (fh_all)
+		fh_all->prev = fh;
+	fh_all = fh;
+	pthread_mutex_unlock(&fh_lock);
+}
+
+static void fh_unlink(struct cfs_fh *fh)
+{
+	pthread_mutex_lock(&fh_lock);
+	if (fh->prev)
+		fh->prev->next = fh->next;
+	else
+		fh_all = fh->next;
+	if (fh->next)
+		fh->next->prev = fh->prev;
+	pthread_mutex_unlock(&fh_lock);
+}
+
+static int fh_close(struct cfs_fh *fh)
+{
+	int ret = 0;
+
+	if (fh->f)
+		ret = ckpt_file_close(fh->f);
+	free(fh->buf);
+	free(fh);
+	return ret;
+}
+
+/* At unmount: the kernel released every file it knew of; anything left
+ * (a forced unmount) is closed here so nothing leaks. */
+void cfs_files_close_all(void)
+{
+	struct cfs_fh *fh;
+
+	while ((fh = fh_all)) {
+		fh_unlink(fh);
+		fh_close(fh);
+	}
+}
+
+static int open_virtual(struct cfs *c, const struct cfs_path *p, struct fuse_file_info *fi,
+			struct cfs_fh *fh)
+{
+	if ((fi->flags & O_ACCMODE) != O_RDONLY)
+		return -EACCES;
+	fi->direct_io = 1;
+	if (p->kind == CFS_STATS)
+		return ckpt_store_stats_json(c->store, &fh->buf, &fh->len);
+	return ckpt_version_manifest_json(c->store, p->run, p->ver, &fh->buf, &fh->len);
+}
+
+/* Open (or create, with O_CREAT in flags) a file of a version. */
+static int open_node(struct cfs *c, const struct cfs_path *p, int flags, mode_t mode,
+		     struct fuse_file_info *fi, struct cfs_fh *fh)
+{
+	struct ckpt_version_info vi;
+	int ret;
+
+	ret = ckpt_version_info(c->store, p->run, p->ver, &vi);
+	if (ret < 0)
+		return ret;
+	/* The kernel gives write offsets itself (O_APPEND included). */
+	flags &= O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC;
+	fh->writer = (flags & O_ACCMODE) != O_RDONLY;
+	if (fh->writer)
+		cfs_track_touch(c, p->run, p->ver, 1);
+	ret = ckpt_file_open(c->store, p->run, p->ver, p->rel, flags, mode & 07777, &fh->f);
+	if (ret < 0) {
+		if (fh->writer)
+			cfs_track_touch(c, p->run, p->ver, -1);
+		fh->writer = false;
+		return ret;
+	}
+	snprintf(fh->run, sizeof(fh->run), "%s", p->run);
+	snprintf(fh->ver, sizeof(fh->ver), "%s", p->ver);
+	/* Committed content never changes: keep the page cache across opens. */
+	fi->keep_cache = cfs_vstate_immutable(vi.state);
+	return 0;
+}
+
+void cfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct cfs *c = cfs_of(req);
+	struct cfs_path p;
+	struct cfs_fh *fh;
+	int ret;
+
+	if (!cfs_resolve(req, ino, &p))
+		return;
+	fh = calloc(1, sizeof(*fh));
+	if (!fh) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	switch (p.kind) {
+	case CFS_STATS:
+	case CFS_MANIFEST:
+		ret = open_virtual(c, &p, fi, fh);
+		break;
+	case CFS_NODE:
+		ret = open_node(c, &p, fi->flags, 0, fi, fh);
+		break;
+	default:
+		ret = -EISDIR;
+		break;
+	}
+out:
+	cfs_path_free(&p);
+	if (ret < 0) {
+		if (fh)
+			fh_close(fh);
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	fh_link(fh);
+	fi->fh = (uintptr_t)fh;
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		/* The opener was interrupted: no release will come. */
+		fh_unlink(fh);
+		if (fh->writer)
+			cfs_track_touch(c, fh->run, fh->ver, -1);
+		fh_close(fh);
+	}
+}
+
+void cfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		   struct fuse_file_info *fi)
+{
+	struct cfs *c = cfs_of(req);
+	struct fuse_entry_param e;
+	char *dir = NULL, *path = NULL;
+	struct cfs_fh *fh = NULL;
+	struct cfs_path p;
+	int ret;
+
+	ret = cfs_nodes_path(c->nodes, parent, &dir);
+	if (ret == 0)
+		ret = cfs_path_join(dir, name, &path);
+	free(dir);
+	if (ret < 0)
+		goto reply;
+	ret = cfs_path_parse(path, &p);
+	if (ret < 0)
+		goto reply;
+	if (p.kind != CFS_NODE) {
+		/* Files live in versions; names of the tree's own are taken. */
+		ret = (p.kind == CFS_MANIFEST || p.kind == CFS_STATS) ? -EEXIST : -EPERM;
+		goto free_p;
+	}
+	fh = calloc(1, sizeof(*fh));
+	if (!fh) {
+		ret = -ENOMEM;
+		goto free_p;
+	}
+	ret = open_node(c, &p, fi->flags | O_CREAT, mode, fi, fh);
+	if (ret < 0)
+		goto free_p;
+	cfs_nodes_drop(c->nodes, p.full);
+	ret = cfs_entry(c, p.full, &e);
+free_p:
+	cfs_path_free(&p);
+reply:
+	free(path);
+	if (ret < 0) {
+		if (fh) {
+			if (fh->writer)
+				cfs_track_touch(c, fh->run, fh->ver, -1);
+			fh_close(fh);
+		}
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	fh_link(fh);
+	fi->fh = (uintptr_t)fh;
+	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+		fh_unlink(fh);
+		if (fh->writer)
+			cfs_track_touch(c, fh->run, fh->ver, -1);
+		fh_close(fh);
+	}
+}
+
+void cfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct cfs_fh *fh = (struct cfs_fh *)(uintptr_t)fi->fh;
+	ssize_t n;
+	char *buf;
+
+	if (!fh->f) {
+		if ((size_t)off >= fh->len)
+			size = 0;
+		else if (size > fh->len - (size_t)off)
+			size = fh->len - (size_t)off;
+		fuse_reply_buf(req, size ? fh->buf + off : NULL, size);
+		return;
+	}
+	buf = malloc(size ? size : 1);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = ckpt_file_pread(fh->f, buf, size, (uint64_t)off);
+	if (n < 0) {
+		if (n == -EIO)
+			cfs_log("read of %s/%s failed with EIO (a chunk failed its hash check; "
+				"the version is marked corrupt)",
+				fh->run, fh->ver);
+		fuse_reply_err(req, (int)-n);
+	} else {
+		fuse_reply_buf(req, buf, (size_t)n);
+	}
+	free(buf);
+}
+
+void cfs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		  struct fuse_file_info *fi)
+{
+	struct cfs_fh *fh = (struct cfs_fh *)(uintptr_t)fi->fh;
+	ssize_t n;
+
+	if (!fh->f) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	n = ckpt_file_pwrite(fh->f, buf, size, (uint64_t)off);
+	if (n < 0) {
+		fuse_reply_err(req, (int)-n);
+		return;
+	}
+	cfs_track_touch(cfs_of(req), fh->run, fh->ver, 0);
+	fuse_reply_write(req, (size_t)n);
+}
+
+/* close(2) of one descriptor: report earlier asynchronous write errors. */
+void cfs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct cfs_fh *fh = (struct cfs_fh *)(uintptr_t)fi->fh;
+	int ret = 0;
+
+	if (fh->f && fh->writer)
+		ret = ckpt_file_flush(fh->f);
+	fuse_reply_err(req, ret < 0 ? -ret : 0);
+}
+
+void cfs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct cfs_fh *fh = (struct cfs_fh *)(uintptr_t)fi->fh;
+	int ret = 0;
+
+	if (fh->f)
+		ret = ckpt_file_fsync(fh->f);
+	fuse_reply_err(req, ret < 0 ? -ret : 0);
+}
+
+void cfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct cfs_fh *fh = (struct cfs_fh *)(uintptr_t)fi->fh;
+	struct cfs *c = cfs_of(req);
+	bool writer = fh->writer;
+	char run[CKPT_NAME_MAX + 1], ver[CKPT_NAME_MAX + 1];
+	int ret;
+
+	fh_unlink(fh);
+	memcpy(run, fh->run, sizeof(run));
+	memcpy(ver, fh->ver, sizeof(ver));
+	ret = fh_close(fh);
+	if (ret < 0)
+		cfs_log("closing a file of %s/%s failed: %s", run, ver, strerror(-ret));
+	if (writer)
+		cfs_track_touch(c, run, ver, -1);
+	fuse_reply_err(req, ret < 0 ? -ret : 0);
+}
