@@ -209,11 +209,26 @@ void cfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct 
 	char *buf;
 
 	if (!fh->f) {
+		/*
+		 * Reply from a copy, not from fh->buf: the kernel completes the
+		 * read while our writev(2) to /dev/fuse is still returning, so the
+		 * reader may close the file and another thread free fh in
+		 * release before this thread is done with the buffer (ASan sees
+		 * writev's iovec after the free). Virtual files are small.
+		 */
 		if ((size_t)off >= fh->len)
 			size = 0;
 		else if (size > fh->len - (size_t)off)
 			size = fh->len - (size_t)off;
-		fuse_reply_buf(req, size ? fh->buf + off : NULL, size);
+		buf = size ? malloc(size) : NULL;
+		if (size && !buf) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		if (size)
+			memcpy(buf, fh->buf + off, size);
+		fuse_reply_buf(req, buf, size);
+		free(buf);
 		return;
 	}
 	buf = malloc(size ? size : 1);
