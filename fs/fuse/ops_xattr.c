@@ -7,11 +7,16 @@
  *                .commit (write 1), .meta.<key> (rw)
  *   run dir      user.ckpt.metric, .keep_last, .keep_best, .max_age_days
  *   file         user.ckpt.xxh128 (committed versions)
+ *   mount root   user.ckpt.gc: write 1 to collect garbage now (the store's gc
+ *                is safe while versions are being written); read it for the
+ *                last result as JSON. This is how `ckpt gc` works while the
+ *                store is mounted (and so locked by this process).
  */
 #include "ckptfs_i.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +27,36 @@
 #define PFX_LEN (sizeof(PFX) - 1)
 #define META "meta."
 #define META_LEN (sizeof(META) - 1)
+
+/* The last gc's result, for getxattr user.ckpt.gc on the root. */
+static pthread_mutex_t gc_lock = PTHREAD_MUTEX_INITIALIZER;
+static char gc_last[256];
+
+static int root_gc(struct cfs *c, const char *value, size_t size)
+{
+	struct ckpt_gc_result res;
+	int ret;
+
+	if (size != 1 || value[0] != '1')
+		return -EINVAL;
+	/* One gc at a time; writers keep going meanwhile. */
+	pthread_mutex_lock(&gc_lock);
+	ret = ckpt_store_gc(c->store, &res);
+	if (ret < 0) {
+		cfs_log("gc failed: %s", ckpt_store_strerror(c->store));
+	} else {
+		snprintf(gc_last, sizeof(gc_last),
+			 "{\"chunks_removed\": %" PRIu64 ", \"bytes_removed\": %" PRIu64
+			 ", \"versions_removed\": %" PRIu64 "}",
+			 res.chunks_removed, res.bytes_removed, res.versions_removed);
+		cfs_log("gc: removed %" PRIu64 " chunks (%" PRIu64 " bytes), %" PRIu64
+			" incomplete versions",
+			res.chunks_removed, res.bytes_removed, res.versions_removed);
+		ret = 0;
+	}
+	pthread_mutex_unlock(&gc_lock);
+	return ret;
+}
 
 /* A value being built for a reply. */
 struct xval {
@@ -195,11 +230,15 @@ void cfs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t si
 	if (strncmp(name, PFX, PFX_LEN) == 0) {
 		const char *key = name + PFX_LEN;
 
-		if (p.kind == CFS_VERSION)
+		if (p.kind == CFS_VERSION) {
 			ret = get_version(c, &p, key, &v);
-		else if (p.kind == CFS_RUN)
+		} else if (p.kind == CFS_RUN) {
 			ret = get_run(c, &p, key, &v);
-		else if (p.kind == CFS_NODE)
+		} else if (p.kind == CFS_ROOT && strcmp(key, "gc") == 0) {
+			pthread_mutex_lock(&gc_lock);
+			ret = gc_last[0] ? xval_str(&v, gc_last) : -ENODATA;
+			pthread_mutex_unlock(&gc_lock);
+		} else if (p.kind == CFS_NODE)
 			ret = get_node(c, &p, key, &v);
 	}
 	cfs_path_free(&p);
@@ -335,6 +374,8 @@ void cfs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const cha
 			ret = set_version(c, &p, key, value, size, flags);
 		else if (p.kind == CFS_RUN)
 			ret = set_run(c, &p, key, value, size);
+		else if (p.kind == CFS_ROOT && strcmp(key, "gc") == 0)
+			ret = root_gc(c, value, size);
 		else if (p.kind == CFS_NODE && strcmp(key, "xxh128") == 0)
 			ret = -EPERM;
 	}

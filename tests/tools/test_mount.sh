@@ -3,7 +3,9 @@
 # policy, verify, gc) against a real mounted ckptfs: their output agrees with
 # what the tree itself says (getfattr, xxhsum -H2), --json parses and carries
 # the same facts, a flipped byte in the store makes `ckpt verify` exit 1 and
-# name the file, and gc refuses a mounted store but collects an unmounted one.
+# name the file, gc through the mount (user.ckpt.gc) collects a deleted
+# version's chunks while another is open, and gc --store refuses a mounted
+# store but collects an unmounted one.
 # Skips (77) when ckptfs was not built or FUSE is missing.
 ckpt=${1:?usage: test_mount.sh CKPT CKPTFS}
 if [ -z "${2:-}" ] || [ ! -x "$2" ]; then
@@ -105,6 +107,19 @@ note "gc refuses a mounted store"
 C gc --store "$STORE" 2>"$T/err" && fail "gc of a mounted store succeeded"
 cat "$T/err"
 grep -q "cannot open the store" "$T/err" || fail "gc said: $(cat "$T/err")"
+
+note "gc through the mount (user.ckpt.gc) while r/v3 is open"
+mkdir "$MNT/r/g1" && head -c 300000 /dev/urandom >"$MNT/r/g1/junk" && C commit r/g1 >/dev/null ||
+	fail "making r/g1"
+rm -r "$MNT/r/g1" || fail "rm -r r/g1"
+echo more >>"$MNT/r/v3/f" || fail "appending to the open r/v3"
+out=$(C gc) || fail "ckpt gc on the mount: $out"
+echo "$out"
+n=$(sed -n 's/.*removed \([0-9]*\) chunks.*/\1/p' <<<"$out")
+[ -n "$n" ] && [ "$n" -ge 1 ] || fail "gc through the mount removed no chunk of the deleted r/g1: $out"
+[ "$(C gc --json | json "d['chunks_removed']")" = 0 ] || fail "a second gc removed chunks"
+[ "$(cat "$MNT/r/v3/f")" = "$(printf 'open\nmore')" ] || fail "the open r/v3 lost data to gc"
+cmp -s "$T/new" "$MNT/r/v2/opt.bin" || fail "committed r/v2 changed after gc"
 umount_fs
 
 note "flip one byte of v2's opt.bin in the store"

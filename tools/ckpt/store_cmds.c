@@ -667,8 +667,9 @@ int cmd_gc(struct ckpt_ctx *c, int argc, char **argv)
 			bool busy = ret == -EBUSY || ret == -EWOULDBLOCK || strstr(err, "in use");
 			ckpt_err("cannot open the store %s: %s.%s", store,
 				 err[0] ? err : strerror(-ret),
-				 busy ? " gc needs the store unmounted: 'ckpt daemon stop' or "
-					"'fusermount3 -u MOUNT', then run 'ckpt gc' again."
+				 busy ? " It is mounted: run 'ckpt gc' without --store (with "
+					"--mount "
+					"MOUNT if needed) to collect through the mount."
 				      : "");
 			return CKPT_EXIT_FAIL;
 		}
