@@ -47,14 +47,16 @@ void node_free(struct ckpt_store *s, struct node *n)
 	free(n);
 }
 
-static size_t kid_pos(struct node *d, const char *name, bool *found)
+size_t sorted_pos(const void *items, size_t n, const char *(*name_of)(const void *item),
+		  const char *key, bool *found)
 {
-	size_t lo = 0, hi = d->nkids;
+	const void *const *v = items;
+	size_t lo = 0, hi = n;
 
 	*found = false;
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
-		int c = strcmp(d->kids[mid]->name, name);
+		int c = strcmp(name_of(&v[mid]), key);
 
 		if (c == 0) {
 			*found = true;
@@ -66,6 +68,16 @@ static size_t kid_pos(struct node *d, const char *name, bool *found)
 			hi = mid;
 	}
 	return lo;
+}
+
+static const char *kid_name(const void *item)
+{
+	return (*(struct node *const *)item)->name;
+}
+
+static size_t kid_pos(struct node *d, const char *name, bool *found)
+{
+	return sorted_pos(d->kids, d->nkids, kid_name, name, found);
 }
 
 struct node *node_child(struct node *d, const char *name)

@@ -19,25 +19,14 @@
 /* Runs and versions are kept sorted by name: listings come out in order and
  * lookups are binary searches (a run may hold thousands of versions, and
  * every per-path call starts with a lookup). */
+static const char *run_name(const void *item)
+{
+	return (*(struct run *const *)item)->name;
+}
+
 static size_t run_pos(struct ckpt_store *s, const char *name, bool *found)
 {
-	size_t lo = 0, hi = s->nruns;
-
-	*found = false;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int c = strcmp(s->runs[mid]->name, name);
-
-		if (!c) {
-			*found = true;
-			return mid;
-		}
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return sorted_pos(s->runs, s->nruns, run_name, name, found);
 }
 
 struct run *run_find(struct ckpt_store *s, const char *name)
@@ -71,25 +60,14 @@ static int store_add_run(struct ckpt_store *s, struct run *r)
 	return 0;
 }
 
+static const char *ver_name(const void *item)
+{
+	return (*(struct version *const *)item)->name;
+}
+
 static size_t ver_pos(struct run *r, const char *name, bool *found)
 {
-	size_t lo = 0, hi = r->nv;
-
-	*found = false;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int c = strcmp(r->v[mid]->name, name);
-
-		if (!c) {
-			*found = true;
-			return mid;
-		}
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return sorted_pos(r->v, r->nv, ver_name, name, found);
 }
 
 int run_add_version(struct run *r, struct version *v)

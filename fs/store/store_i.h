@@ -138,6 +138,14 @@ int chunk_read(struct ckpt_store *s, const struct cref *c, uint8_t *buf, bool ve
 /* a chunk failed verification: the next write of its content rewrites it */
 void chunk_mark_bad(struct ckpt_store *s, const uint8_t *h);
 
+/* ---- sorted arrays of named items (node.c) ---- */
+/* Binary search of `n` pointers at `items`, sorted by the name that
+ * `name_of(&items[i])` returns: the index of `key`, or where it would be
+ * inserted (*found says which). Runs, versions and directory entries are
+ * all kept this way, so listings come out sorted and lookups are O(log n). */
+size_t sorted_pos(const void *items, size_t n, const char *(*name_of)(const void *item),
+		  const char *key, bool *found);
+
 /* ---- namespace (node.c) ---- */
 struct node {
 	char *name;
