@@ -41,24 +41,31 @@ bool ckpt_op_resumable(json_t *op)
 	return (!strcmp(s, "CANCELLED") || !strcmp(s, "FAILED")) && op_checkpoint(op);
 }
 
-static bool num_of(json_t *o, double *out, ...)
+/* The first of the keys (NULL-terminated) whose value in `o` is a number. */
+static bool num_of_v(json_t *o, double *out, va_list ap)
 {
-	json_t *v = NULL;
+	json_t *v;
 	const char *k;
-	va_list ap;
 
-	va_start(ap, out);
 	while ((k = va_arg(ap, const char *))) {
 		v = json_is_object(o) ? json_object_get(o, k) : NULL;
-		if (json_is_number(v))
-			break;
-		v = NULL;
+		if (json_is_number(v)) {
+			*out = json_number_value(v);
+			return true;
+		}
 	}
+	return false;
+}
+
+static bool num_of(json_t *o, double *out, ...)
+{
+	va_list ap;
+	bool found;
+
+	va_start(ap, out);
+	found = num_of_v(o, out, ap);
 	va_end(ap);
-	if (!v)
-		return false;
-	*out = json_number_value(v);
-	return true;
+	return found;
 }
 
 void ckpt_render_checkpoint_cell(json_t *cp, char *buf, size_t len)
@@ -172,22 +179,17 @@ void ckpt_render_ops_list(struct ckpt_ctx *c, json_t *j, FILE *f)
 
 static void line_num(FILE *f, const char *label, json_t *o, ...)
 {
-	const char *k;
 	va_list ap;
-	json_t *v = NULL;
+	double x;
+	bool found;
 	char b[64];
 
 	va_start(ap, o);
-	while ((k = va_arg(ap, const char *))) {
-		v = json_is_object(o) ? json_object_get(o, k) : NULL;
-		if (json_is_number(v))
-			break;
-		v = NULL;
-	}
+	found = num_of_v(o, &x, ap);
 	va_end(ap);
-	if (!v)
+	if (!found)
 		return;
-	ckpt_fmt_num(b, sizeof(b), json_number_value(v));
+	ckpt_fmt_num(b, sizeof(b), x);
 	fprintf(f, "  %-15s%s\n", label, b);
 }
 
