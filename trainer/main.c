@@ -46,6 +46,8 @@ struct trainer {
 	/* Blocking time of the last save, completed by the next step's stall. */
 	int block_open;
 	double block_s, stall0;
+	/* This loop iteration's save hand-off and validation seconds (step log). */
+	double it_block, it_eval;
 	uint8_t *x, *y;
 };
 
@@ -134,10 +136,13 @@ static int save(struct trainer *t, const char *reason, int wait)
 		return 0;
 	/* val_loss metadata is only ever the loss of these very weights. */
 	if (t->o.ckpt_eval && t->st.last_val_step != t->st.step) {
+		double e0 = now_s();
+
 		ret = evaluate(t, &t->st.last_val_loss);
 		if (ret < 0)
 			return ret;
 		t->st.last_val_step = t->st.step;
+		t->it_eval += now_s() - e0;
 	}
 	for (int i = 0; i < 4; i++)
 		t->st.rng[i] = t->rng.s[i];
@@ -145,6 +150,7 @@ static int save(struct trainer *t, const char *reason, int wait)
 	close_blocking(t);
 	t->stall0 = t->be->stall_s;
 	ret = saver_save(t->sv, &t->st, &t->block_s);
+	t->it_block += t->block_s;
 	if (ret < 0)
 		fprintf(stderr, "ckpt-train: an earlier checkpoint failed (%s); training goes on\n",
 			strerror(-ret));
@@ -369,11 +375,12 @@ static void inject_after_step(struct trainer *t, int64_t step)
 
 static int epoch_end(struct trainer *t, int *stop)
 {
-	double val;
+	double val, e0 = now_s();
 	int ret = evaluate(t, &val);
 
 	if (ret < 0)
 		return backend_failed(ret, "validation");
+	t->it_eval += now_s() - e0;
 	t->st.last_val_loss = val;
 	t->st.last_val_step = t->st.step;
 	if (val < t->st.best_val_loss) {
@@ -410,9 +417,12 @@ static int train(struct trainer *t)
 		log_every = 1;
 	while (!stop && t->st.step < t->total_steps) {
 		double loss = 0, l, lr = schedule(t, t->st.step);
+		double it0 = now_s(), cpu0 = steplog_on() ? steplog_cpu_s() : 0;
+		double stall0 = t->be->stall_s;
 
 		if (stop_sig)
 			return -EINTR;
+		t->it_block = t->it_eval = 0;
 		for (int64_t a = 0; a < t->o.grad_accum; a++) {
 			data_batch(&t->d, t->st.micro_batch++, B, t->x, t->y);
 			ret = t->be->micro(t->be, t->x, t->y, B, &l);
@@ -455,6 +465,11 @@ static int train(struct trainer *t)
 			if (ret < 0)
 				return backend_failed(ret, "checkpoint snapshot");
 		}
+		/* The whole iteration, so that the logged steps tile the run. */
+		if (steplog_on())
+			steplog_printf("step %" PRId64 " %.6f %.6f %.6f %.6f %.6f %.6f\n",
+				       t->st.step, it0, now_s(), steplog_cpu_s() - cpu0,
+				       t->be->stall_s - stall0, t->it_block, t->it_eval);
 	}
 	return 0;
 }
@@ -477,7 +492,7 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 
-	ret = setup(&t);
+	ret = steplog_open() < 0 ? TRAIN_EXIT_CONFIG : setup(&t);
 	if (ret)
 		goto out;
 	fprintf(stderr,
@@ -527,5 +542,6 @@ out:
 	free(t.x);
 	free(t.y);
 	opts_free(&t.o);
+	steplog_close();
 	return ret;
 }

@@ -207,9 +207,13 @@ static int do_save(struct saver *sv)
 
 	ckpt_notifyf("SAVING=1");
 	ret = sv->be->snap_wait(sv->be);
+	steplog_printf("copied %" PRId64 " %.6f\n", sv->st.step, now_s());
 	if (!ret)
 		ret = commit_version(sv, final, sizeof(final));
 	if (!ret) {
+		double t1 = now_s();
+
+		steplog_printf("commit %" PRId64 " %.6f %.6f\n", sv->st.step, t1, t1 - t0);
 		pthread_mutex_lock(&sv->mu);
 		sv->last_step = sv->st.step;
 		pthread_mutex_unlock(&sv->mu);
@@ -321,6 +325,7 @@ int saver_save(struct saver *sv, const struct tstate *s, double *blocked)
 	double t0 = now_s(), dt;
 	int ret, earlier;
 
+	steplog_printf("save %" PRId64 " %.6f\n", s->step, t0);
 	pthread_mutex_lock(&sv->mu);
 	while (sv->pending)
 		pthread_cond_wait(&sv->cv, &sv->mu);

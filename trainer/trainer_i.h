@@ -13,6 +13,7 @@
  *   tstate_   trainer_state.json (tstate.c)
  *   saver_    writing and committing a checkpoint version, async (saver.c)
  *   inject_   fault injection (inject.c)
+ *   steplog_  opt-in timing log for the benchmarks (steplog.c)
  * main.c drives the training loop.
  */
 #ifndef CKPT_TRAINER_I_H
@@ -254,6 +255,16 @@ void dw_init(struct dwriter *w, int fd);
 int dw_write(struct dwriter *w, const void *data, size_t len);
 /* Write what is staged; frees the buffer. Always call it, also after an error. */
 int dw_finish(struct dwriter *w);
+
+/* ---- steplog: per-iteration and per-save times (CKPT_TRAIN_STEP_LOG) ---- */
+/* Open the log named by CKPT_TRAIN_STEP_LOG, if set: 0 or -errno (printed). */
+int steplog_open(void);
+int steplog_on(void);
+/* Append to the log; does nothing when it is off. Thread-safe. */
+void steplog_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* CPU seconds of the calling thread, at clock_gettime() resolution. */
+double steplog_cpu_s(void);
+void steplog_close(void);
 
 /* ---- util ---- */
 int write_all(int fd, const void *buf, size_t len);

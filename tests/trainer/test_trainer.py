@@ -446,6 +446,31 @@ def t_job(tmp):
     check("bogus_key" in p.stderr, p.stderr)
 
 
+def t_step_log(tmp):
+    # CKPT_TRAIN_STEP_LOG (for bench/trainer/bench_overhead.py): one line per
+    # step that tiles the run, and save/copied/commit lines per checkpoint.
+    log = os.path.join(tmp, "steps.log")
+    run(TINY + ["--max-steps", "20", "--checkpoint-every-steps", "10", "--run-dir", tmp],
+        {"CKPT_TRAIN_STEP_LOG": log})
+    steps, kinds = [], {}
+    with open(log) as f:
+        for line in f:
+            w = line.split()
+            kinds.setdefault(w[0], []).append(w[1:])
+            if w[0] == "step":
+                steps.append((int(w[1]), float(w[2]), float(w[3])))
+    check([s[0] for s in steps] == list(range(1, 21)), "step numbers: %s" % steps[:3])
+    check(all(t0 <= t1 for _, t0, t1 in steps), "a step ends before it starts")
+    check(all(steps[i][2] <= steps[i + 1][1] + 1e-6 for i in range(len(steps) - 1)),
+          "steps overlap")
+    for k in ("save", "copied", "commit"):
+        check(sorted(int(x[0]) for x in kinds.get(k, [])) == [10, 20],
+              "%s lines: %s" % (k, kinds.get(k)))
+    p = run(TINY + ["--max-steps", "2", "--run-dir", os.path.join(tmp, "x")],
+            {"CKPT_TRAIN_STEP_LOG": os.path.join(tmp, "no/such/dir/log")}, expect=78)
+    check("CKPT_TRAIN_STEP_LOG" in p.stderr, p.stderr)
+
+
 TESTS = {name[2:]: fn for name, fn in globals().items() if name.startswith("t_")}
 
 
