@@ -17,9 +17,10 @@ struct ckpt_file {
 	struct fdata *f;
 	int flags;
 	pthread_mutex_t lock; /* the chunk cache; FUSE may read one handle from many threads */
-	uint8_t *cache;
+	uint8_t *cache;	      /* page-aligned, cache_cap bytes (rc_buf_alloc) */
+	size_t cache_cap;
 	ssize_t cache_idx;
-	size_t ra_next; /* first chunk not yet prefetched */
+	size_t ra_next; /* first chunk not yet queued for read-ahead */
 	char path[4096];
 };
 
@@ -427,15 +428,38 @@ static void report_bad_chunk(struct ckpt_file *h, const struct cref *c, const ch
 		  hex, h->v->run->name, h->v->name, h->path, (unsigned long long)c->off, what);
 }
 
-/* While a handle reads in order, keep the next RA_CHUNKS chunks queued for
- * read-ahead (prefetch.c), topping up in batches of half the window. */
-#define RA_CHUNKS 64
-
-static void prefetch(struct ckpt_file *h, size_t i)
+/* Whether chunk `i` must be hash-checked on read, per the verify mode. */
+static bool needs_verify(struct ckpt_store *s, const struct cref *c)
 {
-	size_t end = i + 1 + RA_CHUNKS;
+	enum ckpt_verify_mode vm = s->opts.verify;
+	struct centry *e;
+	bool verify;
 
-	if (h->cache_idx != (ssize_t)i - 1 && i != 0)
+	if (vm != CKPT_VERIFY_FIRST)
+		return vm == CKPT_VERIFY_ALWAYS;
+	pthread_mutex_lock(&s->ilock);
+	e = cindex_find(&s->ix, c->h);
+	verify = !(e && e->verified);
+	pthread_mutex_unlock(&s->ilock);
+	return verify;
+}
+
+/*
+ * While a handle reads in order, keep the next RA_CHUNKS chunks queued for
+ * read-ahead (rcache.c), topping up in batches of half the window. "In
+ * order" allows the small reorderings of a multi-threaded FUSE loop, whose
+ * threads take the kernel's read-ahead requests in any order.
+ */
+#define RA_CHUNKS 16
+
+static void read_ahead(struct ckpt_file *h, size_t i)
+{
+	const struct cref *c = h->f->chunks;
+	bool verify[RA_CHUNKS];
+	size_t end = i + 1 + RA_CHUNKS, n;
+
+	if (i != 0 &&
+	    (h->cache_idx < 0 || i + 2 < (size_t)h->cache_idx || i > (size_t)h->cache_idx + 2))
 		return; /* not sequential */
 	if (h->ra_next < i + 1)
 		h->ra_next = i + 1;
@@ -443,38 +467,49 @@ static void prefetch(struct ckpt_file *h, size_t i)
 		end = h->f->nchunks;
 	if (h->ra_next >= end || (h->ra_next > i + RA_CHUNKS / 2 && end < h->f->nchunks))
 		return;
-	pf_queue(h->s->pf, &h->f->chunks[h->ra_next], end - h->ra_next);
+	n = end - h->ra_next;
+	for (size_t k = 0; k < n; k++)
+		verify[k] = needs_verify(h->s, &c[h->ra_next + k]);
+	rc_queue(h->s->rc, &c[h->ra_next], verify, n);
 	h->ra_next = end;
 }
 
-/* Load chunk i into the handle's cache, verifying per the verify mode. */
+/* Load chunk i into the handle's buffer, verifying per the verify mode: from
+ * read-ahead when it is there, else from disk. */
 static int cache_chunk(struct ckpt_file *h, size_t i)
 {
 	struct ckpt_store *s = h->s;
 	const struct cref *c = &h->f->chunks[i];
-	enum ckpt_verify_mode vm = s->opts.verify;
+	bool verify, verified = false;
 	struct centry *e;
-	bool verify;
 	int ret;
 
 	if (h->cache_idx == (ssize_t)i)
 		return 0;
-	if (!h->cache && !(h->cache = malloc(s->chunker.max > c->len ? s->chunker.max : c->len)))
-		return -ENOMEM;
-	if (c->len > s->chunker.max) { /* from a store opened with larger chunks */
-		uint8_t *b = realloc(h->cache, c->len);
-
-		if (!b)
+	if (!h->cache || c->len > h->cache_cap) { /* larger chunks: a store made so */
+		free(h->cache);
+		h->cache = rc_buf_alloc(s, c->len);
+		h->cache_cap = h->cache && c->len > rc_buf_size(s)
+				       ? (c->len + CHUNK_ALIGN - 1) / CHUNK_ALIGN * CHUNK_ALIGN
+				       : rc_buf_size(s);
+		if (!h->cache)
 			return -ENOMEM;
-		h->cache = b;
 	}
-	prefetch(h, i);
+	read_ahead(h, i);
 	h->cache_idx = -1;
-	pthread_mutex_lock(&s->ilock);
-	e = cindex_find(&s->ix, c->h);
-	verify = vm == CKPT_VERIFY_ALWAYS || (vm == CKPT_VERIFY_FIRST && !(e && e->verified));
-	pthread_mutex_unlock(&s->ilock);
-	ret = chunk_read(s, c, h->cache, verify);
+	verify = needs_verify(s, c);
+	if (rc_take(s->rc, c, &h->cache, h->cache_cap, &verified)) {
+		uint8_t hh[CHUNK_HASH_LEN];
+
+		ret = 0;
+		if (verify && !verified) { /* queued when the index said it was checked */
+			hash128(h->cache, c->len, hh);
+			if (memcmp(hh, c->h, CHUNK_HASH_LEN))
+				ret = -EBADMSG;
+		}
+	} else {
+		ret = chunk_read_buf(s, c, h->cache, h->cache_cap, verify);
+	}
 	if (ret == -EBADMSG) {
 		chunk_mark_bad(s, c->h);
 		report_bad_chunk(h, c, "does not match its XXH128 (missing, short or altered)");
@@ -493,15 +528,11 @@ static int cache_chunk(struct ckpt_file *h, size_t i)
 	return 0;
 }
 
-static ssize_t read_final(struct ckpt_file *h, uint8_t *buf, size_t len, uint64_t off)
+/* The chunk holding `off` (off < f->size). */
+static size_t chunk_at(const struct fdata *f, uint64_t off)
 {
-	struct fdata *f = h->f;
-	size_t lo = 0, hi = f->nchunks, done = 0;
+	size_t lo = 0, hi = f->nchunks;
 
-	if (off >= f->size)
-		return 0;
-	if (len > f->size - off)
-		len = (size_t)(f->size - off);
 	while (lo + 1 < hi) { /* last chunk with chunk.off <= off */
 		size_t mid = (lo + hi) / 2;
 
@@ -510,7 +541,19 @@ static ssize_t read_final(struct ckpt_file *h, uint8_t *buf, size_t len, uint64_
 		else
 			hi = mid;
 	}
-	for (size_t i = lo; i < f->nchunks && done < len; i++) {
+	return lo;
+}
+
+static ssize_t read_final(struct ckpt_file *h, uint8_t *buf, size_t len, uint64_t off)
+{
+	struct fdata *f = h->f;
+	size_t done = 0;
+
+	if (off >= f->size)
+		return 0;
+	if (len > f->size - off)
+		len = (size_t)(f->size - off);
+	for (size_t i = chunk_at(f, off); i < f->nchunks && done < len; i++) {
 		const struct cref *c = &f->chunks[i];
 		uint64_t pos = off + done;
 		size_t n;
@@ -527,6 +570,17 @@ static ssize_t read_final(struct ckpt_file *h, uint8_t *buf, size_t len, uint64_
 	return (ssize_t)done;
 }
 
+/* F_FINAL never changes again: no file lock needed to read it. */
+static bool is_final(struct fdata *f)
+{
+	bool final;
+
+	pthread_mutex_lock(&f->lock);
+	final = f->mode == F_FINAL;
+	pthread_mutex_unlock(&f->lock);
+	return final;
+}
+
 ssize_t ckpt_file_pread(struct ckpt_file *h, void *buf, size_t len, uint64_t off)
 {
 	struct fdata *f = h->f;
@@ -541,11 +595,44 @@ ssize_t ckpt_file_pread(struct ckpt_file *h, void *buf, size_t len, uint64_t off
 		return ret;
 	}
 	pthread_mutex_unlock(&f->lock);
-	/* F_FINAL never changes again: no file lock needed */
 	pthread_mutex_lock(&h->lock);
 	ret = read_final(h, buf, len, off);
 	pthread_mutex_unlock(&h->lock);
 	return ret;
+}
+
+ssize_t ckpt_file_read_ref(struct ckpt_file *h, size_t len, uint64_t off, const void **p)
+{
+	struct fdata *f = h->f;
+	const struct cref *c;
+	size_t i;
+	int ret;
+
+	if ((h->flags & O_ACCMODE) == O_WRONLY)
+		return -EBADF;
+	if (!is_final(f))
+		return -ERANGE;
+	if (off >= f->size)
+		return 0;
+	if (len > f->size - off)
+		len = (size_t)(f->size - off);
+	i = chunk_at(f, off);
+	c = &f->chunks[i];
+	if (off + len > c->off + c->len)
+		return -ERANGE;
+	pthread_mutex_lock(&h->lock);
+	ret = cache_chunk(h, i);
+	if (ret < 0) {
+		pthread_mutex_unlock(&h->lock);
+		return ret;
+	}
+	*p = h->cache + (off - c->off);
+	return (ssize_t)len;
+}
+
+void ckpt_file_read_release(struct ckpt_file *h)
+{
+	pthread_mutex_unlock(&h->lock);
 }
 
 ssize_t ckpt_file_pwrite(struct ckpt_file *h, const void *buf, size_t len, uint64_t off)
@@ -623,6 +710,11 @@ int ckpt_file_close(struct ckpt_file *h)
 	pthread_mutex_lock(&s->lock);
 	version_unref(s, h->v);
 	pthread_mutex_unlock(&s->lock);
+	/* a reader between ckpt_file_read_ref and _release still uses the
+	 * chunk buffer (FUSE: the read is answered, so the file may be released
+	 * while that thread's reply is still returning) */
+	pthread_mutex_lock(&h->lock);
+	pthread_mutex_unlock(&h->lock);
 	pthread_mutex_destroy(&h->lock);
 	free(h->cache);
 	free(h);

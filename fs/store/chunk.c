@@ -161,22 +161,36 @@ void cindex_free(struct cindex *ix)
 }
 
 /*
- * Read chunk `c` whole into buf (c->len bytes). With `verify`, its XXH128 is
- * checked. A chunk that is missing, short, or whose bytes do not match its
- * name is -EBADMSG (callers report -EIO), never data.
+ * Read chunk `c` whole into buf (room for `cap` bytes). With `verify`, its
+ * XXH128 is checked. A chunk that is missing, short, longer than named, or
+ * whose bytes do not match its name is -EBADMSG (callers report -EIO), never
+ * data. Where the store bypasses the page cache and `buf` allows it
+ * (page-aligned, room for the length rounded up to a page), the read is
+ * O_DIRECT: the disk fills `buf` itself, with no page-cache copy.
  */
-int chunk_read(struct ckpt_store *s, const struct cref *c, uint8_t *buf, bool verify)
+int chunk_read_buf(struct ckpt_store *s, const struct cref *c, uint8_t *buf, size_t cap,
+		   bool verify)
 {
+	size_t want = (c->len + CHUNK_ALIGN - 1) / CHUNK_ALIGN * CHUNK_ALIGN;
+	bool direct = !s->no_direct && want <= cap && (uintptr_t)buf % CHUNK_ALIGN == 0;
 	char rel[CHUNK_HEX_LEN + 4];
 	uint8_t h[CHUNK_HASH_LEN];
 	ssize_t n;
-	int fd;
+	int fd = -EINVAL;
 
 	chunk_relpath(c->h, rel);
-	fd = IO(s, openat, s->chunkfd, rel, O_RDONLY | O_CLOEXEC, 0);
+	if (direct)
+		fd = IO(s, openat, s->chunkfd, rel, O_RDONLY | O_CLOEXEC | O_DIRECT, 0);
+	if (fd == -EINVAL) { /* not asked for, or refused (e.g. tmpfs) */
+		if (direct)
+			s->no_direct = true; /* buffered from now on, as chunk_create does */
+		direct = false;
+		fd = IO(s, openat, s->chunkfd, rel, O_RDONLY | O_CLOEXEC, 0);
+	}
 	if (fd < 0)
 		return fd == -ENOENT ? -EBADMSG : fd;
-	n = io_read_full(s, fd, buf, c->len, 0);
+	/* one O_DIRECT read of the rounded-up length ends at the file's end */
+	n = direct ? IO(s, pread, fd, buf, want, 0) : io_read_full(s, fd, buf, c->len, 0);
 	IO(s, close, fd);
 	if (n < 0)
 		return (int)n;
@@ -186,6 +200,11 @@ int chunk_read(struct ckpt_store *s, const struct cref *c, uint8_t *buf, bool ve
 		return 0;
 	hash128(buf, c->len, h);
 	return memcmp(h, c->h, CHUNK_HASH_LEN) ? -EBADMSG : 0;
+}
+
+int chunk_read(struct ckpt_store *s, const struct cref *c, uint8_t *buf, bool verify)
+{
+	return chunk_read_buf(s, c, buf, c->len, verify);
 }
 
 void chunk_mark_bad(struct ckpt_store *s, const uint8_t *h)

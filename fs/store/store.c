@@ -362,6 +362,8 @@ int ckpt_store_open_err(const char *dir, const struct ckpt_store_opts *opts,
 		goto fail;
 	}
 	ret = pf_start(s, &s->pf);
+	if (ret == 0)
+		ret = rc_start(s, &s->rc);
 	if (ret < 0)
 		goto fail;
 	ret = run_load_all(s);
@@ -392,6 +394,7 @@ void ckpt_store_close(struct ckpt_store *s)
 	if (!s)
 		return;
 	pf_stop(s->pf);
+	rc_stop(s->rc);
 	uw_stop(s->uw);
 	s->uw = NULL;
 	for (size_t i = 0; i < s->nruns; i++)

@@ -96,6 +96,20 @@ int pf_start(struct ckpt_store *s, struct prefetch **out);
 void pf_stop(struct prefetch *p);
 void pf_queue(struct prefetch *p, const struct cref *c, size_t n);
 
+/* ---- read-ahead into parked chunk buffers (rcache.c) ---- */
+struct rcache;
+int rc_start(struct ckpt_store *s, struct rcache **out);
+void rc_stop(struct rcache *rc);
+/* Queue loads of the chunks c[0..n), each hash-checked if verify[i]. */
+void rc_queue(struct rcache *rc, const struct cref *c, const bool *verify, size_t n);
+/* Take chunk `c` if it is parked (waiting while it loads): swaps *buf (of
+ * `cap` bytes, from rc_buf_alloc) with the parked buffer. */
+bool rc_take(struct rcache *rc, const struct cref *c, uint8_t **buf, size_t cap, bool *verified);
+/* Page-aligned chunk buffers: room for the store's largest chunk rounded up
+ * to a page, or for `len` bytes if that is more. */
+size_t rc_buf_size(const struct ckpt_store *s);
+uint8_t *rc_buf_alloc(const struct ckpt_store *s, size_t len);
+
 /* ---- file data (fdata.c) ---- */
 struct cref {
 	uint8_t h[CHUNK_HASH_LEN];
@@ -135,6 +149,9 @@ int fdata_add_chunk(struct ckpt_store *s, struct fdata *f, const uint8_t *h, uin
 void fdata_drop_chunks(struct ckpt_store *s, struct fdata *f);
 /* read a chunk whole, verifying per mode: 0 or -EIO/-errno */
 int chunk_read(struct ckpt_store *s, const struct cref *c, uint8_t *buf, bool verify);
+/* the same into a buffer with room for `cap` bytes: O_DIRECT where it can */
+int chunk_read_buf(struct ckpt_store *s, const struct cref *c, uint8_t *buf, size_t cap,
+		   bool verify);
 /* a chunk failed verification: the next write of its content rewrites it */
 void chunk_mark_bad(struct ckpt_store *s, const uint8_t *h);
 
@@ -205,6 +222,7 @@ struct ckpt_store {
 	struct cindex ix;
 	struct uwriter *uw;
 	struct prefetch *pf;
+	struct rcache *rc;
 	struct run **runs;
 	size_t nruns, rcap;
 	uint64_t next_seq;

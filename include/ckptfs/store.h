@@ -237,6 +237,15 @@ int ckpt_file_open(struct ckpt_store *s, const char *run, const char *version, c
 /* Read: every chunk is checked against its hash per the verify mode; a
  * mismatch returns -EIO, marks the version CORRUPT and logs the chunk. */
 ssize_t ckpt_file_pread(struct ckpt_file *f, void *buf, size_t len, uint64_t off);
+/*
+ * The same read without a copy, for files of committed versions: on success
+ * (> 0) *p points at all `len` bytes (fewer only at the end of the file)
+ * inside the handle's chunk buffer, and the handle stays locked until
+ * ckpt_file_read_release(f). 0 at the end of the file. -ERANGE when the range
+ * spans chunks or the file is still being written: use ckpt_file_pread.
+ */
+ssize_t ckpt_file_read_ref(struct ckpt_file *f, size_t len, uint64_t off, const void **p);
+void ckpt_file_read_release(struct ckpt_file *f);
 ssize_t ckpt_file_pwrite(struct ckpt_file *f, const void *buf, size_t len, uint64_t off);
 int ckpt_file_ftruncate(struct ckpt_file *f, uint64_t size);
 /* Make what was written so far durable (a writer's fsync). Errors from

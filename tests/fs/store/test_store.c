@@ -13,9 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "ckptfs/store.h"
 #include "tstore.h"
@@ -292,6 +294,107 @@ static void test_not_a_store(void **state)
 	assert_non_null(strstr(err, "in use"));
 	ts_rmtree(d);
 	free(d);
+}
+
+/* Flip one byte of the chunk file named by the chunk list entry `i` of
+ * run/ver/path (from the version's manifest). */
+static void flip_chunk(struct fix *x, const char *path, size_t i)
+{
+	char *json = NULL, file[4300];
+	const char *hex = NULL;
+	json_t *doc, *jf;
+	size_t len, k;
+	unsigned char b;
+	int fd;
+
+	assert_int_equal(ckpt_version_manifest_json(x->s, "r", "v", &json, &len), 0);
+	doc = json_loadb(json, len, 0, NULL);
+	assert_non_null(doc);
+	json_array_foreach(json_object_get(doc, "files"), k,
+			   jf) if (!strcmp(json_string_value(json_object_get(jf, "path")), path))
+		hex = json_string_value(
+			json_array_get(json_array_get(json_object_get(jf, "chunks"), i), 0));
+	assert_non_null(hex);
+	snprintf(file, sizeof(file), "%s/chunks/%.2s/%s", x->dir, hex, hex);
+	json_decref(doc);
+	free(json);
+	chmod(file, 0644);
+	fd = open(file, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &b, 1, 4242), 1);
+	b ^= 0x10;
+	assert_int_equal(pwrite(fd, &b, 1, 4242), 1);
+	close(fd);
+}
+
+/*
+ * The read paths of committed files: in-order 1 MiB reads through
+ * ckpt_file_read_ref (served by read-ahead, rcache.c), reads out of order,
+ * small reads across chunk boundaries, the -ERANGE cases, and a chunk
+ * altered on disk found by the read-ahead's hash check and reported as EIO.
+ */
+static void test_read_paths(void **state)
+{
+	struct fix *x = *state;
+	size_t size = 9 * MiB + 777;
+	uint8_t *model = malloc(size), *buf = malloc(2 * MiB);
+	struct ckpt_version_info vi;
+	struct ckpt_file *f;
+	const void *p;
+	ssize_t n;
+
+	ts_fill(11, 0, model, size);
+	assert_int_equal(ckpt_run_create(x->s, "r"), 0);
+	assert_int_equal(ckpt_version_create(x->s, "r", "v"), 0);
+	assert_int_equal(ts_write_file(x->s, "r", "v", "m.bin", 11, size, MiB), 0);
+	assert_int_equal(ckpt_file_open(x->s, "r", "v", "m.bin", O_RDONLY, 0, &f), 0);
+	/* the version is open: no zero-copy reads yet */
+	assert_int_equal(ckpt_file_read_ref(f, MiB, 0, &p), -ERANGE);
+	assert_int_equal(ckpt_file_close(f), 0);
+	assert_int_equal(ckpt_version_commit(x->s, "r", "v", NULL), 0);
+	reopen(x);
+
+	assert_int_equal(ckpt_file_open(x->s, "r", "v", "m.bin", O_RDONLY, 0, &f), 0);
+	for (uint64_t off = 0; off < size; off += MiB) {
+		n = ckpt_file_read_ref(f, MiB, off, &p);
+		assert_int_equal(n, off + MiB <= size ? MiB : size - off);
+		assert_memory_equal(p, model + off, (size_t)n);
+		ckpt_file_read_release(f);
+	}
+	assert_int_equal(ckpt_file_read_ref(f, MiB, size, &p), 0);
+	assert_int_equal(ckpt_file_read_ref(f, MiB, MiB / 2, &p), -ERANGE);
+	/* out of order, and across chunk boundaries */
+	for (int k = 7; k >= 0; k -= 3) {
+		uint64_t off = (uint64_t)k * MiB + MiB / 2;
+
+		assert_int_equal(ckpt_file_pread(f, buf, MiB, off), MiB);
+		assert_memory_equal(buf, model + off, MiB);
+	}
+	for (uint64_t off = MiB - 4096 * 3; off < 2 * MiB + 4096 * 3; off += 4096) {
+		assert_int_equal(ckpt_file_pread(f, buf, 5000, off), 5000);
+		assert_memory_equal(buf, model + off, 5000);
+	}
+	assert_int_equal(ckpt_file_close(f), 0);
+
+	/* chunk 5 altered on disk: read in order (read-ahead loads it) */
+	flip_chunk(x, "m.bin", 5);
+	reopen(x);
+	assert_int_equal(ckpt_file_open(x->s, "r", "v", "m.bin", O_RDONLY, 0, &f), 0);
+	for (uint64_t off = 0; off < size; off += MiB) {
+		n = ckpt_file_read_ref(f, MiB, off, &p);
+		if (off == 5 * MiB) {
+			assert_int_equal(n, -EIO);
+			continue;
+		}
+		assert_true(n > 0);
+		assert_memory_equal(p, model + off, (size_t)n);
+		ckpt_file_read_release(f);
+	}
+	assert_int_equal(ckpt_file_close(f), 0);
+	assert_int_equal(ckpt_version_info(x->s, "r", "v", &vi), 0);
+	assert_int_equal(vi.state, CKPT_V_CORRUPT);
+	free(model);
+	free(buf);
 }
 
 /* seek back and rewrite, sparse holes, truncates: staged, then chunked */
@@ -627,6 +730,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_versions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_paths, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_namespace_ops, setup, teardown),
 	};
