@@ -34,7 +34,9 @@ struct cfs_opts {
 	unsigned autocommit_s; /* 0 = off */
 	enum ckpt_verify_mode verify;
 	size_t write_buffer; /* 0 = store default */
+	size_t chunk_size;   /* 0 = store default */
 	enum ckpt_direct_io direct_io;
+	bool open_cache; /* files of open versions go through the page cache */
 	struct ckpt_retention retention;
 };
 

@@ -227,6 +227,7 @@ int main(int argc, char **argv)
 	so.verify = c.opts.verify;
 	so.inflight_bytes = c.opts.write_buffer;
 	so.direct_io = c.opts.direct_io;
+	so.chunk_size = c.opts.chunk_size;
 	so.create = true;
 	so.retention = c.opts.retention;
 	ret = ckpt_store_open_err(store, &so, &c.store, err, sizeof(err));

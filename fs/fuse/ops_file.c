@@ -65,7 +65,7 @@ static int open_virtual(struct cfs *c, const struct cfs_path *p, struct fuse_fil
 {
 	if ((fi->flags & O_ACCMODE) != O_RDONLY)
 		return -EACCES;
-	fi->direct_io = 1;
+	fi->direct_io = !fi->keep_cache;
 	if (p->kind == CFS_STATS)
 		return ckpt_store_stats_json(c->store, &fh->buf, &fh->len);
 	return ckpt_version_manifest_json(c->store, p->run, p->ver, &fh->buf, &fh->len);
@@ -95,8 +95,15 @@ static int open_node(struct cfs *c, const struct cfs_path *p, int flags, mode_t 
 	}
 	snprintf(fh->run, sizeof(fh->run), "%s", p->run);
 	snprintf(fh->ver, sizeof(fh->ver), "%s", p->ver);
-	/* Committed content never changes: keep the page cache across opens. */
+	/*
+	 * Committed content never changes: keep the page cache across opens.
+	 * Files of open versions bypass it (unless -o open_cache=on): a write
+	 * then goes from the writer's buffer to ckptfs in one copy, instead of
+	 * first being copied into page-cache pages the kernel must allocate
+	 * (the slowest part of the write path, docs/performance.md).
+	 */
 	fi->keep_cache = cfs_vstate_immutable(vi.state);
+	fi->direct_io = !fi->keep_cache && !c->opts.open_cache;
 	return 0;
 }
 
@@ -202,6 +209,20 @@ reply:
 	}
 }
 
+/* A read that brought no data: it failed (n < 0) or hit the end (n == 0). */
+static void reply_no_data(const struct cfs_fh *fh, fuse_req_t req, ssize_t n)
+{
+	if (n == 0) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	if (n == -EIO)
+		cfs_log("read of %s/%s failed with EIO (a chunk failed its hash check; "
+			"the version is marked corrupt)",
+			fh->run, fh->ver);
+	fuse_reply_err(req, (int)-n);
+}
+
 void cfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct cfs_fh *fh = (struct cfs_fh *)(uintptr_t)fi->fh;
@@ -231,21 +252,37 @@ void cfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct 
 		free(buf);
 		return;
 	}
+	{
+		struct ckpt_file *f = fh->f;
+		const void *p;
+
+		/*
+		 * Straight from the chunk buffer: no copy here. Once the kernel
+		 * has the reply the reader may close the file, and fh be freed
+		 * by a release on another thread while this one is still in
+		 * writev: hence `f`, and ckpt_file_close waits for the release.
+		 */
+		n = ckpt_file_read_ref(f, size, (uint64_t)off, &p);
+		if (n > 0) {
+			fuse_reply_buf(req, p, (size_t)n);
+			ckpt_file_read_release(f);
+			return;
+		}
+		if (n != -ERANGE) {
+			reply_no_data(fh, req, n);
+			return;
+		}
+	}
 	buf = malloc(size ? size : 1);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
 	n = ckpt_file_pread(fh->f, buf, size, (uint64_t)off);
-	if (n < 0) {
-		if (n == -EIO)
-			cfs_log("read of %s/%s failed with EIO (a chunk failed its hash check; "
-				"the version is marked corrupt)",
-				fh->run, fh->ver);
-		fuse_reply_err(req, (int)-n);
-	} else {
+	if (n < 0)
+		reply_no_data(fh, req, n);
+	else
 		fuse_reply_buf(req, buf, (size_t)n);
-	}
 	free(buf);
 }
 

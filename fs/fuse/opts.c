@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { KEY_VERIFY, KEY_WRITE_BUFFER, KEY_ODIRECT };
+enum { KEY_VERIFY, KEY_WRITE_BUFFER, KEY_ODIRECT, KEY_CHUNK_SIZE, KEY_OPEN_CACHE };
 
 struct raw {
 	struct cfs_opts *o;
@@ -27,10 +27,16 @@ struct raw {
 	}
 
 static const struct fuse_opt spec[] = {
-	RAW("autocommit=%u", autocommit),      RAW("keep_last=%u", keep_last),
-	RAW("keep_best=%u", keep_best),	       RAW("max_age_days=%u", max_age_days),
-	FUSE_OPT_KEY("verify=", KEY_VERIFY),   FUSE_OPT_KEY("write_buffer=", KEY_WRITE_BUFFER),
-	FUSE_OPT_KEY("odirect=", KEY_ODIRECT), FUSE_OPT_END,
+	RAW("autocommit=%u", autocommit),
+	RAW("keep_last=%u", keep_last),
+	RAW("keep_best=%u", keep_best),
+	RAW("max_age_days=%u", max_age_days),
+	FUSE_OPT_KEY("verify=", KEY_VERIFY),
+	FUSE_OPT_KEY("write_buffer=", KEY_WRITE_BUFFER),
+	FUSE_OPT_KEY("odirect=", KEY_ODIRECT),
+	FUSE_OPT_KEY("chunk_size=", KEY_CHUNK_SIZE),
+	FUSE_OPT_KEY("open_cache=", KEY_OPEN_CACHE),
+	FUSE_OPT_END,
 };
 
 int cfs_parse_size(const char *s, size_t *out)
@@ -122,6 +128,26 @@ static int proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 			return -1;
 		}
 		return 0;
+	case KEY_OPEN_CACHE:
+		v++;
+		if (!strcmp(v, "on") || !strcmp(v, "off")) {
+			r->o->open_cache = !strcmp(v, "on");
+			return 0;
+		}
+		fprintf(stderr, "ckptfs: -o open_cache=%s: expected on or off\n", v);
+		r->bad = 1;
+		return -1;
+	case KEY_CHUNK_SIZE:
+		if (cfs_parse_size(v + 1, &r->o->chunk_size) < 0 || r->o->chunk_size < 4096 ||
+		    r->o->chunk_size > (64u << 20)) {
+			fprintf(stderr,
+				"ckptfs: -o chunk_size=%s: expected a size from 4K to 64M, "
+				"such as 1M or 4M\n",
+				v + 1);
+			r->bad = 1;
+			return -1;
+		}
+		return 0;
 	case KEY_WRITE_BUFFER:
 		if (cfs_parse_size(v + 1, &r->o->write_buffer) < 0 || !r->o->write_buffer) {
 			fprintf(stderr,
@@ -147,8 +173,12 @@ static void usage(void)
 	       "    -o verify=MODE         check chunk hashes on read: first (default),\n"
 	       "                           always or off\n"
 	       "    -o write_buffer=SIZE   bytes of writes in flight (default 64M)\n"
-	       "    -o odirect=on|off      write whole chunks with O_DIRECT (default on,\n"
-	       "                           see docs/performance.md)\n"
+	       "    -o odirect=on|off      chunk reads and writes bypass the page cache\n"
+	       "                           (O_DIRECT; default on, see docs/performance.md)\n"
+	       "    -o chunk_size=SIZE     size of new chunks (default 1M; 4K to 64M)\n"
+	       "    -o open_cache=on|off   files of open versions use the kernel page cache\n"
+	       "                           (default off: writes go straight to ckptfs;\n"
+	       "                           on allows shared mmap of files being written)\n"
 	       "    -o keep_last=N, keep_best=N, max_age_days=N\n"
 	       "                           retention for runs that set none (0 = no limit)\n\n");
 }
