@@ -7,11 +7,14 @@
 # Sections (all by default):
 #   write   a checkpoint of BENCH_GB GiB (default 2) in BENCH_FILES files
 #           (default 4), 1 MiB writes, committed by rename, vs `dd bs=1M
-#           conv=fsync` of the same bytes to a directory on the same disk;
-#           alternating, BENCH_ROUNDS rounds (default 3); fresh random bytes
+#           conv=fsync` of the same bytes to a directory on the same disk,
+#           and `dd bs=1M oflag=direct` (the disk without the page cache) for
+#           reference; BENCH_ROUNDS rounds (default 3), the order of the
+#           sides reversed every other round, caches dropped and BENCH_REST
+#           seconds (default 5) of rest before each side; fresh random bytes
 #           each round so that dedup does not help.
 #   read    cold read (caches dropped) of that checkpoint through the mount vs
-#           the direct copy.
+#           the direct copy, BENCH_ROUNDS times, order alternating.
 #   ls      `ls -l` of a run with BENCH_VERSIONS versions (default 10000).
 #   rss     the daemon's peak RSS while writing BENCH_RSS_GB GiB (default 8)
 #           with -o write_buffer=BENCH_WB (default 64M).
@@ -31,6 +34,7 @@ NVER=${BENCH_VERSIONS:-10000}
 RSS_GB=${BENCH_RSS_GB:-8}
 WB=${BENCH_WB:-64M}
 OPTS=${BENCH_OPTS:+-o $BENCH_OPTS}
+REST=${BENCH_REST:-5}
 
 T=$(mktemp -d "${BENCH_DIR:-/var/tmp}/ckptfs-bench.XXXXXX") || exit 1
 SHM=$(mktemp -d /dev/shm/ckptfs-bench.XXXXXX) || exit 1
@@ -90,44 +94,94 @@ fmt() {
 	printf '%.3f' "$1"
 }
 
+# rest: let the disk settle before a timed side. On this project's build box
+# the virtual disk slows down after a gigabyte or two of sustained transfer
+# and recovers when idle, so whichever side ran second would pay for the
+# first; a pause and a changing order keep that out of the ratio.
+rest() {
+	drop
+	sleep "$REST"
+}
+
+# write_mount R: the checkpoint of round R through the mount, committed by mv.
+write_mount() {
+	local i
+	mkdir "$MNT/bench/v$1.tmp"
+	for i in $(seq 1 "$NFILES"); do
+		dd if="$SHM/src.$i" of="$MNT/bench/v$1.tmp/shard-$i.bin" bs=1M status=none
+	done
+	mv "$MNT/bench/v$1.tmp" "$MNT/bench/v$1"
+}
+
+# write_direct R FLAGS...: the same bytes straight to the disk with dd FLAGS.
+write_direct() {
+	local i r=$1
+	shift
+	rm -rf "$DIRECT/v$r"
+	mkdir -p "$DIRECT/v$r"
+	for i in $(seq 1 "$NFILES"); do
+		dd if="$SHM/src.$i" of="$DIRECT/v$r/shard-$i.bin" bs=1M "$@" status=none
+	done
+	sync -f "$DIRECT/v$r"
+}
+
+# timed VAR CMD...: run CMD after a rest, seconds into VAR.
+timed() {
+	local var=$1 t0
+	shift
+	rest
+	t0=$(now)
+	"$@"
+	printf -v "$var" '%s' "$(secs "$t0")"
+}
+
+mibs() {
+	fmt "$(echo "$1 / $2 / 1048576" | bc -l)"
+}
+
 bench_write() {
-	local r i t0 tm td sum_m=0 sum_d=0 bytes=$((GB << 30))
-	echo "== write+commit: $GB GiB in $NFILES files, 1 MiB writes, $ROUNDS rounds ${OPTS}"
+	local r tm td to sum_m=0 sum_d=0 sum_o=0 bytes=$((GB << 30))
+	echo "== write+commit: $GB GiB in $NFILES files, 1 MiB writes, $ROUNDS rounds," \
+		"order alternating, ${REST}s rest before each side ${OPTS}"
 	# shellcheck disable=SC2086
 	mount_fs $OPTS
 	mkdir -p "$MNT/bench"
 	for r in $(seq 1 "$ROUNDS"); do
 		fresh_source
-		drop
-		t0=$(now)
-		mkdir "$MNT/bench/v$r.tmp"
-		for i in $(seq 1 "$NFILES"); do
-			dd if="$SHM/src.$i" of="$MNT/bench/v$r.tmp/shard-$i.bin" bs=1M status=none
-		done
-		mv "$MNT/bench/v$r.tmp" "$MNT/bench/v$r"
-		tm=$(secs "$t0")
-		drop
-		t0=$(now)
-		mkdir -p "$DIRECT/v$r"
-		for i in $(seq 1 "$NFILES"); do
-			dd if="$SHM/src.$i" of="$DIRECT/v$r/shard-$i.bin" bs=1M conv=fsync status=none
-		done
-		sync -f "$DIRECT/v$r"
-		td=$(secs "$t0")
-		echo "round $r: mount $(fmt "$tm") s ($(fmt "$(echo "$bytes / $tm / 1048576" | bc -l)") MiB/s)," \
-			"direct $(fmt "$td") s ($(fmt "$(echo "$bytes / $td / 1048576" | bc -l)") MiB/s)," \
+		if [ $((r % 2)) -eq 1 ]; then
+			timed tm write_mount "$r"
+			timed td write_direct "$r" conv=fsync
+			timed to write_direct "$r" oflag=direct
+		else
+			timed to write_direct "$r" oflag=direct
+			timed td write_direct "$r" conv=fsync
+			timed tm write_mount "$r"
+		fi
+		echo "round $r: mount $(fmt "$tm") s ($(mibs "$bytes" "$tm") MiB/s)," \
+			"dd conv=fsync $(fmt "$td") s ($(mibs "$bytes" "$td") MiB/s)," \
+			"dd oflag=direct $(fmt "$to") s ($(mibs "$bytes" "$to") MiB/s)," \
 			"ratio $(fmt "$(echo "$td / $tm" | bc -l)")"
 		sum_m=$(echo "$sum_m + $tm" | bc -l)
 		sum_d=$(echo "$sum_d + $td" | bc -l)
+		sum_o=$(echo "$sum_o + $to" | bc -l)
 		[ "$r" -lt "$ROUNDS" ] && rm -rf "$DIRECT/v$r"
 	done
-	echo "write+commit ratio (direct time / mount time, >= 1 means the mount is as fast): $(fmt "$(echo "$sum_d / $sum_m" | bc -l)")"
+	echo "write+commit ratio (dd conv=fsync time / mount time, >= 1 means the mount is as fast): $(fmt "$(echo "$sum_d / $sum_m" | bc -l)")"
+	echo "vs dd oflag=direct (the disk without the page cache): $(fmt "$(echo "$sum_o / $sum_m" | bc -l)")"
 	umount_fs
 }
 
+# read_all DIR: every shard of the checkpoint in DIR, 1 MiB reads.
+read_all() {
+	local i
+	for i in $(seq 1 "$NFILES"); do
+		dd if="$1/shard-$i.bin" of=/dev/null bs=1M status=none
+	done
+}
+
 bench_read() {
-	local i t0 tm td v bytes=$((GB << 30))
-	echo "== cold read: $GB GiB, 1 MiB reads, caches dropped ${OPTS}"
+	local r tm td v sum_m=0 sum_d=0 bytes=$((GB << 30))
+	echo "== cold read: $GB GiB, 1 MiB reads, caches dropped, order alternating ${OPTS}"
 	# shellcheck disable=SC2086
 	mount_fs $OPTS
 	v=$(readlink "$MNT/bench/latest" 2>/dev/null)
@@ -139,23 +193,21 @@ bench_read() {
 		mount_fs $OPTS
 		v=$(readlink "$MNT/bench/latest")
 	fi
-	for r in 1 2; do
-		drop
-		t0=$(now)
-		for i in $(seq 1 "$NFILES"); do
-			dd if="$MNT/bench/$v/shard-$i.bin" of=/dev/null bs=1M status=none
-		done
-		tm=$(secs "$t0")
-		drop
-		t0=$(now)
-		for i in $(seq 1 "$NFILES"); do
-			dd if="$DIRECT/$v/shard-$i.bin" of=/dev/null bs=1M status=none
-		done
-		td=$(secs "$t0")
-		echo "read $r: mount $(fmt "$tm") s ($(fmt "$(echo "$bytes / $tm / 1048576" | bc -l)") MiB/s)," \
-			"direct $(fmt "$td") s ($(fmt "$(echo "$bytes / $td / 1048576" | bc -l)") MiB/s)," \
+	for r in $(seq 1 "$ROUNDS"); do
+		if [ $((r % 2)) -eq 1 ]; then
+			timed tm read_all "$MNT/bench/$v"
+			timed td read_all "$DIRECT/$v"
+		else
+			timed td read_all "$DIRECT/$v"
+			timed tm read_all "$MNT/bench/$v"
+		fi
+		echo "read $r: mount $(fmt "$tm") s ($(mibs "$bytes" "$tm") MiB/s)," \
+			"direct $(fmt "$td") s ($(mibs "$bytes" "$td") MiB/s)," \
 			"ratio $(fmt "$(echo "$td / $tm" | bc -l)")"
+		sum_m=$(echo "$sum_m + $tm" | bc -l)
+		sum_d=$(echo "$sum_d + $td" | bc -l)
 	done
+	echo "cold read ratio (direct time / mount time): $(fmt "$(echo "$sum_d / $sum_m" | bc -l)")"
 	umount_fs
 }
 
