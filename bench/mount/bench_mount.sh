@@ -13,7 +13,8 @@
 #           sides reversed every other round, caches dropped and BENCH_REST
 #           seconds (default 5) of rest before each side; fresh random bytes
 #           each round so that dedup does not help.
-#   read    cold read (caches dropped) of that checkpoint through the mount vs
+#   read    cold read (caches dropped) of a checkpoint of the same shape,
+#           written to both sides file by file in turns, through the mount vs
 #           the direct copy, BENCH_ROUNDS times, order alternating.
 #   ls      `ls -l` of a run with BENCH_VERSIONS versions (default 10000).
 #   rss     the daemon's peak RSS while writing BENCH_RSS_GB GiB (default 8)
@@ -180,26 +181,27 @@ read_all() {
 }
 
 bench_read() {
-	local r tm td v sum_m=0 sum_d=0 bytes=$((GB << 30))
+	local i r tm td sum_m=0 sum_d=0 bytes=$((GB << 30))
 	echo "== cold read: $GB GiB, 1 MiB reads, caches dropped, order alternating ${OPTS}"
 	# shellcheck disable=SC2086
 	mount_fs $OPTS
-	v=$(readlink "$MNT/bench/latest" 2>/dev/null)
-	if [ -z "$v" ]; then
-		echo "(no checkpoint from the write section; writing one)"
-		umount_fs
-		ROUNDS=1 bench_write >/dev/null
-		# shellcheck disable=SC2086
-		mount_fs $OPTS
-		v=$(readlink "$MNT/bench/latest")
-	fi
+	# Both copies of the checkpoint are written file by file in turns, so
+	# neither side's data is more recently written than the other's (the
+	# disk's host may still cache recent writes).
+	fresh_source
+	mkdir -p "$MNT/bench/read.tmp" "$DIRECT/read"
+	for i in $(seq 1 "$NFILES"); do
+		dd if="$SHM/src.$i" of="$MNT/bench/read.tmp/shard-$i.bin" bs=1M status=none
+		dd if="$SHM/src.$i" of="$DIRECT/read/shard-$i.bin" bs=1M conv=fsync status=none
+	done
+	mv "$MNT/bench/read.tmp" "$MNT/bench/read"
 	for r in $(seq 1 "$ROUNDS"); do
 		if [ $((r % 2)) -eq 1 ]; then
-			timed tm read_all "$MNT/bench/$v"
-			timed td read_all "$DIRECT/$v"
+			timed tm read_all "$MNT/bench/read"
+			timed td read_all "$DIRECT/read"
 		else
-			timed td read_all "$DIRECT/$v"
-			timed tm read_all "$MNT/bench/$v"
+			timed td read_all "$DIRECT/read"
+			timed tm read_all "$MNT/bench/read"
 		fi
 		echo "read $r: mount $(fmt "$tm") s ($(mibs "$bytes" "$tm") MiB/s)," \
 			"direct $(fmt "$td") s ($(mibs "$bytes" "$td") MiB/s)," \
