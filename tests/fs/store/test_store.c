@@ -333,9 +333,8 @@ static void flip_chunk(struct fix *x, const char *path, size_t i)
  * small reads across chunk boundaries, the -ERANGE cases, and a chunk
  * altered on disk found by the read-ahead's hash check and reported as EIO.
  */
-static void test_read_paths(void **state)
+static void read_paths(struct fix *x)
 {
-	struct fix *x = *state;
 	size_t size = 9 * MiB + 777;
 	uint8_t *model = malloc(size), *buf = malloc(2 * MiB);
 	struct ckpt_version_info vi;
@@ -395,6 +394,40 @@ static void test_read_paths(void **state)
 	assert_int_equal(vi.state, CKPT_V_CORRUPT);
 	free(model);
 	free(buf);
+}
+
+static void test_read_paths(void **state)
+{
+	read_paths(*state);
+}
+
+/* the same with buffered chunk I/O (odirect=off) */
+static void test_read_paths_buffered(void **state)
+{
+	struct fix *x = *state;
+
+	x->o.direct_io = CKPT_DIRECT_OFF;
+	reopen(x);
+	read_paths(x);
+}
+
+/* on tmpfs, which refuses O_DIRECT: the store falls back to buffered I/O */
+static void test_read_paths_tmpfs(void **state)
+{
+	struct fix *x = *state;
+	char tmpl[] = "/dev/shm/ckpt-store-XXXXXX";
+
+	if (!mkdtemp(tmpl)) {
+		skip();
+		return;
+	}
+	ckpt_store_close(x->s);
+	ts_rmtree(x->dir);
+	free(x->dir);
+	x->dir = strdup(tmpl);
+	x->o.direct_io = CKPT_DIRECT_ON;
+	assert_int_equal(ckpt_store_open(x->dir, &x->o, &x->s), 0);
+	read_paths(x);
 }
 
 /* seek back and rewrite, sparse holes, truncates: staged, then chunked */
@@ -731,6 +764,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_paths, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_paths_buffered, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_paths_tmpfs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_namespace_ops, setup, teardown),
 	};
