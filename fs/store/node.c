@@ -70,6 +70,25 @@ size_t sorted_pos(const void *items, size_t n, const char *(*name_of)(const void
 	return lo;
 }
 
+int sorted_make_room(void *arrp, size_t elem, size_t n, size_t *cap, size_t i)
+{
+	char *a;
+
+	memcpy(&a, arrp, sizeof(a));
+	if (n == *cap) {
+		size_t c = *cap ? *cap * 2 : 8;
+		char *b = realloc(a, c * elem);
+
+		if (!b)
+			return -ENOMEM;
+		a = b;
+		*cap = c;
+		memcpy(arrp, &a, sizeof(a));
+	}
+	memmove(a + (i + 1) * elem, a + i * elem, (n - i) * elem);
+	return 0;
+}
+
 static const char *kid_name(const void *item)
 {
 	return (*(struct node *const *)item)->name;
@@ -98,16 +117,8 @@ int node_attach(struct node *d, struct node *n)
 
 	if (found)
 		return -EEXIST;
-	if (d->nkids == d->kcap) {
-		size_t cap = d->kcap ? d->kcap * 2 : 8;
-		struct node **k = realloc(d->kids, cap * sizeof(*k));
-
-		if (!k)
-			return -ENOMEM;
-		d->kids = k;
-		d->kcap = cap;
-	}
-	memmove(d->kids + i + 1, d->kids + i, (d->nkids - i) * sizeof(*d->kids));
+	if (sorted_make_room(&d->kids, sizeof(*d->kids), d->nkids, &d->kcap, i) < 0)
+		return -ENOMEM;
 	d->kids[i] = n;
 	d->nkids++;
 	n->parent = d;

@@ -42,19 +42,11 @@ static int store_add_run(struct ckpt_store *s, struct run *r)
 	bool found;
 	size_t i;
 
-	if (s->nruns == s->rcap) {
-		size_t cap = s->rcap ? s->rcap * 2 : 8;
-		struct run **v = realloc(s->runs, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		s->runs = v;
-		s->rcap = cap;
-	}
 	i = run_pos(s, r->name, &found);
 	if (found)
 		return -EEXIST;
-	memmove(s->runs + i + 1, s->runs + i, (s->nruns - i) * sizeof(*s->runs));
+	if (sorted_make_room(&s->runs, sizeof(*s->runs), s->nruns, &s->rcap, i) < 0)
+		return -ENOMEM;
 	s->runs[i] = r;
 	s->nruns++;
 	return 0;
@@ -75,19 +67,11 @@ int run_add_version(struct run *r, struct version *v)
 	bool found;
 	size_t i;
 
-	if (r->nv == r->cap) {
-		size_t cap = r->cap ? r->cap * 2 : 8;
-		struct version **n = realloc(r->v, cap * sizeof(*n));
-
-		if (!n)
-			return -ENOMEM;
-		r->v = n;
-		r->cap = cap;
-	}
 	i = ver_pos(r, v->name, &found);
 	if (found)
 		return -EEXIST;
-	memmove(r->v + i + 1, r->v + i, (r->nv - i) * sizeof(*r->v));
+	if (sorted_make_room(&r->v, sizeof(*r->v), r->nv, &r->cap, i) < 0)
+		return -ENOMEM;
 	r->v[i] = v;
 	r->nv++;
 	v->run = r;
