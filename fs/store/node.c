@@ -70,7 +70,9 @@ size_t sorted_pos(const void *items, size_t n, const char *(*name_of)(const void
 	return lo;
 }
 
-int sorted_make_room(void *arrp, size_t elem, size_t n, size_t *cap, size_t i)
+/* Open a gap at index i of the array *arrp (n elements of `elem` bytes, room
+ * for *cap), doubling it when full: 0 or -ENOMEM (the array is unchanged). */
+static int sorted_make_room(void *arrp, size_t elem, size_t n, size_t *cap, size_t i)
 {
 	char *a;
 
@@ -86,6 +88,25 @@ int sorted_make_room(void *arrp, size_t elem, size_t n, size_t *cap, size_t i)
 		memcpy(arrp, &a, sizeof(a));
 	}
 	memmove(a + (i + 1) * elem, a + i * elem, (n - i) * elem);
+	return 0;
+}
+
+int sorted_insert(void *arrp, size_t *n, size_t *cap, const char *(*name_of)(const void *item),
+		  const char *key, void *item)
+{
+	char *a;
+	bool found;
+	size_t i;
+
+	memcpy(&a, arrp, sizeof(a));
+	i = sorted_pos(a, *n, name_of, key, &found);
+	if (found)
+		return -EEXIST;
+	if (sorted_make_room(arrp, sizeof(item), *n, cap, i) < 0)
+		return -ENOMEM;
+	memcpy(&a, arrp, sizeof(a));
+	memcpy(a + i * sizeof(item), &item, sizeof(item));
+	(*n)++;
 	return 0;
 }
 
@@ -112,17 +133,11 @@ struct node *node_child(struct node *d, const char *name)
 
 int node_attach(struct node *d, struct node *n)
 {
-	bool found;
-	size_t i = kid_pos(d, n->name, &found);
+	int ret = sorted_insert(&d->kids, &d->nkids, &d->kcap, kid_name, n->name, n);
 
-	if (found)
-		return -EEXIST;
-	if (sorted_make_room(&d->kids, sizeof(*d->kids), d->nkids, &d->kcap, i) < 0)
-		return -ENOMEM;
-	d->kids[i] = n;
-	d->nkids++;
-	n->parent = d;
-	return 0;
+	if (ret == 0)
+		n->parent = d;
+	return ret;
 }
 
 void node_detach(struct node *n)

@@ -39,17 +39,7 @@ struct run *run_find(struct ckpt_store *s, const char *name)
 
 static int store_add_run(struct ckpt_store *s, struct run *r)
 {
-	bool found;
-	size_t i;
-
-	i = run_pos(s, r->name, &found);
-	if (found)
-		return -EEXIST;
-	if (sorted_make_room(&s->runs, sizeof(*s->runs), s->nruns, &s->rcap, i) < 0)
-		return -ENOMEM;
-	s->runs[i] = r;
-	s->nruns++;
-	return 0;
+	return sorted_insert(&s->runs, &s->nruns, &s->rcap, run_name, r->name, r);
 }
 
 static const char *ver_name(const void *item)
@@ -64,18 +54,11 @@ static size_t ver_pos(struct run *r, const char *name, bool *found)
 
 int run_add_version(struct run *r, struct version *v)
 {
-	bool found;
-	size_t i;
+	int ret = sorted_insert(&r->v, &r->nv, &r->cap, ver_name, v->name, v);
 
-	i = ver_pos(r, v->name, &found);
-	if (found)
-		return -EEXIST;
-	if (sorted_make_room(&r->v, sizeof(*r->v), r->nv, &r->cap, i) < 0)
-		return -ENOMEM;
-	r->v[i] = v;
-	r->nv++;
-	v->run = r;
-	return 0;
+	if (ret == 0)
+		v->run = r;
+	return ret;
 }
 
 /* by pointer: the version's name may have changed since it was added */

@@ -162,9 +162,10 @@ void chunk_mark_bad(struct ckpt_store *s, const uint8_t *h);
  * all kept this way, so listings come out sorted and lookups are O(log n). */
 size_t sorted_pos(const void *items, size_t n, const char *(*name_of)(const void *item),
 		  const char *key, bool *found);
-/* Open a gap at index i of the array *arrp (n elements of `elem` bytes, room
- * for *cap), doubling it when full: 0 or -ENOMEM (the array is unchanged). */
-int sorted_make_room(void *arrp, size_t elem, size_t n, size_t *cap, size_t i);
+/* Insert pointer `item`, named `key`, into the sorted pointer array *arrp of
+ * *n (room for *cap): 0, -EEXIST when the name is taken, or -ENOMEM. */
+int sorted_insert(void *arrp, size_t *n, size_t *cap, const char *(*name_of)(const void *item),
+		  const char *key, void *item);
 
 /* ---- namespace (node.c) ---- */
 struct node {
