@@ -488,10 +488,7 @@ static int cache_chunk(struct ckpt_file *h, size_t i)
 		return 0;
 	if (!h->cache || c->len > h->cache_cap) { /* larger chunks: a store made so */
 		free(h->cache);
-		h->cache = rc_buf_alloc(s, c->len);
-		h->cache_cap = h->cache && c->len > rc_buf_size(s)
-				       ? (c->len + CHUNK_ALIGN - 1) / CHUNK_ALIGN * CHUNK_ALIGN
-				       : rc_buf_size(s);
+		h->cache = rc_buf_alloc(s, c->len, &h->cache_cap);
 		if (!h->cache)
 			return -ENOMEM;
 	}

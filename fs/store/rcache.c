@@ -76,14 +76,18 @@ size_t rc_buf_size(const struct ckpt_store *s)
 	return (s->chunker.max + CHUNK_ALIGN - 1) / CHUNK_ALIGN * CHUNK_ALIGN;
 }
 
-uint8_t *rc_buf_alloc(const struct ckpt_store *s, size_t len)
+uint8_t *rc_buf_alloc(const struct ckpt_store *s, size_t len, size_t *cap)
 {
-	size_t cap = rc_buf_size(s);
+	size_t n = rc_buf_size(s);
 	void *b;
 
-	if (len > cap)
-		cap = (len + CHUNK_ALIGN - 1) / CHUNK_ALIGN * CHUNK_ALIGN;
-	return posix_memalign(&b, CHUNK_ALIGN, cap) ? NULL : b;
+	if (len > n)
+		n = (len + CHUNK_ALIGN - 1) / CHUNK_ALIGN * CHUNK_ALIGN;
+	if (posix_memalign(&b, CHUNK_ALIGN, n))
+		return NULL;
+	if (cap)
+		*cap = n;
+	return b;
 }
 
 /* lock held */
@@ -136,7 +140,7 @@ static void *rc_main(void *arg)
 		pthread_mutex_unlock(&rc->lock);
 
 		if (!sl->buf)
-			sl->buf = rc_buf_alloc(s, 0);
+			sl->buf = rc_buf_alloc(s, 0, NULL);
 		memcpy(c.h, it.h, CHUNK_HASH_LEN);
 		c.len = it.len;
 		ret = sl->buf ? chunk_read_buf(s, &c, sl->buf, rc->cap, it.verify) : -ENOMEM;

@@ -106,9 +106,10 @@ void rc_queue(struct rcache *rc, const struct cref *c, const bool *verify, size_
  * `cap` bytes, from rc_buf_alloc) with the parked buffer. */
 bool rc_take(struct rcache *rc, const struct cref *c, uint8_t **buf, size_t cap, bool *verified);
 /* Page-aligned chunk buffers: room for the store's largest chunk rounded up
- * to a page, or for `len` bytes if that is more. */
+ * to a page, or for `len` bytes (rounded up) if that is more; *cap (if not
+ * NULL) gets the size. */
 size_t rc_buf_size(const struct ckpt_store *s);
-uint8_t *rc_buf_alloc(const struct ckpt_store *s, size_t len);
+uint8_t *rc_buf_alloc(const struct ckpt_store *s, size_t len, size_t *cap);
 
 /* ---- file data (fdata.c) ---- */
 struct cref {
