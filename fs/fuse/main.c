@@ -229,6 +229,8 @@ int main(int argc, char **argv)
 	so.direct_io = c.opts.direct_io;
 	so.chunk_size = c.opts.chunk_size;
 	so.create = true;
+	/* `umount` returns before the old daemon has closed the store */
+	so.lock_wait_ms = 10000;
 	so.retention = c.opts.retention;
 	ret = ckpt_store_open_err(store, &so, &c.store, err, sizeof(err));
 	if (ret < 0) {

@@ -261,6 +261,7 @@ int ckpt_store_open_err(const char *dir, const struct ckpt_store_opts *opts,
 	static const struct ckpt_store_opts defaults = {0};
 	struct ckpt_store *s;
 	char dummy[8];
+	bool locked;
 	int ret;
 
 	if (!err) {
@@ -336,7 +337,12 @@ int ckpt_store_open_err(const char *dir, const struct ckpt_store_opts *opts,
 		snprintf(err, errlen, "cannot open %s/LOCK: %s", dir, strerror(-ret));
 		goto fail;
 	}
-	if (flock(s->lockfd, LOCK_EX | LOCK_NB) < 0) {
+	locked = flock(s->lockfd, LOCK_EX | LOCK_NB) == 0;
+	for (unsigned waited = 0; !locked && waited < s->opts.lock_wait_ms; waited += 50) {
+		usleep(50 * 1000);
+		locked = flock(s->lockfd, LOCK_EX | LOCK_NB) == 0;
+	}
+	if (!locked) {
 		ret = -EBUSY;
 		snprintf(
 			err, errlen,

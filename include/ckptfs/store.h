@@ -75,6 +75,10 @@ struct ckpt_store_opts {
 		CKPT_DIRECT_ON,
 		CKPT_DIRECT_OFF,
 	} direct_io;
+	/* How long to wait for another process's lock on the store before
+	 * -EBUSY: a mount started right after `umount` finds the old daemon
+	 * still closing the store. 0 = fail at once. */
+	unsigned lock_wait_ms;
 };
 
 enum ckpt_vstate {

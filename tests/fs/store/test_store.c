@@ -296,6 +296,36 @@ static void test_not_a_store(void **state)
 	free(d);
 }
 
+static void *close_later(void *arg)
+{
+	struct fix *x = arg;
+
+	usleep(300 * 1000);
+	ckpt_store_close(x->s);
+	x->s = NULL;
+	return NULL;
+}
+
+/* lock_wait_ms: a store still held is refused after the wait; one whose
+ * holder closes it during the wait (a daemon finishing after umount) opens */
+static void test_lock_wait(void **state)
+{
+	struct fix *x = *state;
+	struct ckpt_store_opts o = x->o;
+	struct ckpt_store *s2 = NULL;
+	char err[512];
+	pthread_t th;
+
+	o.lock_wait_ms = 200;
+	assert_int_equal(ckpt_store_open_err(x->dir, &o, &s2, err, sizeof(err)), -EBUSY);
+	assert_non_null(strstr(err, "in use"));
+	o.lock_wait_ms = 5000;
+	assert_int_equal(pthread_create(&th, NULL, close_later, x), 0);
+	assert_int_equal(ckpt_store_open_err(x->dir, &o, &s2, err, sizeof(err)), 0);
+	pthread_join(th, NULL);
+	x->s = s2;
+}
+
 /* Flip one byte of the chunk file named by the chunk list entry `i` of
  * run/ver/path (from the version's manifest). */
 static void flip_chunk(struct fix *x, const char *path, size_t i)
@@ -763,6 +793,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_versions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lock_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_paths, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_paths_buffered, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_paths_tmpfs, setup, teardown),
