@@ -449,12 +449,12 @@ static enum MHD_Result daemon_info(struct MHD_Connection *c)
 	}
 	iso_time(g.started, ts, sizeof(ts));
 	return send_json(c, 200,
-			 json_pack("{si ss ss ss ss sb sb ss sI so}", "pid", (int)getpid(),
+			 json_pack("{si ss ss ss ss sb sb ss sI so si}", "pid", (int)getpid(),
 				   "version", CKPTFS_VERSION, "state_dir", g.state_dir, "socket",
 				   g.sock_path, "mount", g.mount, "mounted_by_ckptd",
 				   g.mounted_by_us, "ckptfs_mount", g.ckptfs_mount, "started", ts,
 				   "uptime_s", (json_int_t)(now_s() - g.started), "operations",
-				   counts));
+				   counts, "db_schema_version", db_schema_version()));
 }
 
 static enum MHD_Result route(struct MHD_Connection *c, const char *url, const char *method,

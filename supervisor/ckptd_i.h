@@ -147,6 +147,7 @@ int status_parse(const char *s, enum op_status *out);
 
 /* db.c */
 int db_open(const char *path);
+int db_schema_version(void);
 void db_close(void);
 int db_begin(void);
 int db_commit(void);

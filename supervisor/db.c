@@ -13,7 +13,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char schema[] =
+/*
+ * The schema is versioned with PRAGMA user_version: migrations[i] takes a
+ * database from version i to i + 1, in one transaction together with the
+ * version bump, so a crash mid-migration leaves the previous version whole.
+ * Append new migrations at the end; never edit one that has landed (a
+ * database somewhere is already past it).
+ *
+ * Version 0 is what ckptd wrote before versioning existed: migration 1 is that
+ * very schema with IF NOT EXISTS, so it creates a fresh database and is a
+ * no-op on an old one, which then just gets its version.
+ */
+static const char *const migrations[] = {
+	/* 1: operations, events, metric windows */
 	"CREATE TABLE IF NOT EXISTS operations ("
 	" id TEXT PRIMARY KEY, project_id TEXT, name TEXT, status INTEGER, stage INTEGER,"
 	" spec TEXT, attempt INTEGER, round_start INTEGER, recoveries INTEGER, reason TEXT,"
@@ -28,7 +40,75 @@ static const char schema[] =
 	"CREATE INDEX IF NOT EXISTS events_op ON events(operation, seq);"
 	"CREATE TABLE IF NOT EXISTS metrics ("
 	" operation TEXT, start INTEGER, count INTEGER, step INTEGER, loss_sum REAL,"
-	" loss_min REAL, loss_max REAL, val_loss REAL, PRIMARY KEY(operation, start));";
+	" loss_min REAL, loss_max REAL, val_loss REAL, PRIMARY KEY(operation, start));",
+};
+
+#define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+int db_schema_version(void)
+{
+	sqlite3_stmt *st;
+	int v = -1;
+
+	if (sqlite3_prepare_v2(g.db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static bool db_empty(void)
+{
+	sqlite3_stmt *st;
+	bool empty = false;
+
+	if (sqlite3_prepare_v2(g.db, "SELECT count(*) FROM sqlite_master", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return false;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		empty = sqlite3_column_int(st, 0) == 0;
+	sqlite3_finalize(st);
+	return empty;
+}
+
+static int migrate(const char *path)
+{
+	int have = db_schema_version();
+	bool fresh = db_empty();
+
+	if (have < 0) {
+		ckptd_log("cannot read the schema version of %s: %s", path, sqlite3_errmsg(g.db));
+		return -EIO;
+	}
+	if (have > N_MIGRATIONS) {
+		ckptd_log("the database %s has schema version %d, newer than this ckptd knows "
+			  "(%d): it was written by a newer ckptd; run that one, or move the "
+			  "database aside to start afresh",
+			  path, have, N_MIGRATIONS);
+		return -EPROTO;
+	}
+	for (int v = have; v < N_MIGRATIONS; v++) {
+		char *msg = NULL, bump[48];
+
+		snprintf(bump, sizeof(bump), "PRAGMA user_version = %d", v + 1);
+		if (sqlite3_exec(g.db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK ||
+		    sqlite3_exec(g.db, migrations[v], NULL, NULL, &msg) != SQLITE_OK ||
+		    sqlite3_exec(g.db, bump, NULL, NULL, &msg) != SQLITE_OK ||
+		    sqlite3_exec(g.db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
+			ckptd_log("cannot migrate the database %s from schema version %d to %d: "
+				  "%s; it is left at version %d",
+				  path, v, v + 1, msg ? msg : sqlite3_errmsg(g.db), v);
+			sqlite3_free(msg);
+			sqlite3_exec(g.db, "ROLLBACK", NULL, NULL, NULL);
+			return -EIO;
+		}
+		if (!fresh)
+			ckptd_log("database %s: migrated from schema version %d to %d", path, v,
+				  v + 1);
+	}
+	return 0;
+}
 
 int db_open(const char *path)
 {
@@ -45,13 +125,12 @@ int db_open(const char *path)
 	if (sqlite3_exec(g.db,
 			 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
 			 " PRAGMA foreign_keys=ON;",
-			 NULL, NULL, &msg) != SQLITE_OK ||
-	    sqlite3_exec(g.db, schema, NULL, NULL, &msg) != SQLITE_OK) {
+			 NULL, NULL, &msg) != SQLITE_OK) {
 		ckptd_log("cannot set up the database %s: %s", path, msg ? msg : "?");
 		sqlite3_free(msg);
 		return -EIO;
 	}
-	return 0;
+	return migrate(path);
 }
 
 void db_close(void)

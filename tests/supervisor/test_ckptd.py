@@ -566,6 +566,64 @@ def t_concurrency(d):
           (created - sel[1][0]))
 
 
+def sql(db, q):
+    out = subprocess.run(["sqlite3", db, q], capture_output=True, text=True)
+    check(out.returncode == 0, "sqlite3 %s: %s" % (q, out.stderr))
+    return out.stdout.strip()
+
+
+def t_db_migrate(d):
+    """A ckptd.db written before schema versioning (user_version 0, dumped
+    from a real run) is migrated in order up to the current version, keeps
+    its operations and events, and is not migrated twice; a database from a
+    newer ckptd is refused, unchanged."""
+    d.stop()
+    db = os.path.join(d.state, "ckptd.db")
+    for f in glob.glob(db + "*"):
+        os.unlink(f)
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "ckptd-db-v0.sql")) as f:
+        dump = f.read().replace("@TMP@", d.tmp).replace("@HERE@", here)
+    out = subprocess.run(["sqlite3", db], input=dump, capture_output=True, text=True)
+    check(out.returncode == 0 and sql(db, "PRAGMA user_version") == "0",
+          "cannot load the v0 dump: %s" % out.stderr)
+    opid = sql(db, "SELECT id FROM operations")
+    for v in ("step-000010", "step-000020"):
+        os.makedirs(os.path.join(d.runs, opid, v))
+        with open(os.path.join(d.runs, opid, v, "trainer_state.json"), "w") as f:
+            json.dump({"step": int(v[5:])}, f)
+    events_before = sql(db, "SELECT count(*) FROM events")
+    d.start()
+    st, info = d.req("GET", "/api/v1/daemon")
+    want = info.get("db_schema_version") if st == 200 else None
+    check(isinstance(want, int) and want >= 1, "daemon info has no db_schema_version: %s" % info)
+    o = d.op(opid)
+    check(o["status"] == "COMPLETED" and o["checkpoint"]["version"] == "step-000020",
+          "the old operation after migration: %s" % o)
+    check(len(d.events(opid)) == int(events_before), "events %s" % names(d.events(opid)))
+    d.stop()
+    check(sql(db, "PRAGMA user_version") == str(want), "user_version %s, want %d" %
+          (sql(db, "PRAGMA user_version"), want))
+    integrity(d)
+    with open(os.path.join(d.tmp, "ckptd.out")) as f:
+        log = f.read()
+    check(log.count("migrated from schema version 0 to 1") == 1, "no migration in the log")
+    d.start()
+    d.stop()
+    with open(os.path.join(d.tmp, "ckptd.out")) as f:
+        check(f.read().count("migrated from schema version") == want,
+              "migrated again on the second start")
+    # a database from the future: refused, and left as it was
+    sql(db, "PRAGMA user_version = %d" % (want + 5))
+    out = subprocess.run([d.bin, "--state-dir", d.state, "--config", d.cfg],
+                         capture_output=True, text=True, timeout=20)
+    check(out.returncode == 1 and "newer than this ckptd knows" in out.stderr,
+          "a newer database: rc %d %r" % (out.returncode, out.stderr))
+    check(sql(db, "PRAGMA user_version") == str(want + 5), "the newer database was changed")
+    sql(db, "PRAGMA user_version = %d" % want)
+    d.start()
+
+
 def build_bin(rel):
     root = os.environ.get("CKPTFS_BUILD_ROOT", "")
     p = os.path.join(root, rel)
@@ -687,6 +745,7 @@ CASES = {
     "strategies": t_strategies,
     "concurrency": t_concurrency,
     "ckpt_train": t_ckpt_train,
+    "db_migrate": t_db_migrate,
 }
 
 
