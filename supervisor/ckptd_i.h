@@ -9,6 +9,7 @@
 #ifndef CKPTD_I_H
 #define CKPTD_I_H
 
+#include "ckptfs/isotime.h"
 #include "ckptfs/jobspec.h"
 
 #include <jansson.h>

@@ -52,11 +52,7 @@ json_t *checkpoints_stats(void)
 		      "total_size_bytes", (json_int_t)size, "stored_bytes",
 		      (json_int_t)(stored >= 0 ? stored : size));
 	if (oldest) {
-		time_t t = (time_t)oldest;
-		struct tm tm;
-
-		gmtime_r(&t, &tm);
-		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		ckpt_iso_format(ts, sizeof(ts), ckpt_iso_ns(oldest), CKPT_ISO_S);
 		json_object_set_new(o, "oldest_checkpoint", json_string(ts));
 	} else {
 		json_object_set_new(o, "oldest_checkpoint", json_null());

@@ -9,6 +9,7 @@
  */
 #include "ckptd_i.h"
 
+#include "ckptfs/statedir.h"
 #include "ckptfs/yamljson.h"
 
 #include <errno.h>
@@ -41,22 +42,23 @@ static void usage(FILE *f)
 
 static int resolve_state_dir(const char *opt)
 {
-	const char *e;
+	int ret = ckpt_state_dir_find(opt, g.state_dir, sizeof(g.state_dir));
 
-	if (opt)
-		snprintf(g.state_dir, sizeof(g.state_dir), "%s", opt);
-	else if ((e = getenv("CKPT_STATE_DIR")) && *e)
-		snprintf(g.state_dir, sizeof(g.state_dir), "%s", e);
-	else if ((e = getenv("XDG_STATE_HOME")) && *e)
-		snprintf(g.state_dir, sizeof(g.state_dir), "%s/ckptfs", e);
-	else if (getuid() == 0)
-		snprintf(g.state_dir, sizeof(g.state_dir), "/var/lib/ckptfs");
-	else if ((e = getenv("HOME")) && *e)
-		snprintf(g.state_dir, sizeof(g.state_dir), "%s/.local/state/ckptfs", e);
-	else {
+	if (ret == -ENAMETOOLONG) {
 		fprintf(stderr,
-			"ckptd: cannot find a state dir: set --state-dir or CKPT_STATE_DIR\n");
-		return -EINVAL;
+			"ckptd: the state dir path is longer than %zu bytes; use a "
+			"shorter --state-dir\n",
+			sizeof(g.state_dir) - 1);
+		return ret;
+	}
+	if (ret == -EINVAL) {
+		fprintf(stderr, "ckptd: --state-dir is empty; name a directory\n");
+		return ret;
+	}
+	if (ret < 0) {
+		fprintf(stderr, "ckptd: cannot find a state dir (no $HOME): set --state-dir or "
+				"CKPT_STATE_DIR\n");
+		return ret;
 	}
 	if (mkdir_p(g.state_dir, 0700) < 0) {
 		fprintf(stderr, "ckptd: cannot create the state dir %s: %s\n", g.state_dir,

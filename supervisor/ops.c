@@ -869,15 +869,12 @@ static void random_hex(char *buf, size_t n)
 
 static void new_id(char *id, size_t len)
 {
-	time_t t = time(NULL);
-	char hex[8];
-	struct tm tm;
+	char hex[8], stamp[CKPT_ISO_LEN];
 
-	gmtime_r(&t, &tm);
+	ckpt_iso_format(stamp, sizeof(stamp), (int64_t)time(NULL) * CKPT_NS_PER_S, CKPT_ISO_ID);
 	do {
 		random_hex(hex, 6);
-		snprintf(id, len, "op_training_%04d%02d%02d_%02d%02d%02d_%.6s", tm.tm_year + 1900,
-			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, hex);
+		snprintf(id, len, "op_training_%s_%.6s", stamp, hex);
 	} while (op_find(id));
 }
 

@@ -28,16 +28,7 @@ double now_s(void)
 
 void iso_time(double t, char *buf, size_t len)
 {
-	time_t s = (time_t)t;
-	struct tm tm;
-	int ms = (int)((t - (double)s) * 1000);
-
-	gmtime_r(&s, &tm);
-	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		 ms < 0	    ? 0
-		 : ms > 999 ? 999
-			    : ms);
+	ckpt_iso_format(buf, len, ckpt_iso_ns(t), CKPT_ISO_MS);
 }
 
 int mkdir_p(const char *path, mode_t mode)

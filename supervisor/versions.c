@@ -31,13 +31,9 @@ static int get_x(const char *path, const char *name, char *buf, size_t len)
 
 static double parse_iso(const char *s)
 {
-	struct tm tm = {0};
-	char *end;
+	int64_t ns;
 
-	end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-	if (!end)
-		return 0;
-	return (double)timegm(&tm);
+	return ckpt_iso_parse(s, &ns) == 0 ? (double)ns / 1e9 : 0;
 }
 
 /* trainer_state.json of a plain version: step, epoch, val_loss. -EBADMSG when

@@ -14,6 +14,8 @@
  */
 #include "ckptfs_i.h"
 
+#include "ckptfs/isotime.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -88,15 +90,6 @@ static int xval_u64(struct xval *v, uint64_t x)
 	return xval_str(v, b);
 }
 
-static void iso8601(int64_t ns, char *b, size_t len)
-{
-	time_t t = (time_t)(ns / 1000000000);
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(b, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static int get_version(struct cfs *c, const struct cfs_path *p, const char *key, struct xval *v)
 {
 	struct ckpt_version_info vi;
@@ -150,7 +143,7 @@ static int get_version(struct cfs *c, const struct cfs_path *p, const char *key,
 	if (strcmp(key, "committed") == 0) {
 		if (!vi.committed_ns)
 			return -ENODATA;
-		iso8601(vi.committed_ns, b, sizeof(b));
+		ckpt_iso_format(b, sizeof(b), vi.committed_ns, CKPT_ISO_S);
 		return xval_str(v, b);
 	}
 	return -ENODATA;

@@ -147,7 +147,7 @@ int ckpt_store_stats_json(struct ckpt_store *s, char **json, size_t *len)
 	json_object_set_new(o, "stored_bytes", json_integer((json_int_t)st.stored_bytes));
 	json_object_set_new(o, "dedup_ratio", json_real(st.dedup_ratio));
 	if (st.oldest_checkpoint_ns) {
-		iso8601(st.oldest_checkpoint_ns, t, sizeof(t));
+		ckpt_iso_format(t, sizeof(t), st.oldest_checkpoint_ns, CKPT_ISO_S);
 		json_object_set_new(o, "oldest_checkpoint", json_string(t));
 	} else {
 		json_object_set_new(o, "oldest_checkpoint", json_null());

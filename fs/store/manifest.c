@@ -81,11 +81,11 @@ json_t *manifest_build(struct ckpt_store *s, struct version *v, bool with_chunks
 	json_object_set_new(o, "id", json_string(id));
 	json_object_set_new(o, "state", json_string(ckpt_vstate_name(v->state)));
 	json_object_set_new(o, "seq", json_integer((json_int_t)v->seq));
-	iso8601(v->created_ns, t, sizeof(t));
+	ckpt_iso_format(t, sizeof(t), v->created_ns, CKPT_ISO_S);
 	json_object_set_new(o, "created", json_string(t));
 	json_object_set_new(o, "created_ns", json_integer(v->created_ns));
 	if (v->committed_ns) {
-		iso8601(v->committed_ns, t, sizeof(t));
+		ckpt_iso_format(t, sizeof(t), v->committed_ns, CKPT_ISO_S);
 		json_object_set_new(o, "committed", json_string(t));
 	} else {
 		json_object_set_new(o, "committed", json_null());

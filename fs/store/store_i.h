@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 
+#include "ckptfs/isotime.h"
 #include "ckptfs/store.h"
 #include "ckptfs/store_io.h"
 
@@ -261,7 +262,6 @@ json_t *manifest_build(struct ckpt_store *s, struct version *v, bool with_chunks
 int manifest_write(struct ckpt_store *s, struct version *v, const char *name);
 int manifest_load(struct ckpt_store *s, struct run *r, const char *name, json_t *doc,
 		  struct version **out);
-void iso8601(int64_t ns, char *buf, size_t len);
 int64_t now_ns(void);
 int version_mark_corrupt(struct ckpt_store *s, struct version *v); /* store lock held */
 int retention_apply_run(struct ckpt_store *s, struct run *r, uint32_t max_age_override);

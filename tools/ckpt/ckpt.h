@@ -26,6 +26,8 @@
 
 #include <jansson.h>
 
+#include "ckptfs/isotime.h"
+
 /* Exit codes (SPEC §6). */
 enum { CKPT_EXIT_OK = 0, CKPT_EXIT_FAIL = 1, CKPT_EXIT_USAGE = 2 };
 
@@ -39,9 +41,10 @@ struct ckpt_ctx {
 	bool tty;	       /* stdout is a terminal */
 	bool err_tty;	       /* stderr is a terminal (progress bars) */
 	time_t now;	       /* "now" for ages; CKPT_NOW overrides for reproducible output */
-	char sock_buf[4096];
-	char state_buf[4096];
-	char mount_buf[4096];
+	char sock_buf[4096 + 16];
+	char state_buf[4096]; /* the state dir once found (ckpt_state_dir) */
+	bool state_resolved;
+	char mount_buf[4096 + 16];
 };
 
 /* Long options every subcommand accepts; codes start at CKPT_OPT_BASE. */
@@ -175,14 +178,10 @@ static inline int ckpt_opts_rc(int r)
 json_t *ckpt_manifest_files(json_t *m);
 
 /* ---- table.c ---- */
-/* Parse ISO 8601 UTC ("2024-12-13T14:35:00Z", fractional seconds allowed). */
-int ckpt_time_parse(const char *s, time_t *out);
 /* "2d", "3h", "5m", "12s" (the guide's AGE column). */
 void ckpt_fmt_age_short(char *buf, size_t len, time_t now, time_t t);
 /* "2 days", "3 hours", "1 minute" (the guide's "Age:" line). */
 void ckpt_fmt_age_long(char *buf, size_t len, time_t now, time_t t);
-/* "2024-12-13 14:35:00 UTC" */
-void ckpt_fmt_time(char *buf, size_t len, time_t t);
 /* "1.5 GiB", "512 B" */
 void ckpt_fmt_bytes(char *buf, size_t len, uint64_t n);
 /* A number as the guide prints it (0.28, 0.001, 3e-05): %g with enough digits. */

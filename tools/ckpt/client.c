@@ -7,6 +7,8 @@
  */
 #include "ckpt.h"
 
+#include "ckptfs/statedir.h"
+
 #include <errno.h>
 #include <pwd.h>
 #include <stdlib.h>
@@ -16,34 +18,30 @@
 
 #include <curl/curl.h>
 
-/* The state dir, in SPEC §5's order: --state-dir, $CKPT_STATE_DIR,
- * $XDG_STATE_HOME/ckptfs, ~/.local/state/ckptfs; /var/lib/ckptfs for root. */
+/* The state dir, found as ckptd finds it (ckptfs/statedir.h). Without one
+ * nothing can be done, so a failure ends ckpt here with the reason. */
 const char *ckpt_state_dir(struct ckpt_ctx *c)
 {
-	const char *e;
+	int ret;
 
-	if (c->state_dir)
-		return c->state_dir;
-	if ((e = getenv("CKPT_STATE_DIR")) && e[0]) {
-		c->state_dir = e;
-		return e;
+	if (c->state_resolved)
+		return c->state_buf;
+	ret = ckpt_state_dir_find(c->state_dir, c->state_buf, sizeof(c->state_buf));
+	if (ret == -EINVAL) {
+		ckpt_err("--state-dir is empty; name a directory.");
+		exit(CKPT_EXIT_USAGE);
 	}
-	if (geteuid() == 0) {
-		c->state_dir = "/var/lib/ckptfs";
-		return c->state_dir;
+	if (ret == -ENAMETOOLONG) {
+		ckpt_err("the state dir path is longer than %zu bytes; use a shorter --state-dir.",
+			 sizeof(c->state_buf) - 1);
+		exit(CKPT_EXIT_USAGE);
 	}
-	if ((e = getenv("XDG_STATE_HOME")) && e[0]) {
-		snprintf(c->state_buf, sizeof(c->state_buf), "%s/ckptfs", e);
-	} else {
-		const char *home = getenv("HOME");
-		if (!home || !home[0]) {
-			struct passwd *pw = getpwuid(geteuid());
-			home = pw ? pw->pw_dir : "/";
-		}
-		snprintf(c->state_buf, sizeof(c->state_buf), "%s/.local/state/ckptfs", home);
+	if (ret < 0) {
+		ckpt_err("cannot find a state dir (no $HOME); set --state-dir or CKPT_STATE_DIR.");
+		exit(CKPT_EXIT_FAIL);
 	}
-	c->state_dir = c->state_buf;
-	return c->state_dir;
+	c->state_resolved = true;
+	return c->state_buf;
 }
 
 bool ckpt_socket_explicit(const struct ckpt_ctx *c)

@@ -107,6 +107,7 @@ int ckpt_common_opt(struct ckpt_ctx *c, int opt, const char *arg)
 		return 1;
 	case CKPT_OPT_STATE_DIR:
 		c->state_dir = arg;
+		c->state_resolved = false;
 		return 1;
 	case CKPT_OPT_MOUNT:
 		c->mount = arg;
@@ -161,8 +162,14 @@ static void ctx_init(struct ckpt_ctx *c)
 	c->now = time(NULL);
 	/* CKPT_NOW (ISO 8601 UTC) fixes "now" so that ages in the output are
 	 * reproducible (golden tests, documentation). */
-	if (now && now[0] && ckpt_time_parse(now, &c->now) < 0)
-		ckpt_err("ignoring CKPT_NOW='%s': not an ISO 8601 UTC time", now);
+	if (now && now[0]) {
+		int64_t ns;
+
+		if (ckpt_iso_parse(now, &ns) == 0)
+			c->now = (time_t)(ns / CKPT_NS_PER_S);
+		else
+			ckpt_err("ignoring CKPT_NOW='%s': not an ISO 8601 UTC time", now);
+	}
 }
 
 int main(int argc, char **argv)

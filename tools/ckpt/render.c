@@ -127,7 +127,9 @@ static bool time_of(json_t *o, time_t *t, ...)
 	va_start(ap, t);
 	while ((k = va_arg(ap, const char *))) {
 		const char *s = ckpt_jstr(o, k);
-		if (s && ckpt_time_parse(s, t) == 0) {
+		int64_t ns;
+		if (s && ckpt_iso_parse(s, &ns) == 0) {
+			*t = (time_t)(ns / CKPT_NS_PER_S);
 			ok = true;
 			break;
 		}
@@ -256,12 +258,12 @@ void ckpt_render_op(struct ckpt_ctx *c, json_t *op, FILE *f)
 	else if (num_of(ex, &e, "signal", NULL))
 		fprintf(f, "Exit:            signal %.0f\n", e);
 	if (time_of(op, &t, "created", "created_at", NULL)) {
-		ckpt_fmt_time(b, sizeof(b), t);
+		ckpt_iso_format(b, sizeof(b), (int64_t)t * CKPT_NS_PER_S, CKPT_ISO_HUMAN);
 		ckpt_fmt_age_long(b2, sizeof(b2), c->now, t);
 		fprintf(f, "Created At:      %s (%s ago)\n", b, b2);
 	}
 	if (time_of(op, &t, "finished", NULL)) {
-		ckpt_fmt_time(b, sizeof(b), t);
+		ckpt_iso_format(b, sizeof(b), (int64_t)t * CKPT_NS_PER_S, CKPT_ISO_HUMAN);
 		fprintf(f, "Finished At:     %s\n", b);
 	}
 	if (ckpt_op_resumable(op))
@@ -304,7 +306,7 @@ int ckpt_render_checkpoint_details(struct ckpt_ctx *c, const char *id, json_t *j
 	if ((s = ckpt_jstr(cp, "version")))
 		fprintf(f, "Version:         %s\n", s);
 	if (time_of(cp, &t, "committed", "created", NULL)) {
-		ckpt_fmt_time(b, sizeof(b), t);
+		ckpt_iso_format(b, sizeof(b), (int64_t)t * CKPT_NS_PER_S, CKPT_ISO_HUMAN);
 		fprintf(f, "Created At:      %s\n", b);
 		ckpt_fmt_age_long(b, sizeof(b), c->now, t);
 		fprintf(f, "Age:             %s\n", b);
@@ -348,7 +350,7 @@ void ckpt_render_checkpoint_stats(struct ckpt_ctx *c, json_t *j, FILE *f)
 	double v;
 	char b[64];
 	const char *s;
-	time_t t;
+	int64_t ns;
 
 	(void)c;
 	fputs("Checkpoint Statistics\n=====================\n", f);
@@ -365,8 +367,8 @@ void ckpt_render_checkpoint_stats(struct ckpt_ctx *c, json_t *j, FILE *f)
 	if (num_of(j, &v, "dedup_ratio", NULL))
 		fprintf(f, "Dedup Ratio:       %.2f\n", v);
 	s = ckpt_jstr(j, "oldest_checkpoint");
-	if (s && ckpt_time_parse(s, &t) == 0) {
-		ckpt_fmt_time(b, sizeof(b), t);
+	if (s && ckpt_iso_parse(s, &ns) == 0) {
+		ckpt_iso_format(b, sizeof(b), ns, CKPT_ISO_HUMAN);
 		fprintf(f, "Oldest:            %s\n", b);
 	} else {
 		fprintf(f, "Oldest:            -\n");
@@ -385,7 +387,7 @@ void ckpt_render_event(struct ckpt_ctx *c, json_t *ev, FILE *f)
 	if (!type)
 		type = ckpt_jstr(ev, "type");
 	if (time_of(ev, &t, "time", "ts", "timestamp", NULL))
-		ckpt_fmt_time(b, sizeof(b), t);
+		ckpt_iso_format(b, sizeof(b), (int64_t)t * CKPT_NS_PER_S, CKPT_ISO_HUMAN);
 	fprintf(f, "%s  %-20s", b, type ? type : "-");
 	if (json_is_integer(a))
 		fprintf(f, "  attempt %lld", (long long)json_integer_value(a));

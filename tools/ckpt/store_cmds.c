@@ -134,7 +134,7 @@ static int ls_run(struct ckpt_ctx *c, const char *rd)
 		char flags[64] = "";
 		char *state, *committed, *pinned;
 		json_t *m, *o;
-		time_t ct;
+		int64_t ct;
 		snprintf(vd, sizeof(vd), "%s/%s", rd, ents[i]->d_name);
 		state = ckpt_xattr_get(vd, "user.ckpt.state");
 		if (!state) {
@@ -145,8 +145,8 @@ static int ls_run(struct ckpt_ctx *c, const char *rd)
 		pinned = ckpt_xattr_get(vd, "user.ckpt.pinned");
 		if (xattr_num(vd, "user.ckpt.seq") > 0)
 			snprintf(seq, sizeof(seq), "%lld", xattr_num(vd, "user.ckpt.seq"));
-		if (committed && ckpt_time_parse(committed, &ct) == 0)
-			ckpt_fmt_time(when, sizeof(when), ct);
+		if (committed && ckpt_iso_parse(committed, &ct) == 0)
+			ckpt_iso_format(when, sizeof(when), ct, CKPT_ISO_HUMAN);
 		snprintf(mp, sizeof(mp), "%s/.manifest", vd);
 		m = json_load_file(mp, 0, NULL);
 		o = json_pack("{s:s,s:s,s:s?}", "version", ents[i]->d_name, "state", state,
@@ -323,9 +323,9 @@ int cmd_show(struct ckpt_ctx *c, int argc, char **argv)
 		printf("Sequence:   %lld\n",
 		       (long long)json_integer_value(json_object_get(m, "seq")));
 	if (ckpt_jstr(m, "committed")) {
-		time_t t;
-		if (ckpt_time_parse(ckpt_jstr(m, "committed"), &t) == 0) {
-			ckpt_fmt_time(b, sizeof(b), t);
+		int64_t t;
+		if (ckpt_iso_parse(ckpt_jstr(m, "committed"), &t) == 0) {
+			ckpt_iso_format(b, sizeof(b), t, CKPT_ISO_HUMAN);
 			printf("Committed:  %s\n", b);
 		}
 	}

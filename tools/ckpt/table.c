@@ -12,32 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int ckpt_time_parse(const char *s, time_t *out)
-{
-	struct tm tm;
-	const char *p;
-
-	memset(&tm, 0, sizeof(tm));
-	p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-	if (!p)
-		p = strptime(s, "%Y-%m-%d %H:%M:%S", &tm);
-	if (!p)
-		return -EINVAL;
-	if (*p == '.') /* fractional seconds: ignored */
-		for (p++; *p >= '0' && *p <= '9'; p++)
-			;
-	if (*p == 'Z')
-		p++;
-	else if (strncmp(p, "+00:00", 6) == 0)
-		p += 6;
-	else if (strcmp(p, " UTC") == 0)
-		p += 4;
-	if (*p)
-		return -EINVAL;
-	*out = timegm(&tm);
-	return 0;
-}
-
 void ckpt_fmt_age_short(char *buf, size_t len, time_t now, time_t t)
 {
 	long long d = (long long)(now - t);
@@ -75,14 +49,6 @@ void ckpt_fmt_age_long(char *buf, size_t len, time_t now, time_t t)
 		unit = "second";
 	}
 	snprintf(buf, len, "%lld %s%s", v, unit, v == 1 ? "" : "s");
-}
-
-void ckpt_fmt_time(char *buf, size_t len, time_t t)
-{
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(buf, len, "%Y-%m-%d %H:%M:%S UTC", &tm);
 }
 
 void ckpt_fmt_bytes(char *buf, size_t len, uint64_t n)
