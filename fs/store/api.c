@@ -34,7 +34,7 @@ static int resolve(struct ckpt_store *s, const char *run, const char *version, c
 		return ret;
 	if (!(*v)->root)
 		return -ENOENT;
-	return node_lookup(s, (*v)->root, path ? path : "", n);
+	return node_lookup((*v)->root, path ? path : "", n);
 }
 
 /* Mutations of the namespace: OPEN versions only, not while committing. */
@@ -125,10 +125,10 @@ static int new_entry(struct ckpt_store *s, const char *run, const char *version,
 	ret = writable(s, *v);
 	if (ret < 0)
 		return ret;
-	ret = node_lookup_parent(s, (*v)->root, path, parent, last);
+	ret = node_lookup_parent((*v)->root, path, parent, last);
 	if (ret < 0)
 		return ret;
-	ret = name_check_kind(*last, 0, &why);
+	ret = name_check_kind(*last, NAME_COMP, &why);
 	if (ret < 0)
 		return store_err(s, ret, "invalid name \"%s\": %s", *last, why);
 	return 0;
@@ -428,22 +428,6 @@ static void report_bad_chunk(struct ckpt_file *h, const struct cref *c, const ch
 		  hex, h->v->run->name, h->v->name, h->path, (unsigned long long)c->off, what);
 }
 
-/* Whether chunk `i` must be hash-checked on read, per the verify mode. */
-static bool needs_verify(struct ckpt_store *s, const struct cref *c)
-{
-	enum ckpt_verify_mode vm = s->opts.verify;
-	struct centry *e;
-	bool verify;
-
-	if (vm != CKPT_VERIFY_FIRST)
-		return vm == CKPT_VERIFY_ALWAYS;
-	pthread_mutex_lock(&s->ilock);
-	e = cindex_find(&s->ix, c->h);
-	verify = !(e && e->verified);
-	pthread_mutex_unlock(&s->ilock);
-	return verify;
-}
-
 /*
  * While a handle reads in order, keep the next RA_CHUNKS chunks queued for
  * read-ahead (rcache.c), topping up in batches of half the window. "In
@@ -469,8 +453,8 @@ static void read_ahead(struct ckpt_file *h, size_t i)
 		return;
 	n = end - h->ra_next;
 	for (size_t k = 0; k < n; k++)
-		verify[k] = needs_verify(h->s, &c[h->ra_next + k]);
-	rc_queue(h->s->rc, &c[h->ra_next], verify, n);
+		verify[k] = chunk_needs_verify(&h->s->ck, &c[h->ra_next + k]);
+	rc_queue(h->s->ck.rc, &c[h->ra_next], verify, n);
 	h->ra_next = end;
 }
 
@@ -481,21 +465,20 @@ static int cache_chunk(struct ckpt_file *h, size_t i)
 	struct ckpt_store *s = h->s;
 	const struct cref *c = &h->f->chunks[i];
 	bool verify, verified = false;
-	struct centry *e;
 	int ret;
 
 	if (h->cache_idx == (ssize_t)i)
 		return 0;
 	if (!h->cache || c->len > h->cache_cap) { /* larger chunks: a store made so */
 		free(h->cache);
-		h->cache = rc_buf_alloc(s, c->len, &h->cache_cap);
+		h->cache = rc_buf_alloc(&s->ck, c->len, &h->cache_cap);
 		if (!h->cache)
 			return -ENOMEM;
 	}
 	read_ahead(h, i);
 	h->cache_idx = -1;
-	verify = needs_verify(s, c);
-	if (rc_take(s->rc, c, &h->cache, h->cache_cap, &verified)) {
+	verify = chunk_needs_verify(&s->ck, c);
+	if (rc_take(s->ck.rc, c, &h->cache, h->cache_cap, &verified)) {
 		uint8_t hh[CHUNK_HASH_LEN];
 
 		ret = 0;
@@ -505,22 +488,17 @@ static int cache_chunk(struct ckpt_file *h, size_t i)
 				ret = -EBADMSG;
 		}
 	} else {
-		ret = chunk_read_buf(s, c, h->cache, h->cache_cap, verify);
+		ret = chunk_read_buf(&s->ck, c, h->cache, h->cache_cap, verify);
 	}
 	if (ret == -EBADMSG) {
-		chunk_mark_bad(s, c->h);
+		chunk_mark_bad(&s->ck, c->h);
 		report_bad_chunk(h, c, "does not match its XXH128 (missing, short or altered)");
 		return -EIO;
 	}
 	if (ret < 0)
 		return ret;
-	if (verify) {
-		pthread_mutex_lock(&s->ilock);
-		e = cindex_find(&s->ix, c->h);
-		if (e)
-			e->verified = 1;
-		pthread_mutex_unlock(&s->ilock);
-	}
+	if (verify)
+		chunk_set_verified(&s->ck, c->h);
 	h->cache_idx = (ssize_t)i;
 	return 0;
 }
@@ -679,7 +657,7 @@ int ckpt_file_flush(struct ckpt_file *h)
 
 	if ((h->flags & O_ACCMODE) == O_RDONLY || h->f->mode == F_FINAL)
 		return 0;
-	uw_drain(h->s->uw);
+	cw_drain(h->s->ck.cw);
 	pthread_mutex_lock(&h->f->lock);
 	ret = fdata_check_errors(h->s, h->f);
 	pthread_mutex_unlock(&h->f->lock);

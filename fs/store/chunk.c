@@ -1,197 +1,176 @@
 // SPDX-License-Identifier: MIT
 /*
- * chunk.c - chunk names and the in-memory chunk index. A chunk is named by
- * the XXH128 of its bytes (canonical big-endian hex) and lives in
- * chunks/<first two hex digits>/<32 hex digits>. The index knows the chunks
- * this process may dedup against: those named by committed manifests
- * (durable) and those it wrote itself; a chunk file found on disk but not in
- * the index (left by a crash) is never trusted and gets rewritten.
+ * chunk.c - storing chunks and reading them back. A chunk is named by the
+ * XXH128 of its bytes; the index (cindex.c) decides whether storing one is
+ * a dedup hit or a write (cwriter.c, then the backend), counts the chunk
+ * lists that name it, remembers which chunks were checked and which failed
+ * a check. Reads go to the backend and are checked against the name per
+ * the verify mode: a missing, short or altered chunk is never returned.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 
-#include "store_i.h"
+#include "chunk_i.h"
 
-void hash128(const void *p, size_t n, uint8_t *out)
+int chunks_open(struct chunks *ck, struct sb *be, const struct ckpt_store_opts *opts)
 {
-	XXH128_hash_t h = XXH3_128bits(p, n);
-	XXH128_canonical_t c;
+	int ret;
 
-	XXH128_canonicalFromHash(&c, h);
-	memcpy(out, c.digest, CHUNK_HASH_LEN);
+	ck->be = be;
+	ck->verify = opts->verify;
+	pthread_mutex_init(&ck->ilock, NULL);
+	chunker_init(&ck->chunker, opts->chunking, opts->chunk_size);
+	ret = cw_start(ck, opts->inflight_bytes, &ck->cw);
+	if (ret == 0)
+		ret = rc_start(ck, &ck->rc);
+	return ret;
 }
 
-void chunk_hex(const uint8_t *h, char *out)
+void chunks_close(struct chunks *ck)
 {
-	static const char x[] = "0123456789abcdef";
-
-	for (int i = 0; i < CHUNK_HASH_LEN; i++) {
-		out[2 * i] = x[h[i] >> 4];
-		out[2 * i + 1] = x[h[i] & 15];
-	}
-	out[CHUNK_HEX_LEN] = 0;
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-int chunk_unhex(const char *hex, uint8_t *h)
-{
-	if (strlen(hex) != CHUNK_HEX_LEN)
-		return -EINVAL;
-	for (int i = 0; i < CHUNK_HASH_LEN; i++) {
-		int a = hexval(hex[2 * i]), b = hexval(hex[2 * i + 1]);
-
-		if (a < 0 || b < 0)
-			return -EINVAL;
-		h[i] = (uint8_t)(a << 4 | b);
-	}
-	return 0;
-}
-
-void chunk_relpath(const uint8_t *h, char *out)
-{
-	chunk_hex(h, out + 3);
-	out[0] = out[3];
-	out[1] = out[4];
-	out[2] = '/';
-}
-
-/* ---- open-addressing hash table keyed by the (already random) hash ---- */
-
-static size_t slot_of(const struct cindex *ix, const uint8_t *h)
-{
-	uint64_t k;
-
-	memcpy(&k, h + 8, sizeof(k));
-	return (size_t)k & (ix->cap - 1);
-}
-
-struct centry *cindex_find(struct cindex *ix, const uint8_t *h)
-{
-	if (!ix->cap)
-		return NULL;
-	for (size_t i = slot_of(ix, h);; i = (i + 1) & (ix->cap - 1)) {
-		struct centry *e = &ix->slots[i];
-
-		if (!e->used)
-			return NULL;
-		if (!memcmp(e->h, h, CHUNK_HASH_LEN))
-			return e;
-	}
-}
-
-static int cindex_grow(struct cindex *ix)
-{
-	struct cindex n = {.cap = ix->cap ? ix->cap * 2 : 1024};
-
-	n.slots = calloc(n.cap, sizeof(*n.slots));
-	if (!n.slots)
-		return -ENOMEM;
-	for (size_t i = 0; i < ix->cap; i++) {
-		struct centry *e = &ix->slots[i];
-
-		if (e->used) {
-			size_t j = slot_of(&n, e->h);
-
-			while (n.slots[j].used)
-				j = (j + 1) & (n.cap - 1);
-			n.slots[j] = *e;
-			n.n++;
-		}
-	}
-	free(ix->slots);
-	*ix = n;
-	return 0;
-}
-
-struct centry *cindex_insert(struct cindex *ix, const uint8_t *h, uint32_t len)
-{
-	size_t i;
-
-	if ((ix->n + 1) * 2 > ix->cap && cindex_grow(ix) < 0)
-		return NULL;
-	i = slot_of(ix, h);
-	while (ix->slots[i].used)
-		i = (i + 1) & (ix->cap - 1);
-	memset(&ix->slots[i], 0, sizeof(ix->slots[i]));
-	memcpy(ix->slots[i].h, h, CHUNK_HASH_LEN);
-	ix->slots[i].len = len;
-	ix->slots[i].used = 1;
-	ix->n++;
-	return &ix->slots[i];
-}
-
-/* Backward-shift deletion keeps probe chains intact without tombstones. */
-void cindex_remove(struct cindex *ix, struct centry *e)
-{
-	size_t i = (size_t)(e - ix->slots), j = i;
-
-	ix->slots[i].used = 0;
-	ix->n--;
-	for (;;) {
-		size_t k;
-
-		j = (j + 1) & (ix->cap - 1);
-		if (!ix->slots[j].used)
-			return;
-		k = slot_of(ix, ix->slots[j].h);
-		/* move j into the hole at i when its home k is not in (i, j] */
-		if ((j > i && (k <= i || k > j)) || (j < i && (k <= i && k > j))) {
-			ix->slots[i] = ix->slots[j];
-			ix->slots[j].used = 0;
-			i = j;
-		}
-	}
-}
-
-void cindex_free(struct cindex *ix)
-{
-	free(ix->slots);
-	memset(ix, 0, sizeof(*ix));
+	rc_stop(ck->rc);
+	ck->rc = NULL;
+	cw_stop(ck->cw);
+	ck->cw = NULL;
+	cindex_free(&ck->ix);
+	pthread_mutex_destroy(&ck->ilock);
 }
 
 /*
- * Read chunk `c` whole into buf (room for `cap` bytes). With `verify`, its
- * XXH128 is checked. A chunk that is missing, short, longer than named, or
- * whose bytes do not match its name is -EBADMSG (callers report -EIO), never
- * data. Where the store bypasses the page cache and `buf` allows it
- * (page-aligned, room for the length rounded up to a page), the read is
- * O_DIRECT: the disk fills `buf` itself, with no page-cache copy.
+ * A chunk named by a committed manifest but not yet read by this process
+ * could have been damaged since: before deduplicating against it, check
+ * that it exists with the right size (one stat; a full read would cost as
+ * much as writing it). Bad contents are caught on read and then rewritten
+ * (centry.bad). Called with the index lock held.
  */
-int chunk_read_buf(struct ckpt_store *s, const struct cref *c, uint8_t *buf, size_t cap,
-		   bool verify)
+static bool chunk_plausible(struct chunks *ck, struct centry *e)
 {
-	size_t want = (c->len + CHUNK_ALIGN - 1) / CHUNK_ALIGN * CHUNK_ALIGN;
-	bool direct = !s->no_direct && want <= cap && (uintptr_t)buf % CHUNK_ALIGN == 0;
-	char rel[CHUNK_HEX_LEN + 4];
-	uint8_t h[CHUNK_HASH_LEN];
-	ssize_t n;
-	int fd = -EINVAL;
+	char hex[CHUNK_HEX_LEN + 1];
+	uint64_t size;
 
-	chunk_relpath(c->h, rel);
-	if (direct)
-		fd = IO(s, openat, s->chunkfd, rel, O_RDONLY | O_CLOEXEC | O_DIRECT, 0);
-	if (fd == -EINVAL) { /* not asked for, or refused (e.g. tmpfs) */
-		if (direct)
-			s->no_direct = true; /* buffered from now on, as chunk_create does */
-		direct = false;
-		fd = IO(s, openat, s->chunkfd, rel, O_RDONLY | O_CLOEXEC, 0);
+	if (e->verified || e->state != CE_DURABLE)
+		return true;
+	if (SB(ck->be, chunk_stat, e->h, &size) == 0 && size == e->len)
+		return true;
+	chunk_hex(e->h, hex);
+	store_log("chunk %s is missing or has the wrong size; writing it again", hex);
+	return false;
+}
+
+static void buf_release(struct chunks *ck, uint8_t *buf, struct cw_wait *w)
+{
+	if (!w)
+		cw_buf_put(ck->cw, buf);
+}
+
+int chunk_store(struct chunks *ck, uint8_t *buf, size_t len, struct cw_wait *w, uint8_t *h,
+		int *werr)
+{
+	struct centry *e;
+	bool write;
+	int ret;
+
+	*werr = 0;
+	hash128(buf, len, h);
+	pthread_mutex_lock(&ck->ilock);
+	e = cindex_find(&ck->ix, h);
+	/* a backend shared with other hosts decides itself whether a chunk is
+	 * there (another host's gc may have removed one this index knows) */
+	write = !e || e->state == CE_FAILED || e->bad || !ck->be->local_dedup ||
+		!chunk_plausible(ck, e);
+	if (e && e->bad)
+		store_log(
+			"rewriting chunk found corrupt earlier, with good bytes of the same hash");
+	if (e)
+		e->bad = 0;
+	if (!e)
+		e = cindex_insert(&ck->ix, h, (uint32_t)len);
+	if (!e) {
+		pthread_mutex_unlock(&ck->ilock);
+		buf_release(ck, buf, w);
+		return -ENOMEM;
 	}
-	if (fd < 0)
-		return fd == -ENOENT ? -EBADMSG : fd;
-	/* one O_DIRECT read of the rounded-up length ends at the file's end */
-	n = direct ? IO(s, pread, fd, buf, want, 0) : io_read_full(s, fd, buf, c->len, 0);
-	IO(s, close, fd);
+	if (write) {
+		e->state = CE_WRITING;
+		e->err = 0;
+		e->verified = 1; /* we produced these bytes */
+	}
+	e->refs++;
+	pthread_mutex_unlock(&ck->ilock);
+	if (!write) {
+		buf_release(ck, buf, w);
+		return 0;
+	}
+	ret = cw_write(ck->cw, h, buf, len, w);
+	if (ret < 0) {
+		pthread_mutex_lock(&ck->ilock);
+		e = cindex_find(&ck->ix, h);
+		if (e && e->state == CE_WRITING) {
+			e->state = CE_FAILED;
+			e->err = ret;
+		}
+		pthread_mutex_unlock(&ck->ilock);
+		*werr = ret;
+	}
+	return 0;
+}
+
+int chunk_ref_durable(struct chunks *ck, const uint8_t *h, uint32_t len)
+{
+	struct centry *e;
+
+	pthread_mutex_lock(&ck->ilock);
+	e = cindex_find(&ck->ix, h);
+	if (!e) {
+		e = cindex_insert(&ck->ix, h, len);
+		if (e)
+			e->state = CE_DURABLE;
+	}
+	if (e)
+		e->refs++;
+	pthread_mutex_unlock(&ck->ilock);
+	return e ? 0 : -ENOMEM;
+}
+
+void chunk_unref(struct chunks *ck, const struct cref *c, size_t n)
+{
+	pthread_mutex_lock(&ck->ilock);
+	for (size_t i = 0; i < n; i++) {
+		struct centry *e = cindex_find(&ck->ix, c[i].h);
+
+		if (e && e->refs > 0)
+			e->refs--;
+	}
+	pthread_mutex_unlock(&ck->ilock);
+}
+
+int chunk_write_errors(struct chunks *ck, const struct cref *c, size_t n, size_t *checked)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&ck->ilock);
+	for (; *checked < n; (*checked)++) {
+		struct centry *e = cindex_find(&ck->ix, c[*checked].h);
+
+		if (!e || e->state == CE_WRITING)
+			break;
+		if (e->state == CE_FAILED) {
+			err = e->err ? e->err : -EIO;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&ck->ilock);
+	return err;
+}
+
+int chunk_read_buf(struct chunks *ck, const struct cref *c, uint8_t *buf, size_t cap, bool verify)
+{
+	uint8_t h[CHUNK_HASH_LEN];
+	ssize_t n = SB(ck->be, chunk_get, c->h, c->len, buf, cap);
+
+	if (n == -ENOENT)
+		return -EBADMSG;
 	if (n < 0)
 		return (int)n;
 	if ((size_t)n != c->len)
@@ -202,20 +181,123 @@ int chunk_read_buf(struct ckpt_store *s, const struct cref *c, uint8_t *buf, siz
 	return memcmp(h, c->h, CHUNK_HASH_LEN) ? -EBADMSG : 0;
 }
 
-int chunk_read(struct ckpt_store *s, const struct cref *c, uint8_t *buf, bool verify)
+int chunk_read(struct chunks *ck, const struct cref *c, uint8_t *buf, bool verify)
 {
-	return chunk_read_buf(s, c, buf, c->len, verify);
+	return chunk_read_buf(ck, c, buf, c->len, verify);
 }
 
-void chunk_mark_bad(struct ckpt_store *s, const uint8_t *h)
+bool chunk_needs_verify(struct chunks *ck, const struct cref *c)
+{
+	struct centry *e;
+	bool verify;
+
+	if (ck->verify != CKPT_VERIFY_FIRST)
+		return ck->verify == CKPT_VERIFY_ALWAYS;
+	pthread_mutex_lock(&ck->ilock);
+	e = cindex_find(&ck->ix, c->h);
+	verify = !(e && e->verified);
+	pthread_mutex_unlock(&ck->ilock);
+	return verify;
+}
+
+void chunk_set_verified(struct chunks *ck, const uint8_t *h)
 {
 	struct centry *e;
 
-	pthread_mutex_lock(&s->ilock);
-	e = cindex_find(&s->ix, h);
+	pthread_mutex_lock(&ck->ilock);
+	e = cindex_find(&ck->ix, h);
+	if (e)
+		e->verified = 1;
+	pthread_mutex_unlock(&ck->ilock);
+}
+
+void chunk_mark_bad(struct chunks *ck, const uint8_t *h)
+{
+	struct centry *e;
+
+	pthread_mutex_lock(&ck->ilock);
+	e = cindex_find(&ck->ix, h);
 	if (e) {
 		e->bad = 1;
 		e->verified = 0;
 	}
-	pthread_mutex_unlock(&s->ilock);
+	pthread_mutex_unlock(&ck->ilock);
+}
+
+int chunk_check(struct chunks *ck, const struct cref *c)
+{
+	uint8_t h[CHUNK_HASH_LEN];
+	struct centry *e;
+	int ret = SB(ck->be, chunk_hash, c->h, c->len, h);
+
+	if (ret < 0)
+		return ret;
+	if (memcmp(h, c->h, CHUNK_HASH_LEN))
+		return -EBADMSG;
+	/* reads with verify=first need not hash it again */
+	pthread_mutex_lock(&ck->ilock);
+	e = cindex_find(&ck->ix, c->h);
+	if (e && !e->bad)
+		e->verified = 1;
+	pthread_mutex_unlock(&ck->ilock);
+	return 0;
+}
+
+void chunk_hint(struct chunks *ck, const struct cref *c)
+{
+	if (ck->be->ops->chunk_hint)
+		SB(ck->be, chunk_hint, c->h, c->len);
+}
+
+struct gc_state {
+	struct chunks *ck;
+	uint64_t removed, bytes;
+};
+
+/* Under the index lock: a writer that wants this chunk either already
+ * holds a reference (kept) or inserts it after we are done and writes it
+ * again. */
+static int gc_one(void *arg, const uint8_t *h)
+{
+	struct gc_state *g = arg;
+	struct chunks *ck = g->ck;
+	struct centry *e;
+	uint64_t bytes = 0;
+
+	pthread_mutex_lock(&ck->ilock);
+	e = cindex_find(&ck->ix, h);
+	if (!e || (e->refs == 0 && e->state != CE_WRITING)) {
+		if (SB(ck->be, chunk_remove, h, &bytes) == 0) {
+			g->removed++;
+			g->bytes += bytes;
+		}
+		if (e)
+			cindex_remove(&ck->ix, e);
+	}
+	pthread_mutex_unlock(&ck->ilock);
+	return 0;
+}
+
+void chunks_gc(struct chunks *ck, uint64_t *removed, uint64_t *bytes)
+{
+	struct gc_state g = {.ck = ck};
+
+	SB(ck->be, chunk_scan, gc_one, &g);
+	*removed += g.removed;
+	*bytes += g.bytes;
+}
+
+uint64_t chunks_stored_bytes(struct chunks *ck)
+{
+	uint64_t bytes = 0;
+
+	pthread_mutex_lock(&ck->ilock);
+	for (size_t i = 0; i < ck->ix.cap; i++) {
+		struct centry *e = &ck->ix.slots[i];
+
+		if (e->used && e->refs > 0 && e->state != CE_FAILED)
+			bytes += e->len;
+	}
+	pthread_mutex_unlock(&ck->ilock);
+	return bytes;
 }

@@ -9,7 +9,7 @@
  */
 #include <string.h>
 
-#include "store_i.h"
+#include "chunk_i.h"
 
 /* 256 random 64-bit values (splitmix64 of the index), fixed forever: they
  * decide the cut points, so changing them would defeat dedup against old

@@ -2,11 +2,11 @@
 /*
  * fdata.c - the bytes of one file. A file written front to back streams:
  * each write feeds the whole-file XXH128 and a pending buffer that the
- * chunker cuts into chunks, which go to the io_uring writer at once (only
+ * chunker cuts into chunks, which go to the chunk writer at once (only
  * chunks the index does not have: dedup). A write anywhere else (seek back,
- * truncate to a non-zero size) makes the file fall back to a staging file
- * in STORE/staging/, into which what was streamed is copied; it is chunked
- * at commit. Committed files are F_FINAL: a chunk list and a hash.
+ * truncate to a non-zero size) makes the file fall back to a local staging
+ * file (in the backend's staging directory), into which what was streamed
+ * is copied; it is chunked at commit. Committed files are F_FINAL: a chunk list and a hash.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -47,14 +47,7 @@ void fdata_get(struct fdata *f)
 
 void fdata_drop_chunks(struct ckpt_store *s, struct fdata *f)
 {
-	pthread_mutex_lock(&s->ilock);
-	for (size_t i = 0; i < f->nchunks; i++) {
-		struct centry *e = cindex_find(&s->ix, f->chunks[i].h);
-
-		if (e && e->refs > 0)
-			e->refs--;
-	}
-	pthread_mutex_unlock(&s->ilock);
+	chunk_unref(&s->ck, f->chunks, f->nchunks);
 	free(f->chunks);
 	f->chunks = NULL;
 	f->nchunks = f->cap = 0;
@@ -65,8 +58,8 @@ static void stage_close(struct ckpt_store *s, struct fdata *f)
 {
 	if (f->stage_fd < 0)
 		return;
-	IO(s, close, f->stage_fd);
-	IO(s, unlinkat, s->stagefd, f->stage_name, 0);
+	IO(s->io, close, f->stage_fd);
+	IO(s->io, unlinkat, s->be->stagefd, f->stage_name, 0);
 	f->stage_fd = -1;
 }
 
@@ -83,7 +76,7 @@ void fdata_put(struct ckpt_store *s, struct fdata *f)
 	free(f);
 }
 
-int fdata_add_chunk(struct ckpt_store *s, struct fdata *f, const uint8_t *h, uint32_t len)
+int fdata_add_chunk(struct fdata *f, const uint8_t *h, uint32_t len)
 {
 	uint64_t off =
 		f->nchunks ? f->chunks[f->nchunks - 1].off + f->chunks[f->nchunks - 1].len : 0;
@@ -104,95 +97,34 @@ int fdata_add_chunk(struct ckpt_store *s, struct fdata *f, const uint8_t *h, uin
 	return 0;
 }
 
-/*
- * A chunk named by a committed manifest but not yet read by this process
- * could have been damaged on disk since: before deduplicating against it,
- * check that its file exists with the right size (one stat; a full read
- * would cost as much as writing it). Bad contents are caught on read and
- * then rewritten (centry.bad). Called with the index lock held.
- */
-static bool chunk_plausible(struct ckpt_store *s, struct centry *e)
-{
-	char rel[CHUNK_HEX_LEN + 4];
-	struct stat st;
-
-	if (e->verified || e->state != CE_DURABLE)
-		return true;
-	chunk_relpath(e->h, rel);
-	if (fstatat(s->chunkfd, rel, &st, 0) == 0 && (uint64_t)st.st_size == e->len)
-		return true;
-	store_log("chunk %s is missing or has the wrong size; writing it again", rel);
-	return false;
-}
-
-/* Hand one chunk to the store: reference it if the index has it, else write
- * it. The buffer is owned (given to the writer or recycled) unless `w` is
- * set, in which case it is borrowed from the caller (see uw_write_chunk). */
-static void buf_release(struct ckpt_store *s, uint8_t *buf, struct uw_wait *w)
-{
-	if (!w)
-		uw_buf_put(s->uw, buf);
-}
-
+/* Store one chunk (chunk_store) and list it in the file. */
 static int emit_chunk(struct ckpt_store *s, struct fdata *f, uint8_t *buf, size_t len,
-		      struct uw_wait *w)
+		      struct cw_wait *w)
 {
 	uint8_t h[CHUNK_HASH_LEN];
-	struct centry *e;
-	bool write;
-	int ret;
+	int ret, werr;
 
-	hash128(buf, len, h);
-	pthread_mutex_lock(&s->ilock);
-	e = cindex_find(&s->ix, h);
-	write = !e || e->state == CE_FAILED || e->bad || !chunk_plausible(s, e);
-	if (e && e->bad)
-		store_log(
-			"rewriting chunk found corrupt earlier, with good bytes of the same hash");
-	if (e)
-		e->bad = 0;
-	if (!e)
-		e = cindex_insert(&s->ix, h, (uint32_t)len);
-	if (!e) {
-		pthread_mutex_unlock(&s->ilock);
-		buf_release(s, buf, w);
-		return -ENOMEM;
-	}
-	if (write) {
-		e->state = CE_WRITING;
-		e->err = 0;
-		e->verified = 1; /* we produced these bytes */
-	}
-	e->refs++;
-	pthread_mutex_unlock(&s->ilock);
-	ret = fdata_add_chunk(s, f, h, (uint32_t)len);
+	ret = chunk_store(&s->ck, buf, len, w, h, &werr);
+	if (ret < 0)
+		return ret;
+	ret = fdata_add_chunk(f, h, (uint32_t)len);
 	if (ret < 0) {
-		buf_release(s, buf, w);
+		struct cref c = {.len = (uint32_t)len};
+
+		memcpy(c.h, h, CHUNK_HASH_LEN);
+		chunk_unref(&s->ck, &c, 1);
 		return ret;
 	}
-	if (!write) {
-		buf_release(s, buf, w);
-		return 0;
-	}
-	ret = uw_write_chunk(s->uw, h, buf, len, w);
-	if (ret < 0) {
-		pthread_mutex_lock(&s->ilock);
-		e = cindex_find(&s->ix, h);
-		if (e && e->state == CE_WRITING) {
-			e->state = CE_FAILED;
-			e->err = ret;
-		}
-		pthread_mutex_unlock(&s->ilock);
-		f->err = ret;
-	}
-	return ret;
+	if (werr < 0)
+		f->err = werr;
+	return werr;
 }
 
 /* Cut what the chunker allows out of the pending buffer; with `final`, all. */
 static int cut_pending(struct ckpt_store *s, struct fdata *f, bool final)
 {
 	while (f->plen > 0) {
-		size_t cut = chunker_next(&s->chunker, f->pend, f->plen, &f->scan, &f->roll);
+		size_t cut = chunker_next(&s->ck.chunker, f->pend, f->plen, &f->scan, &f->roll);
 		uint8_t *c;
 		int ret;
 
@@ -207,7 +139,7 @@ static int cut_pending(struct ckpt_store *s, struct fdata *f, bool final)
 			f->pend = NULL;
 			f->plen = 0;
 		} else {
-			c = uw_buf_get(s->uw);
+			c = cw_buf_get(s->ck.cw);
 			if (!c)
 				return -ENOMEM;
 			memcpy(c, f->pend, cut);
@@ -223,18 +155,19 @@ static int cut_pending(struct ckpt_store *s, struct fdata *f, bool final)
 
 static int stream_append(struct ckpt_store *s, struct fdata *f, const uint8_t *p, size_t len)
 {
-	size_t max = s->chunker.max;
+	size_t max = s->ck.chunker.max;
 	int ret;
 
 	XXH3_128bits_update(f->hs, p, len);
 	f->size += len;
-	if (s->chunker.kind == CKPT_CHUNK_FIXED && s->no_direct && f->plen == 0 && len >= max) {
+	if (s->ck.chunker.kind == CKPT_CHUNK_FIXED && s->be->zero_copy && f->plen == 0 &&
+	    len >= max) {
 		/* whole chunks straight from the caller's buffer: no copy; the
 		 * writes are waited for before returning, as the buffer is the
 		 * caller's. Buffered writes only: they complete once in the page
 		 * cache, while O_DIRECT ones would make each write wait for the
 		 * disk (those take the copying, asynchronous path) */
-		struct uw_wait w = {0};
+		struct cw_wait w = {0};
 		int wret;
 
 		ret = 0;
@@ -243,7 +176,7 @@ static int stream_append(struct ckpt_store *s, struct fdata *f, const uint8_t *p
 			p += max;
 			len -= max;
 		}
-		wret = uw_wait_done(s->uw, &w);
+		wret = cw_wait_done(s->ck.cw, &w);
 		if (ret < 0)
 			return ret;
 		if (wret < 0)
@@ -254,7 +187,7 @@ static int stream_append(struct ckpt_store *s, struct fdata *f, const uint8_t *p
 
 		if (!f->pend) {
 			/* page aligned (for O_DIRECT), recycled (no page faults) */
-			f->pend = uw_buf_get(s->uw);
+			f->pend = cw_buf_get(s->ck.cw);
 			if (!f->pend)
 				return -ENOMEM;
 			f->plen = 0;
@@ -285,18 +218,10 @@ static void stream_reset(struct ckpt_store *s, struct fdata *f)
 
 int fdata_check_errors(struct ckpt_store *s, struct fdata *f)
 {
-	pthread_mutex_lock(&s->ilock);
-	for (; f->checked < f->nchunks; f->checked++) {
-		struct centry *e = cindex_find(&s->ix, f->chunks[f->checked].h);
+	int err = chunk_write_errors(&s->ck, f->chunks, f->nchunks, &f->checked);
 
-		if (!e || e->state == CE_WRITING)
-			break;
-		if (e->state == CE_FAILED) {
-			f->err = e->err ? e->err : -EIO;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&s->ilock);
+	if (err < 0)
+		f->err = err;
 	return f->err;
 }
 
@@ -307,34 +232,36 @@ static int stage_begin(struct ckpt_store *s, struct fdata *f)
 	uint64_t end = 0;
 	int fd, ret;
 
-	uw_drain(s->uw);
+	cw_drain(s->ck.cw);
 	ret = fdata_check_errors(s, f);
 	if (ret < 0)
 		return ret;
 	snprintf(f->stage_name, sizeof(f->stage_name), "%d-%" PRIu64, (int)getpid(),
 		 __atomic_add_fetch(&s->stage_ctr, 1, __ATOMIC_SEQ_CST));
-	fd = IO(s, openat, s->stagefd, f->stage_name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = IO(s->io, openat, s->be->stagefd, f->stage_name,
+		O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return fd;
 	if (f->nchunks) {
-		buf = malloc(s->chunker.max);
+		buf = malloc(s->ck.chunker.max);
 		if (!buf) {
 			ret = -ENOMEM;
 			goto fail;
 		}
 	}
 	for (size_t i = 0; i < f->nchunks; i++) {
-		ret = chunk_read(s, &f->chunks[i], buf, false);
+		ret = chunk_read(&s->ck, &f->chunks[i], buf, false);
 		if (ret == -EBADMSG)
 			ret = -EIO;
 		if (ret == 0)
-			ret = io_write_all(s, fd, buf, f->chunks[i].len, (off_t)f->chunks[i].off);
+			ret = io_write_all(s->io, fd, buf, f->chunks[i].len,
+					   (off_t)f->chunks[i].off);
 		if (ret < 0)
 			goto fail;
 		end = f->chunks[i].off + f->chunks[i].len;
 	}
 	if (f->plen) {
-		ret = io_write_all(s, fd, f->pend, f->plen, (off_t)end);
+		ret = io_write_all(s->io, fd, f->pend, f->plen, (off_t)end);
 		if (ret < 0)
 			goto fail;
 	}
@@ -350,8 +277,8 @@ static int stage_begin(struct ckpt_store *s, struct fdata *f)
 	return 0;
 fail:
 	free(buf);
-	IO(s, close, fd);
-	IO(s, unlinkat, s->stagefd, f->stage_name, 0);
+	IO(s->io, close, fd);
+	IO(s->io, unlinkat, s->be->stagefd, f->stage_name, 0);
 	return ret;
 }
 
@@ -373,7 +300,7 @@ int fdata_write(struct ckpt_store *s, struct fdata *f, const void *buf, size_t l
 			return f->err;
 		return stream_append(s, f, buf, len);
 	}
-	ret = io_write_all(s, f->stage_fd, buf, len, (off_t)off);
+	ret = io_write_all(s->io, f->stage_fd, buf, len, (off_t)off);
 	if (ret < 0)
 		return ret;
 	if (off + len > f->size)
@@ -400,7 +327,7 @@ int fdata_truncate(struct ckpt_store *s, struct fdata *f, uint64_t size)
 		if (ret < 0)
 			return ret;
 	}
-	ret = IO(s, ftruncate, f->stage_fd, (off_t)size);
+	ret = IO(s->io, ftruncate, f->stage_fd, (off_t)size);
 	if (ret == 0)
 		f->size = size;
 	return ret;
@@ -418,8 +345,8 @@ ssize_t fdata_read_open(struct ckpt_store *s, struct fdata *f, void *buf, size_t
 	if (len > f->size - off)
 		len = (size_t)(f->size - off);
 	if (f->mode == F_STAGED)
-		return io_read_full(s, f->stage_fd, buf, len, (off_t)off);
-	uw_drain(s->uw);
+		return io_read_full(s->io, f->stage_fd, buf, len, (off_t)off);
+	cw_drain(s->ck.cw);
 	cend = f->nchunks ? f->chunks[f->nchunks - 1].off + f->chunks[f->nchunks - 1].len : 0;
 	for (size_t i = 0; i < f->nchunks && done < len; i++) {
 		struct cref *c = &f->chunks[i];
@@ -429,9 +356,9 @@ ssize_t fdata_read_open(struct ckpt_store *s, struct fdata *f, void *buf, size_t
 
 		if (pos >= c->off + c->len)
 			continue;
-		if (!cbuf && !(cbuf = malloc(s->chunker.max)))
+		if (!cbuf && !(cbuf = malloc(s->ck.chunker.max)))
 			return -ENOMEM;
-		ret = chunk_read(s, c, cbuf, false);
+		ret = chunk_read(&s->ck, c, cbuf, false);
 		if (ret < 0) {
 			if (ret == -EBADMSG)
 				ret = -EIO;
@@ -473,7 +400,7 @@ int fdata_finalize(struct ckpt_store *s, struct fdata *f)
 		stream_reset(s, f);
 		while (pos < size) {
 			size_t want = size - pos < STAGE_BLOCK ? (size_t)(size - pos) : STAGE_BLOCK;
-			ssize_t n = io_read_full(s, f->stage_fd, buf, want, (off_t)pos);
+			ssize_t n = io_read_full(s->io, f->stage_fd, buf, want, (off_t)pos);
 
 			if (n >= 0 && (size_t)n < want) {
 				memset(buf + n, 0, want - (size_t)n); /* sparse tail */
@@ -502,4 +429,15 @@ int fdata_finalize(struct ckpt_store *s, struct fdata *f)
 	memcpy(f->hash, c.digest, CHUNK_HASH_LEN);
 	f->has_hash = true;
 	return 0;
+}
+
+/* The version is committed: only the chunk list and the hash matter now. */
+void fdata_seal(struct ckpt_store *s, struct fdata *f)
+{
+	f->mode = F_FINAL;
+	stage_close(s, f);
+	free(f->pend);
+	f->pend = NULL;
+	XXH3_freeState(f->hs);
+	f->hs = NULL;
 }

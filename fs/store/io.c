@@ -1,17 +1,19 @@
 // SPDX-License-Identifier: MIT
 /*
  * io.c - the default I/O table (real system calls) and the helpers that
- * build on the seam: full writes, full reads, and atomic publication of a
- * small file (write tmp, fsync, rename, fsync the directory).
+ * build on the seam: full writes, full reads, atomic publication of a small
+ * file (write tmp, fsync, rename, fsync the directory), and reading one whole.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "store_i.h"
+#include "io_i.h"
+#include "util_i.h"
 
 static int d_openat(void *ctx, int dirfd, const char *path, int flags, mode_t mode)
 {
@@ -82,12 +84,12 @@ const struct ckpt_io_ops ckpt_io_default = {
 	.mkdirat = d_mkdirat,
 };
 
-int io_write_all(struct ckpt_store *s, int fd, const void *buf, size_t len, off_t off)
+int io_write_all(const struct ckpt_io_ops *io, int fd, const void *buf, size_t len, off_t off)
 {
 	const uint8_t *p = buf;
 
 	while (len > 0) {
-		ssize_t n = IO(s, pwrite, fd, p, len, off);
+		ssize_t n = IO(io, pwrite, fd, p, len, off);
 
 		if (n == -EINTR || n == -EAGAIN)
 			continue;
@@ -102,13 +104,13 @@ int io_write_all(struct ckpt_store *s, int fd, const void *buf, size_t len, off_
 	return 0;
 }
 
-ssize_t io_read_full(struct ckpt_store *s, int fd, void *buf, size_t len, off_t off)
+ssize_t io_read_full(const struct ckpt_io_ops *io, int fd, void *buf, size_t len, off_t off)
 {
 	uint8_t *p = buf;
 	size_t done = 0;
 
 	while (done < len) {
-		ssize_t n = IO(s, pread, fd, p + done, len - done, off + (off_t)done);
+		ssize_t n = IO(io, pread, fd, p + done, len - done, off + (off_t)done);
 
 		if (n == -EINTR || n == -EAGAIN)
 			continue;
@@ -129,24 +131,52 @@ ssize_t io_read_full(struct ckpt_store *s, int fd, void *buf, size_t len, off_t 
  * state is consumed by the first report; a retry could "succeed" on lost
  * data).
  */
-int io_publish(struct ckpt_store *s, int dirfd, const char *name, const char *data, size_t len)
+int io_publish(const struct ckpt_io_ops *io, int dirfd, const char *name, const char *data,
+	       size_t len)
 {
 	char tmp[CKPT_NAME_MAX + 32];
 	int fd, ret;
 
 	snprintf(tmp, sizeof(tmp), ".ckpt-tmp-%s", name);
-	fd = IO(s, openat, dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = IO(io, openat, dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return fd;
-	ret = io_write_all(s, fd, data, len, 0);
+	ret = io_write_all(io, fd, data, len, 0);
 	if (ret == 0)
-		ret = IO(s, fsync, fd);
-	IO(s, close, fd);
+		ret = IO(io, fsync, fd);
+	IO(io, close, fd);
 	if (ret == 0)
-		ret = IO(s, renameat, dirfd, tmp, dirfd, name);
+		ret = IO(io, renameat, dirfd, tmp, dirfd, name);
 	if (ret < 0) {
-		IO(s, unlinkat, dirfd, tmp, 0);
+		IO(io, unlinkat, dirfd, tmp, 0);
 		return ret;
 	}
-	return IO(s, fsync, dirfd);
+	return IO(io, fsync, dirfd);
+}
+
+int io_read_file(const struct ckpt_io_ops *io, int dirfd, const char *name, char **data,
+		 size_t *len)
+{
+	struct stat st;
+	char *buf;
+	ssize_t n;
+	int fd;
+
+	fd = IO(io, openat, dirfd, name, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st) < 0 || !(buf = malloc((size_t)st.st_size + 1))) {
+		IO(io, close, fd);
+		return -ENOMEM;
+	}
+	n = io_read_full(io, fd, buf, (size_t)st.st_size, 0);
+	IO(io, close, fd);
+	if (n < 0) {
+		free(buf);
+		return (int)n;
+	}
+	buf[n] = 0;
+	*data = buf;
+	*len = (size_t)n;
+	return 0;
 }

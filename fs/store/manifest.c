@@ -93,7 +93,7 @@ json_t *manifest_build(struct ckpt_store *s, struct version *v, bool with_chunks
 	json_object_set_new(o, "committed_ns", json_integer(v->committed_ns));
 	json_object_set_new(o, "pinned", json_boolean(v->pinned));
 	json_object_set_new(o, "chunking",
-			    json_string(s->chunker.kind == CKPT_CHUNK_CDC ? "cdc" : "fixed"));
+			    json_string(s->ck.chunker.kind == CKPT_CHUNK_CDC ? "cdc" : "fixed"));
 	json_object_set_new(o, "metadata", json_deep_copy(v->meta));
 	path = calloc(1, 4096);
 	if (path && v->root)
@@ -113,29 +113,19 @@ json_t *manifest_build(struct ckpt_store *s, struct version *v, bool with_chunks
 	return o;
 }
 
-int manifest_write(struct ckpt_store *s, struct version *v, const char *name)
+/* The manifest as stored: compact JSON, malloc'd. */
+char *manifest_text(struct ckpt_store *s, struct version *v, size_t *len)
 {
-	char dir[CKPT_NAME_MAX + 16];
 	json_t *o = manifest_build(s, v, true);
 	char *txt;
-	int dfd, ret;
 
 	if (!o)
-		return -ENOMEM;
+		return NULL;
 	txt = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
-	if (!txt)
-		return -ENOMEM;
-	snprintf(dir, sizeof(dir), "%s/versions", v->run->name);
-	dfd = IO(s, openat, s->runsfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-	if (dfd < 0) {
-		free(txt);
-		return dfd;
-	}
-	ret = io_publish(s, dfd, name, txt, strlen(txt));
-	IO(s, close, dfd);
-	free(txt);
-	return ret;
+	if (txt)
+		*len = strlen(txt);
+	return txt;
 }
 
 static enum ckpt_vstate state_parse(const char *st)
@@ -167,25 +157,15 @@ static int load_file(struct ckpt_store *s, struct node *n, json_t *jf)
 	{
 		uint8_t h[CHUNK_HASH_LEN];
 		json_int_t len = json_integer_value(json_array_get(c, 1));
-		struct centry *e;
 		int ret;
 
 		if (chunk_unhex(json_string_value(json_array_get(c, 0)) ?: "", h) < 0 || len <= 0 ||
 		    len > (64 << 20))
 			return -EINVAL;
-		pthread_mutex_lock(&s->ilock);
-		e = cindex_find(&s->ix, h);
-		if (!e) {
-			e = cindex_insert(&s->ix, h, (uint32_t)len);
-			if (e)
-				e->state = CE_DURABLE;
-		}
-		if (e)
-			e->refs++;
-		pthread_mutex_unlock(&s->ilock);
-		if (!e)
-			return -ENOMEM;
-		ret = fdata_add_chunk(s, f, h, (uint32_t)len);
+		ret = chunk_ref_durable(&s->ck, h, (uint32_t)len);
+		if (ret < 0)
+			return ret;
+		ret = fdata_add_chunk(f, h, (uint32_t)len);
 		if (ret < 0)
 			return ret;
 	}
@@ -236,8 +216,8 @@ int manifest_load(struct ckpt_store *s, struct run *r, const char *name, json_t 
 
 		if (!path || !type)
 			goto fail;
-		ret = node_lookup_parent(s, v->root, path, &parent, &last);
-		if (ret < 0 || name_check_kind(last, 0, NULL) < 0)
+		ret = node_lookup_parent(v->root, path, &parent, &last);
+		if (ret < 0 || name_check_kind(last, NAME_COMP, NULL) < 0)
 			goto fail_inval;
 		n = node_new(last, strcmp(type, "dir") ? CKPT_NODE_FILE : CKPT_NODE_DIR,
 			     (uint32_t)json_integer_value(json_object_get(jf, "mode")));

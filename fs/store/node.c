@@ -47,69 +47,6 @@ void node_free(struct ckpt_store *s, struct node *n)
 	free(n);
 }
 
-size_t sorted_pos(const void *items, size_t n, const char *(*name_of)(const void *item),
-		  const char *key, bool *found)
-{
-	const void *const *v = items;
-	size_t lo = 0, hi = n;
-
-	*found = false;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int c = strcmp(name_of(&v[mid]), key);
-
-		if (c == 0) {
-			*found = true;
-			return mid;
-		}
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-/* Open a gap at index i of the array *arrp (n elements of `elem` bytes, room
- * for *cap), doubling it when full: 0 or -ENOMEM (the array is unchanged). */
-static int sorted_make_room(void *arrp, size_t elem, size_t n, size_t *cap, size_t i)
-{
-	char *a;
-
-	memcpy(&a, arrp, sizeof(a));
-	if (n == *cap) {
-		size_t c = *cap ? *cap * 2 : 8;
-		char *b = realloc(a, c * elem);
-
-		if (!b)
-			return -ENOMEM;
-		a = b;
-		*cap = c;
-		memcpy(arrp, &a, sizeof(a));
-	}
-	memmove(a + (i + 1) * elem, a + i * elem, (n - i) * elem);
-	return 0;
-}
-
-int sorted_insert(void *arrp, size_t *n, size_t *cap, const char *(*name_of)(const void *item),
-		  const char *key, void *item)
-{
-	char *a;
-	bool found;
-	size_t i;
-
-	memcpy(&a, arrp, sizeof(a));
-	i = sorted_pos(a, *n, name_of, key, &found);
-	if (found)
-		return -EEXIST;
-	if (sorted_make_room(arrp, sizeof(item), *n, cap, i) < 0)
-		return -ENOMEM;
-	memcpy(&a, arrp, sizeof(a));
-	memcpy(a + i * sizeof(item), &item, sizeof(item));
-	(*n)++;
-	return 0;
-}
-
 static const char *kid_name(const void *item)
 {
 	return (*(struct node *const *)item)->name;
@@ -157,7 +94,7 @@ void node_detach(struct node *n)
 }
 
 /* Walk `path` one validated component at a time. */
-int node_lookup(struct ckpt_store *s, struct node *root, const char *path, struct node **out)
+int node_lookup(struct node *root, const char *path, struct node **out)
 {
 	char comp[CKPT_NAME_MAX + 2];
 	struct node *n = root;
@@ -174,7 +111,7 @@ int node_lookup(struct ckpt_store *s, struct node *root, const char *path, struc
 			return -ENAMETOOLONG;
 		memcpy(comp, p, l);
 		comp[l] = 0;
-		ret = name_check_kind(comp, 0, NULL);
+		ret = name_check_kind(comp, NAME_COMP, NULL);
 		if (ret < 0)
 			return ret;
 		if (n->type != CKPT_NODE_DIR)
@@ -190,8 +127,7 @@ int node_lookup(struct ckpt_store *s, struct node *root, const char *path, struc
 	return 0;
 }
 
-int node_lookup_parent(struct ckpt_store *s, struct node *root, const char *path,
-		       struct node **parent, const char **last)
+int node_lookup_parent(struct node *root, const char *path, struct node **parent, const char **last)
 {
 	char buf[4096];
 	const char *slash;
@@ -212,10 +148,34 @@ int node_lookup_parent(struct ckpt_store *s, struct node *root, const char *path
 		buf[slash - buf] = 0;
 	else
 		buf[0] = 0;
-	ret = node_lookup(s, root, buf, parent);
+	ret = node_lookup(root, buf, parent);
 	if (ret < 0)
 		return ret;
 	if ((*parent)->type != CKPT_NODE_DIR)
 		return -ENOTDIR;
 	return 0;
+}
+
+void node_tree_bytes(struct node *n, uint64_t *bytes)
+{
+	for (size_t i = 0; i < n->nkids; i++) {
+		if (n->kids[i]->type == CKPT_NODE_FILE)
+			*bytes += n->kids[i]->f->size;
+		else
+			node_tree_bytes(n->kids[i], bytes);
+	}
+}
+
+void node_tree_totals(struct node *n, uint64_t *bytes, uint64_t *files)
+{
+	for (size_t i = 0; i < n->nkids; i++) {
+		struct node *k = n->kids[i];
+
+		if (k->type == CKPT_NODE_FILE) {
+			*bytes += k->f->size;
+			(*files)++;
+		} else {
+			node_tree_totals(k, bytes, files);
+		}
+	}
 }

@@ -25,7 +25,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "store_i.h"
+#include "chunk_i.h"
 
 #define RC_THREADS 8
 #define RC_BYTES (32u << 20) /* parked chunk buffers, at most */
@@ -51,7 +51,7 @@ struct rc_item {
 };
 
 struct rcache {
-	struct ckpt_store *s;
+	struct chunks *ck;
 	pthread_mutex_t lock;
 	pthread_cond_t work, loaded;
 	struct rc_slot *slot;
@@ -63,22 +63,14 @@ struct rcache {
 	int nth;
 };
 
-static int64_t mono_ns(void)
+size_t rc_buf_size(const struct chunks *ck)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+	return (ck->chunker.max + CHUNK_ALIGN - 1) / CHUNK_ALIGN * CHUNK_ALIGN;
 }
 
-size_t rc_buf_size(const struct ckpt_store *s)
+uint8_t *rc_buf_alloc(const struct chunks *ck, size_t len, size_t *cap)
 {
-	return (s->chunker.max + CHUNK_ALIGN - 1) / CHUNK_ALIGN * CHUNK_ALIGN;
-}
-
-uint8_t *rc_buf_alloc(const struct ckpt_store *s, size_t len, size_t *cap)
-{
-	size_t n = rc_buf_size(s);
+	size_t n = rc_buf_size(ck);
 	void *b;
 
 	if (len > n)
@@ -116,7 +108,7 @@ static struct rc_slot *rc_victim(struct rcache *rc, int64_t now)
 static void *rc_main(void *arg)
 {
 	struct rcache *rc = arg;
-	struct ckpt_store *s = rc->s;
+	struct chunks *ck = rc->ck;
 
 	pthread_mutex_lock(&rc->lock);
 	for (;;) {
@@ -140,10 +132,10 @@ static void *rc_main(void *arg)
 		pthread_mutex_unlock(&rc->lock);
 
 		if (!sl->buf)
-			sl->buf = rc_buf_alloc(s, 0, NULL);
+			sl->buf = rc_buf_alloc(ck, 0, NULL);
 		memcpy(c.h, it.h, CHUNK_HASH_LEN);
 		c.len = it.len;
-		ret = sl->buf ? chunk_read_buf(s, &c, sl->buf, rc->cap, it.verify) : -ENOMEM;
+		ret = sl->buf ? chunk_read_buf(ck, &c, sl->buf, rc->cap, it.verify) : -ENOMEM;
 
 		pthread_mutex_lock(&rc->lock);
 		sl->err = ret;
@@ -156,14 +148,14 @@ static void *rc_main(void *arg)
 	return NULL;
 }
 
-int rc_start(struct ckpt_store *s, struct rcache **out)
+int rc_start(struct chunks *ck, struct rcache **out)
 {
 	struct rcache *rc = calloc(1, sizeof(*rc));
 
 	if (!rc)
 		return -ENOMEM;
-	rc->s = s;
-	rc->cap = rc_buf_size(s);
+	rc->ck = ck;
+	rc->cap = rc_buf_size(ck);
 	rc->nslot = RC_BYTES / rc->cap;
 	if (rc->nslot < 4)
 		rc->nslot = 4;

@@ -9,23 +9,20 @@
  * only. So the chunks to check are listed first, each distinct chunk once
  * (files and versions that share a chunk are checked with one read); a pool
  * of workers reads and hashes them in order while the read-ahead threads of
- * prefetch.c open and POSIX_FADV_WILLNEED the next VF_AHEAD chunks. Workers
- * read a chunk in VF_PIECE pieces into a small buffer that stays in the CPU
- * cache and hash it with the streaming XXH3 (same digest as one shot). The
+ * the backend (dir_prefetch.c) open and POSIX_FADV_WILLNEED the next
+ * VF_AHEAD chunks. Workers read and hash a chunk with the backend's
+ * chunk_hash (dir: in pieces that stay in the CPU cache). The
  * calling thread reports bad chunks and progress in manifest order, so the
  * callbacks see the same sequence as a one-by-one walk.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include "store_i.h"
 
 #define VF_MAX_THREADS 8
-#define VF_PIECE (128u << 10)
 #define VF_AHEAD 64 /* chunks queued for read-ahead beyond the workers */
 
 struct vjob {
@@ -163,43 +160,6 @@ static int dedup_jobs(struct vrun *r)
 	return 0;
 }
 
-/* Read chunk c in pieces and compare its XXH128: 0, -EBADMSG or -errno. */
-static int check_chunk(struct ckpt_store *s, const struct cref *c, uint8_t *buf, XXH3_state_t *st)
-{
-	char rel[CHUNK_HEX_LEN + 4];
-	uint8_t h[CHUNK_HASH_LEN];
-	XXH128_canonical_t can;
-	uint64_t done = 0;
-	int fd, ret = 0;
-
-	chunk_relpath(c->h, rel);
-	fd = IO(s, openat, s->chunkfd, rel, O_RDONLY | O_CLOEXEC, 0);
-	if (fd < 0)
-		return fd == -ENOENT ? -EBADMSG : fd;
-	XXH3_128bits_reset(st);
-	while (done < c->len) {
-		size_t want = c->len - done < VF_PIECE ? (size_t)(c->len - done) : VF_PIECE;
-		ssize_t n = io_read_full(s, fd, buf, want, (off_t)done);
-
-		if (n < 0) {
-			ret = (int)n;
-			break;
-		}
-		if ((size_t)n != want) { /* short chunk file */
-			ret = -EBADMSG;
-			break;
-		}
-		XXH3_128bits_update(st, buf, want);
-		done += want;
-	}
-	IO(s, close, fd);
-	if (ret < 0)
-		return ret;
-	XXH128_canonicalFromHash(&can, XXH3_128bits_digest(st));
-	memcpy(h, can.digest, CHUNK_HASH_LEN);
-	return memcmp(h, c->h, CHUNK_HASH_LEN) ? -EBADMSG : 0;
-}
-
 /* Queue the distinct chunks up to `upto` for read-ahead; r->lock held. */
 static void queue_ahead(struct vrun *r, size_t upto)
 {
@@ -209,14 +169,12 @@ static void queue_ahead(struct vrun *r, size_t upto)
 	if (upto < r->ahead + VF_AHEAD / 4 && upto < r->nuniq)
 		return;
 	for (; r->ahead < upto; r->ahead++)
-		pf_queue(r->s->pf, r->jobs[r->uniq[r->ahead]].c, 1);
+		chunk_hint(&r->s->ck, r->jobs[r->uniq[r->ahead]].c);
 }
 
 static void *worker(void *arg)
 {
 	struct vrun *r = arg;
-	XXH3_state_t *st = XXH3_createState();
-	uint8_t *buf = malloc(VF_PIECE);
 
 	for (;;) {
 		struct vjob *j;
@@ -231,24 +189,13 @@ static void *worker(void *arg)
 		queue_ahead(r, r->next + VF_AHEAD);
 		pthread_mutex_unlock(&r->lock);
 
-		res = st && buf ? check_chunk(r->s, j->c, buf, st) : -ENOMEM;
-		if (res == 0) { /* reads with verify=first need not hash it again */
-			struct centry *e;
-
-			pthread_mutex_lock(&r->s->ilock);
-			e = cindex_find(&r->s->ix, j->c->h);
-			if (e && !e->bad)
-				e->verified = 1;
-			pthread_mutex_unlock(&r->s->ilock);
-		}
+		res = chunk_check(&r->s->ck, j->c);
 		pthread_mutex_lock(&r->lock);
 		j->res = res;
 		j->done = true;
 		pthread_cond_broadcast(&r->cond);
 		pthread_mutex_unlock(&r->lock);
 	}
-	free(buf);
-	XXH3_freeState(st);
 	return NULL;
 }
 
@@ -277,7 +224,7 @@ static void report(struct vrun *r, struct vjob *j, ckpt_verify_cb cb, void *arg)
 		  j->v->name, r->paths[j->path], (unsigned long long)c->off, what);
 	if (cb)
 		cb(arg, j->v->run->name, j->v->name, r->paths[j->path], c->off, hex, what);
-	chunk_mark_bad(r->s, c->h);
+	chunk_mark_bad(&r->s->ck, c->h);
 }
 
 /*
@@ -409,7 +356,7 @@ int ckpt_store_verify(struct ckpt_store *s, const char *run, const char *version
 	pthread_mutex_lock(&s->lock);
 	ret = pick_versions(s, run, version, &vs, &nv);
 	for (size_t i = 0; i < nv; i++)
-		store_tree_bytes(vs[i]->root, &total);
+		node_tree_bytes(vs[i]->root, &total);
 	pthread_mutex_unlock(&s->lock);
 	if (ret < 0)
 		goto out;

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * prefetch.c - read-ahead across chunk files. The kernel's readahead stops
+ * dir_prefetch.c - read-ahead across chunk files. The kernel's readahead stops
  * at the end of each chunk file, and opening a chunk whose inode is not
  * cached is a synchronous disk read, so a cold sequential read would wait
  * for the disk twice per chunk. Readers queue the chunks they will need
@@ -10,11 +10,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "store_i.h"
+#include "dir_i.h"
 
 #define PF_THREADS 8
 #define PF_QUEUE 256
@@ -24,8 +25,8 @@ struct pf_item {
 	uint32_t len;
 };
 
-struct prefetch {
-	struct ckpt_store *s;
+struct dir_prefetch {
+	struct dir_sb *d;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct pf_item q[PF_QUEUE];
@@ -37,7 +38,7 @@ struct prefetch {
 
 static void *pf_main(void *arg)
 {
-	struct prefetch *p = arg;
+	struct dir_prefetch *p = arg;
 
 	for (;;) {
 		char rel[CHUNK_HEX_LEN + 4];
@@ -55,8 +56,8 @@ static void *pf_main(void *arg)
 		p->head = (p->head + 1) % PF_QUEUE;
 		p->n--;
 		pthread_mutex_unlock(&p->lock);
-		chunk_relpath(it.h, rel);
-		fd = openat(p->s->chunkfd, rel, O_RDONLY | O_CLOEXEC);
+		dir_chunk_relpath(it.h, rel);
+		fd = openat(p->d->chunkfd, rel, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			continue;
 		posix_fadvise(fd, 0, it.len, POSIX_FADV_WILLNEED);
@@ -64,13 +65,13 @@ static void *pf_main(void *arg)
 	}
 }
 
-int pf_start(struct ckpt_store *s, struct prefetch **out)
+int dir_prefetch_start(struct dir_sb *d, struct dir_prefetch **out)
 {
-	struct prefetch *p = calloc(1, sizeof(*p));
+	struct dir_prefetch *p = calloc(1, sizeof(*p));
 
 	if (!p)
 		return -ENOMEM;
-	p->s = s;
+	p->d = d;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
 	for (; p->nth < PF_THREADS; p->nth++)
@@ -80,7 +81,7 @@ int pf_start(struct ckpt_store *s, struct prefetch **out)
 	return 0;
 }
 
-void pf_stop(struct prefetch *p)
+void dir_prefetch_stop(struct dir_prefetch *p)
 {
 	if (!p)
 		return;
@@ -95,17 +96,17 @@ void pf_stop(struct prefetch *p)
 	free(p);
 }
 
-/* Queue chunks for read-ahead; when the queue is full the hint is dropped. */
-void pf_queue(struct prefetch *p, const struct cref *c, size_t n)
+/* Queue a chunk for read-ahead; when the queue is full the hint is dropped. */
+void dir_prefetch_queue(struct dir_prefetch *p, const uint8_t *h, uint32_t len)
 {
 	if (!p || !p->nth)
 		return;
 	pthread_mutex_lock(&p->lock);
-	for (size_t i = 0; i < n && p->n < PF_QUEUE; i++) {
+	if (p->n < PF_QUEUE) {
 		struct pf_item *it = &p->q[(p->head + p->n) % PF_QUEUE];
 
-		memcpy(it->h, c[i].h, CHUNK_HASH_LEN);
-		it->len = c[i].len;
+		memcpy(it->h, h, CHUNK_HASH_LEN);
+		it->len = len;
 		p->n++;
 	}
 	pthread_cond_broadcast(&p->cond);

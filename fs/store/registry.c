@@ -1,0 +1,363 @@
+// SPDX-License-Identifier: MIT
+/*
+ * registry.c - the store's runs and versions in memory, and their life in
+ * the backend: loading every run and version when the store opens (open
+ * markers without a committed manifest become INCOMPLETE versions), saving
+ * a run's settings and a version's manifest after a change, removing a
+ * version, and picking latest and best. Callers hold the store lock.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_i.h"
+
+/* Runs and versions are kept sorted by name: listings come out in order and
+ * lookups are binary searches (a run may hold thousands of versions, and
+ * every per-path call starts with a lookup). */
+static const char *run_name(const void *item)
+{
+	return (*(struct run *const *)item)->name;
+}
+
+struct run *run_find(struct ckpt_store *s, const char *name)
+{
+	bool found;
+	size_t i = sorted_pos(s->runs, s->nruns, run_name, name, &found);
+
+	return found ? s->runs[i] : NULL;
+}
+
+int run_add(struct ckpt_store *s, struct run *r)
+{
+	return sorted_insert(&s->runs, &s->nruns, &s->rcap, run_name, r->name, r);
+}
+
+void run_unlink(struct ckpt_store *s, struct run *r)
+{
+	for (size_t i = 0; i < s->nruns; i++) {
+		if (s->runs[i] == r) {
+			memmove(s->runs + i, s->runs + i + 1,
+				(s->nruns - i - 1) * sizeof(*s->runs));
+			s->nruns--;
+			return;
+		}
+	}
+}
+
+static const char *ver_name(const void *item)
+{
+	return (*(struct version *const *)item)->name;
+}
+
+int run_add_version(struct run *r, struct version *v)
+{
+	int ret = sorted_insert(&r->v, &r->nv, &r->cap, ver_name, v->name, v);
+
+	if (ret == 0)
+		v->run = r;
+	return ret;
+}
+
+/* by pointer: the version's name may have changed since it was added */
+void run_del_version(struct run *r, struct version *v)
+{
+	for (size_t i = 0; i < r->nv; i++) {
+		if (r->v[i] == v) {
+			memmove(r->v + i, r->v + i + 1, (r->nv - i - 1) * sizeof(*r->v));
+			r->nv--;
+			return;
+		}
+	}
+}
+
+struct version *version_find(struct run *r, const char *name)
+{
+	bool found;
+	size_t i = sorted_pos(r->v, r->nv, ver_name, name, &found);
+
+	return found ? r->v[i] : NULL;
+}
+
+int version_lookup(struct ckpt_store *s, const char *run, const char *version, struct version **out)
+{
+	struct run *r = run_find(s, run);
+	struct version *v;
+
+	if (!r)
+		return store_err(s, -ENOENT, "no run %s", run);
+	v = version_find(r, version);
+	if (!v)
+		return store_err(s, -ENOENT, "no version %s in run %s", version, run);
+	*out = v;
+	return 0;
+}
+
+/* A version with an empty tree and no metadata, not yet in its run. */
+struct version *version_new(struct run *r, const char *name, enum ckpt_vstate state)
+{
+	struct version *v = calloc(1, sizeof(*v));
+
+	if (!v)
+		return NULL;
+	snprintf(v->name, sizeof(v->name), "%s", name);
+	v->run = r;
+	v->refs = 1;
+	v->state = state;
+	v->meta = json_object();
+	v->root = node_new("", CKPT_NODE_DIR, 0755);
+	if (!v->meta || !v->root) {
+		node_free(NULL, v->root);
+		json_decref(v->meta);
+		free(v);
+		return NULL;
+	}
+	return v;
+}
+
+void version_unref(struct ckpt_store *s, struct version *v)
+{
+	if (--v->refs > 0)
+		return;
+	node_free(s, v->root);
+	json_decref(v->meta);
+	free(v);
+}
+
+void run_free(struct ckpt_store *s, struct run *r)
+{
+	for (size_t i = 0; i < r->nv; i++) {
+		r->v[i]->dead = true;
+		version_unref(s, r->v[i]);
+	}
+	free(r->v);
+	free(r);
+}
+
+int run_persist(struct ckpt_store *s, struct run *r)
+{
+	json_t *o = json_object();
+	char *txt;
+	int ret;
+
+	json_object_set_new(o, "metric", json_string(r->metric));
+	if (r->has_ret)
+		json_object_set_new(o, "retention",
+				    json_pack("{s:i,s:i,s:i}", "keep_last", (int)r->ret.keep_last,
+					      "keep_best", (int)r->ret.keep_best, "max_age_days",
+					      (int)r->ret.max_age_days));
+	txt = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!txt)
+		return -ENOMEM;
+	ret = SB(s->be, run_conf_put, r->name, txt, strlen(txt));
+	free(txt);
+	return ret;
+}
+
+static void run_conf_parse(struct run *r, const char *txt, size_t len)
+{
+	json_t *doc = json_loadb(txt, len, 0, NULL), *rt;
+
+	if (!doc)
+		return;
+	snprintf(r->metric, sizeof(r->metric), "%s",
+		 json_string_value(json_object_get(doc, "metric")) ?: "");
+	rt = json_object_get(doc, "retention");
+	if (json_is_object(rt)) {
+		r->has_ret = true;
+		r->ret.keep_last = (uint32_t)json_integer_value(json_object_get(rt, "keep_last"));
+		r->ret.keep_best = (uint32_t)json_integer_value(json_object_get(rt, "keep_best"));
+		r->ret.max_age_days =
+			(uint32_t)json_integer_value(json_object_get(rt, "max_age_days"));
+	}
+	json_decref(doc);
+}
+
+struct load {
+	struct ckpt_store *s;
+	struct run *r;
+};
+
+static int load_manifest(void *arg, const char *name, const char *txt, size_t len)
+{
+	struct load *l = arg;
+	struct ckpt_store *s = l->s;
+	json_t *doc = txt ? json_loadb(txt, len, 0, NULL) : NULL;
+	struct version *v;
+	int ret;
+
+	ret = doc ? manifest_load(s, l->r, name, doc, &v) : -EINVAL;
+	json_decref(doc);
+	if (ret < 0)
+		return store_err(s, ret,
+				 "the manifest of version %s/%s in store %s is damaged: move it "
+				 "away and run ckpt verify",
+				 l->r->name, name, s->be->where);
+	if (v->seq >= s->next_seq)
+		s->next_seq = v->seq + 1;
+	run_add_version(l->r, v);
+	return 0;
+}
+
+/* An open marker: committed (same id) or shadowed -> remove it (1); else
+ * the version was open when the store was last closed: INCOMPLETE. */
+static int load_marker(void *arg, const char *name, const char *txt, size_t len)
+{
+	struct load *l = arg;
+	struct run *r = l->r;
+	json_t *doc = txt ? json_loadb(txt, len, 0, NULL) : NULL;
+	struct version *v;
+	uint64_t id;
+	bool done = false;
+
+	id = doc ? strtoull(json_string_value(json_object_get(doc, "id")) ?: "0", NULL, 16) : 0;
+	for (size_t i = 0; i < r->nv; i++)
+		if (r->v[i]->id == id && id)
+			done = true;
+	if (done || version_find(r, name)) {
+		json_decref(doc);
+		return 1;
+	}
+	v = version_new(r, name, CKPT_V_INCOMPLETE);
+	if (!v) {
+		json_decref(doc);
+		return -ENOMEM;
+	}
+	v->id = id;
+	v->created_ns = doc ? json_integer_value(json_object_get(doc, "created_ns")) : 0;
+	json_decref(doc);
+	run_add_version(r, v);
+	return 0;
+}
+
+static int load_run(void *arg, const char *name)
+{
+	struct ckpt_store *s = arg;
+	struct load l = {.s = s};
+	struct run *r = calloc(1, sizeof(*r));
+	size_t len;
+	char *txt;
+	int ret;
+
+	if (!r)
+		return -ENOMEM;
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	if (SB(s->be, run_conf_get, name, &txt, &len) == 0) {
+		run_conf_parse(r, txt, len);
+		free(txt);
+	}
+	ret = run_add(s, r);
+	if (ret < 0) {
+		free(r);
+		return ret;
+	}
+	l.r = r;
+	ret = SB(s->be, manifest_list, name, load_manifest, &l);
+	if (ret == 0)
+		ret = SB(s->be, marker_list, name, load_marker, &l);
+	return ret;
+}
+
+int run_load_all(struct ckpt_store *s)
+{
+	return SB(s->be, run_list, load_run, s);
+}
+
+int version_persist(struct ckpt_store *s, struct version *v)
+{
+	size_t len;
+	char *txt;
+	int ret;
+
+	if (v->state == CKPT_V_OPEN || v->state == CKPT_V_INCOMPLETE)
+		return 0;
+	txt = manifest_text(s, v, &len);
+	if (!txt)
+		return -ENOMEM;
+	ret = SB(s->be, manifest_put, v->run->name, v->name, txt, len);
+	free(txt);
+	return ret;
+}
+
+int version_mark_corrupt(struct ckpt_store *s, struct version *v)
+{
+	int ret;
+
+	if (v->state != CKPT_V_COMMITTED)
+		return 0;
+	v->state = CKPT_V_CORRUPT;
+	ret = version_persist(s, v);
+	if (ret < 0)
+		store_log("cannot record version %s/%s as corrupt in its manifest: %s",
+			  v->run->name, v->name, strerror(-ret));
+	return ret;
+}
+
+int version_remove_locked(struct ckpt_store *s, struct version *v)
+{
+	int ret;
+
+	if (v->state == CKPT_V_OPEN || v->state == CKPT_V_INCOMPLETE)
+		ret = SB(s->be, marker_remove, v->run->name, v->name, true);
+	else
+		ret = SB(s->be, manifest_remove, v->run->name, v->name);
+	if (ret < 0 && ret != -ENOENT)
+		return ret;
+	run_del_version(v->run, v);
+	v->dead = true;
+	version_unref(s, v);
+	return 0;
+}
+
+bool version_metric(const struct run *r, const struct version *v, double *out)
+{
+	char key[CKPT_NAME_MAX + 8];
+	const char *colon = strrchr(r->metric, ':'), *val;
+	char *end;
+	double d;
+
+	if (!r->metric[0] || !colon)
+		return false;
+	snprintf(key, sizeof(key), "%.*s", (int)(colon - r->metric), r->metric);
+	val = json_string_value(json_object_get(v->meta, key));
+	if (!val || !*val)
+		return false;
+	d = strtod(val, &end);
+	while (*end == ' ' || *end == '\n')
+		end++;
+	if (*end || isnan(d))
+		return false;
+	*out = d;
+	return true;
+}
+
+struct version *version_pick(struct run *r, bool best)
+{
+	struct version *pickv = NULL;
+	bool max = strstr(r->metric, ":max") != NULL;
+	double pm = 0;
+
+	for (size_t i = 0; i < r->nv; i++) {
+		struct version *v = r->v[i];
+		double m;
+
+		if (v->state != CKPT_V_COMMITTED)
+			continue;
+		if (!best) {
+			if (!pickv || v->seq > pickv->seq)
+				pickv = v;
+			continue;
+		}
+		if (!version_metric(r, v, &m))
+			continue;
+		if (!pickv || (max ? m > pm : m < pm) || (m == pm && v->seq > pickv->seq)) {
+			pickv = v;
+			pm = m;
+		}
+	}
+	return pickv;
+}
