@@ -7,10 +7,10 @@
  * The store's layers (docs/store-format.md, "How the library is built"),
  * each including only the headers below it:
  *
- *   public API    store.c api.c run.c version.c retention.c maint.c verify.c
- *   versions      store_i.h: fdata.c node.c manifest.c registry.c
+ *   public API    store.c run.c version.c api.c maint.c verify.c
+ *   versions      store_i.h: fdata.c node.c manifest.c registry.c retention.c
  *   chunks        chunk_i.h: chunker.c cindex.c chunk.c cwriter.c rcache.c
- *   backends      backend_i.h: dir*.c (a directory), rados*.c (Ceph RADOS)
+ *   backends      backend_i.h: backend.c, dir*.c (a directory)
  *   leaf          util_i.h io_i.h: util.c io.c
  */
 #ifndef CKPTFS_UTIL_I_H
