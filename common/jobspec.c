@@ -7,6 +7,7 @@
  */
 #include "jobspec_i.h"
 #include "ckptfs/cron.h"
+#include "ckptfs/yamljson.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -45,6 +46,10 @@ static int fail(struct ctx *c, const char *key, const char *fmt, ...)
 
 static const char *type_name(const json_t *v)
 {
+	double d;
+
+	if (ckpt_json_number(v, &d))
+		return "a number"; /* also YAML's .inf and .nan */
 	switch (json_typeof(v)) {
 	case JSON_OBJECT:
 		return "a mapping";
@@ -101,9 +106,8 @@ static int get_double(struct ctx *c, const char *key, json_t *v, double lo, doub
 {
 	double d;
 
-	if (!json_is_number(v))
+	if (!ckpt_json_number(v, &d))
 		return fail(c, key, "must be a number (got %s)", type_name(v));
-	d = json_number_value(v);
 	if (!isfinite(d) || d > hi || d < lo || (lo_open && d == lo))
 		return fail(c, key, "must be a number %s %g and at most %g (got %g)",
 			    lo_open ? "greater than" : "of at least", lo, hi, d);
@@ -169,9 +173,31 @@ static int get_argv(struct ctx *c, const char *key, json_t *v, char ***out)
 		return 0;
 	}
 	if (json_is_string(v)) {
-		json_t *a = json_array();
+		json_t *a;
 		int ret;
 
+		/* "logger x" would run a program named "logger x": no shell splits
+		 * words here, so say how to write it */
+		if (strpbrk(json_string_value(v), " \t\n")) {
+			char hint[200] = "", *d = hint;
+
+			for (const char *p = json_string_value(v);
+			     *p && d < hint + sizeof(hint) - 8; p++) {
+				if (strchr(" \t\n", *p)) {
+					if (d > hint && d[-1] != ' ')
+						*d++ = ',', *d++ = ' ';
+				} else {
+					*d++ = *p;
+				}
+			}
+			*d = '\0';
+			return fail(c, key,
+				    "'%.100s' is one string with spaces, which would run a program "
+				    "of that whole name (there is no shell); write an argv list, "
+				    "e.g. [%s]",
+				    json_string_value(v), hint);
+		}
+		a = json_array();
 		json_array_append(a, v);
 		ret = get_argv(c, key, a, out);
 		json_decref(a);

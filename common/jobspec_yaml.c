@@ -4,7 +4,8 @@
  * specs and JSON API bodies share one validator (jobspec.c).
  *
  * Plain scalars are typed by the YAML 1.2 core schema (null, true/false,
- * integers, floats, .inf/.nan); quoted scalars are always strings. Duplicate
+ * integers in decimal, 0x hex and 0o octal, floats, .inf/.nan); quoted
+ * scalars are always strings. See yamljson.h for how .inf/.nan are held. Duplicate
  * keys, non-scalar keys, more than one document and alias bombs are
  * rejected: a spec is small, so a hard node budget is the simple defence.
  */
@@ -65,11 +66,44 @@ static json_t *scalar_to_json(const yaml_node_t *n)
 			return json_integer(v);
 		return json_real(strtod(s, NULL)); /* too big for 64 bits */
 	}
+	if (match("^0x[0-9a-fA-F]+$", s) || match("^0o[0-7]+$", s)) {
+		unsigned long long v;
+
+		errno = 0;
+		v = strtoull(s + 2, NULL, s[1] == 'x' ? 16 : 8);
+		if (errno == 0 && v <= INT64_MAX)
+			return json_integer((json_int_t)v);
+		return json_real((double)v); /* too big for 64 bits */
+	}
 	if (match("^[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?$", s))
 		return json_real(strtod(s, NULL));
-	/* .inf/.nan cannot be JSON numbers; keep them as text so range checks
-	 * reject them with a readable message. */
+	if (match("^[-+]?\\.(inf|Inf|INF)$", s))
+		return json_pack("{ss}", CKPT_YAML_FLOAT_KEY, s[0] == '-' ? "-.inf" : ".inf");
+	if (match("^\\.(nan|NaN|NAN)$", s))
+		return json_pack("{ss}", CKPT_YAML_FLOAT_KEY, ".nan");
 	return json_stringn(s, n->data.scalar.length);
+}
+
+bool ckpt_json_number(const json_t *v, double *out)
+{
+	const char *f;
+
+	if (json_is_number(v)) {
+		*out = json_number_value(v);
+		return true;
+	}
+	if (!json_is_object(v) || json_object_size(v) != 1 ||
+	    !(f = json_string_value(json_object_get(v, CKPT_YAML_FLOAT_KEY))))
+		return false;
+	if (!strcmp(f, ".nan"))
+		*out = NAN;
+	else if (!strcmp(f, ".inf"))
+		*out = INFINITY;
+	else if (!strcmp(f, "-.inf"))
+		*out = -INFINITY;
+	else
+		return false;
+	return true;
 }
 
 static json_t *node_to_json(struct conv *c, yaml_node_t *n, int depth)

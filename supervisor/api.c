@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,9 @@
 #include <unistd.h>
 
 #define BODY_MAX (1u << 20)
+/* Clients served at once per listener; more wait in the listen queue
+ * (SOMAXCONN) until one ends. ckptd raises its fd limit to fit. */
+#define API_MAX_CONNECTIONS ((unsigned)2048)
 
 struct req {
 	char *body;
@@ -43,13 +47,63 @@ static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, char
 	return ret;
 }
 
+/* Length of the UTF-8 sequence at s (RFC 3629: no overlongs, no
+ * surrogates, nothing above U+10FFFF), or 0 when it is not one. */
+static size_t utf8_seq(const unsigned char *s)
+{
+	size_t n;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2, cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+static bool utf8_valid(const char *s)
+{
+	for (size_t n; *s; s += n)
+		if (!(n = utf8_seq((const unsigned char *)s)))
+			return false;
+	return true;
+}
+
+/* Messages quote what the client sent, which need not be UTF-8 (a URL with
+ * %ff, or a quote cut in the middle of a character); JSON strings must be. */
+static void utf8_clean(char *s)
+{
+	for (size_t n; *s; s += n)
+		if (!(n = utf8_seq((const unsigned char *)s))) {
+			*s = '?';
+			n = 1;
+		}
+}
+
 static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json_t *o)
 {
-	char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 
 	json_decref(o);
-	if (!s)
-		return MHD_NO;
+	if (!s) /* still an answer: a client must never see a bare close */
+		return send_text(c, 500,
+				 strdup("{\"error\":{\"code\":\"internal\",\"message\":\"cannot "
+					"encode the answer as JSON\"}}"),
+				 "application/json; charset=utf-8");
 	return send_text(c, status, s, "application/json; charset=utf-8");
 }
 
@@ -65,6 +119,7 @@ static enum MHD_Result send_err(struct MHD_Connection *c, unsigned status, const
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	utf8_clean(msg);
 	return send_json(c, status, json_pack("{s{ss ss}}", "error", "code", code, "message", msg));
 }
 
@@ -386,8 +441,17 @@ static enum MHD_Result ckpt_route(struct MHD_Connection *c, const char *method, 
 	return not_allowed(c, "GET, DELETE");
 }
 
+/* One metric family: its HELP and TYPE lines, as the exposition format
+ * wants before the first sample (promtool check metrics). */
+static void prom_family(FILE *f, const char *name, const char *type, const char *help)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
 static enum MHD_Result prom(struct MHD_Connection *c)
 {
+	static const char *const kinds[] = {"exit",	  "hang",      "nan",
+					    "loss_spike", "corrupted", "verify"};
 	int counts[6] = {0};
 	char *s = NULL;
 	size_t len = 0;
@@ -397,40 +461,43 @@ static enum MHD_Result prom(struct MHD_Connection *c)
 		return send_err(c, 500, "internal", "out of memory");
 	for (struct op *op = g.ops; op; op = op->next)
 		counts[op->status]++;
-	fprintf(f,
-		"# HELP ckptd_operations Operations by status.\n# TYPE ckptd_operations gauge\n");
+	prom_family(f, "ckptd_operations", "gauge", "Operations by status.");
 	for (int i = 0; i < 6; i++)
 		fprintf(f, "ckptd_operations{status=\"%s\"} %d\n", status_name((enum op_status)i),
 			counts[i]);
-	fprintf(f, "# TYPE ckptd_recoveries_total counter\nckptd_recoveries_total %llu\n",
-		(unsigned long long)g.n_recoveries);
-	fprintf(f, "# TYPE ckptd_detections_total counter\n");
-	{
-		static const char *const kinds[] = {"exit",	  "hang",      "nan",
-						    "loss_spike", "corrupted", "verify"};
-
-		for (int i = 0; i < 6; i++)
-			fprintf(f, "ckptd_detections_total{reason=\"%s\"} %llu\n", kinds[i],
-				(unsigned long long)g.n_detect[i]);
-	}
-	fprintf(f, "# TYPE ckptd_events_total counter\nckptd_events_total %llu\n",
-		(unsigned long long)g.n_events);
-	fprintf(f,
-		"# TYPE ckptd_notify_datagrams_total counter\nckptd_notify_datagrams_total %llu\n",
-		(unsigned long long)g.n_datagrams);
-	fprintf(f, "# TYPE ckptd_notify_rejected_total counter\nckptd_notify_rejected_total %llu\n",
-		(unsigned long long)g.n_rejected);
-	fprintf(f, "# TYPE ckptd_uptime_seconds gauge\nckptd_uptime_seconds %.0f\n",
-		now_s() - g.started);
-	for (struct op *op = g.ops; op; op = op->next) {
-		if (op->status != OP_RUNNING)
-			continue;
-		if (op->have_loss)
+	prom_family(f, "ckptd_recoveries_total", "counter",
+		    "Recoveries started (a new attempt from a checkpoint).");
+	fprintf(f, "ckptd_recoveries_total %llu\n", (unsigned long long)g.n_recoveries);
+	prom_family(f, "ckptd_detections_total", "counter", "Faults detected, by kind.");
+	for (int i = 0; i < 6; i++)
+		fprintf(f, "ckptd_detections_total{reason=\"%s\"} %llu\n", kinds[i],
+			(unsigned long long)g.n_detect[i]);
+	prom_family(f, "ckptd_events_total", "counter", "Operation events emitted.");
+	fprintf(f, "ckptd_events_total %llu\n", (unsigned long long)g.n_events);
+	prom_family(f, "ckptd_notify_datagrams_total", "counter",
+		    "Trainer notify datagrams accepted.");
+	fprintf(f, "ckptd_notify_datagrams_total %llu\n", (unsigned long long)g.n_datagrams);
+	prom_family(f, "ckptd_notify_rejected_total", "counter",
+		    "Trainer reports rejected: malformed datagrams and CHECKPOINT= paths that "
+		    "are not a committed version of the operation's own run.");
+	fprintf(f, "ckptd_notify_rejected_total %llu\n", (unsigned long long)g.n_rejected);
+	prom_family(f, "ckptd_checkpoint_reports_rejected_total", "counter",
+		    "CHECKPOINT= reports rejected (outside the run dir, or not committed).");
+	fprintf(f, "ckptd_checkpoint_reports_rejected_total %llu\n",
+		(unsigned long long)g.n_rejected_checkpoint);
+	prom_family(f, "ckptd_uptime_seconds", "gauge", "Seconds since ckptd started.");
+	fprintf(f, "ckptd_uptime_seconds %.0f\n", now_s() - g.started);
+	prom_family(f, "ckptd_trainer_loss", "gauge",
+		    "Last training loss reported by each running operation.");
+	for (struct op *op = g.ops; op; op = op->next)
+		if (op->status == OP_RUNNING && op->have_loss)
 			fprintf(f, "ckptd_trainer_loss{operation=\"%s\"} %g\n", op->id, op->loss);
-		if (op->have_step)
+	prom_family(f, "ckptd_trainer_step", "gauge",
+		    "Last training step reported by each running operation.");
+	for (struct op *op = g.ops; op; op = op->next)
+		if (op->status == OP_RUNNING && op->have_step)
 			fprintf(f, "ckptd_trainer_step{operation=\"%s\"} %lld\n", op->id,
 				(long long)op->step);
-	}
 	fclose(f);
 	return send_text(c, 200, s, "text/plain; version=0.0.4");
 }
@@ -548,6 +615,12 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	}
 	if (rq->too_large)
 		return send_err(c, 413, "too_large", "the body is larger than 1 MiB");
+	if (!utf8_valid(url))
+		return send_err(
+			c, 400, "invalid_request",
+			"the path '%.100s' is not valid UTF-8 once its %%-escapes are decoded; "
+			"see docs/api.md for the paths",
+			url);
 	return route(c, url, method, rq);
 }
 
@@ -565,10 +638,11 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
 int api_start(int unix_fd)
 {
-	g.httpd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, handler, NULL,
-				   MHD_OPTION_LISTEN_SOCKET, unix_fd, MHD_OPTION_NOTIFY_COMPLETED,
-				   completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-				   MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_END);
+	g.httpd =
+		MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, handler, NULL,
+				 MHD_OPTION_LISTEN_SOCKET, unix_fd, MHD_OPTION_NOTIFY_COMPLETED,
+				 completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+				 MHD_OPTION_CONNECTION_LIMIT, API_MAX_CONNECTIONS, MHD_OPTION_END);
 	if (!g.httpd) {
 		ckptd_log("cannot start the HTTP server on %s", g.sock_path);
 		return -EIO;
@@ -582,7 +656,8 @@ int api_start(int unix_fd)
 			MHD_USE_EPOLL | MHD_USE_ERROR_LOG, (uint16_t)g.listen_tcp, NULL, NULL,
 			handler, (void *)1, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_NOTIFY_COMPLETED,
 			completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-			MHD_OPTION_END);
+			MHD_OPTION_CONNECTION_LIMIT, API_MAX_CONNECTIONS,
+			MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)SOMAXCONN, MHD_OPTION_END);
 		if (!g.httpd_tcp)
 			ckptd_log("cannot listen on 127.0.0.1:%d; the Unix socket still works",
 				  g.listen_tcp);

@@ -94,6 +94,10 @@ struct op {
 	double win_sum, win_min, win_max, win_val;
 	bool win_have_val;
 	char last_seen_version[256];
+	/* cron: the operation whose start submitted this one, and this one's
+	 * fire time (0 when not scheduled) */
+	char scheduled_by[CKPTD_ID_MAX];
+	double fire_at;
 };
 
 struct hook {
@@ -119,6 +123,7 @@ struct ckptd {
 	int listen_tcp;
 	double cleanup_interval_s, next_cleanup;
 	double started;
+	uint64_t nofile_soft; /* RLIMIT_NOFILE soft limit ckptd started with; 0 unchanged */
 	sqlite3 *db;
 	int events_fd, log_fd, pid_fd;
 	struct op *ops;
@@ -126,7 +131,7 @@ struct ckptd {
 	bool stopping;
 	struct MHD_Daemon *httpd, *httpd_tcp;
 	/* counters for /metrics */
-	uint64_t n_events, n_recoveries, n_datagrams, n_rejected;
+	uint64_t n_events, n_recoveries, n_datagrams, n_rejected, n_rejected_checkpoint;
 	uint64_t n_detect[8];
 };
 
@@ -135,6 +140,7 @@ extern struct ckptd g;
 /* util.c */
 double now_s(void);
 void iso_time(double t, char *buf, size_t len);
+void child_limits(void);
 int mkdir_p(const char *path, mode_t mode);
 int write_file_atomic(const char *path, const char *data, size_t len, mode_t mode);
 char *read_file(const char *path, size_t max, size_t *len);
@@ -159,6 +165,7 @@ int db_find_idem(const char *key, char *id, size_t len);
 int db_load_ops(void);
 int db_delete_op(const char *id);
 int db_resume_claim(const char *id);
+int db_mark_committed(const char *id, const char *path);
 json_t *db_events(const char *id, int64_t after, int64_t limit);
 int db_insert_event(json_t *ev, int64_t *seq);
 int db_metrics_flush(const struct op *op);
@@ -176,6 +183,8 @@ bool is_mountpoint(const char *path);
 
 /* launch.c */
 int launch_attempt(struct op *op);
+int notify_open(struct op *op);
+void notify_close(struct op *op);
 void build_resolved_spec(struct op *op);
 
 /* ops.c */

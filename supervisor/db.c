@@ -41,6 +41,22 @@ static const char *const migrations[] = {
 	"CREATE TABLE IF NOT EXISTS metrics ("
 	" operation TEXT, start INTEGER, count INTEGER, step INTEGER, loss_sum REAL,"
 	" loss_min REAL, loss_max REAL, val_loss REAL, PRIMARY KEY(operation, start));",
+
+	/* 2: cron chains (each operation starts at most one successor, so a
+	 * schedule never submits two operations for one fire time), and the
+	 * versions that have their checkpoint_committed event (exactly one each),
+	 * filled from the events already stored */
+	"ALTER TABLE operations ADD COLUMN scheduled_by TEXT;"
+	"ALTER TABLE operations ADD COLUMN fire_at REAL;"
+	"CREATE UNIQUE INDEX operations_scheduled_by ON operations(scheduled_by);"
+	"CREATE TABLE committed_versions ("
+	" operation TEXT, path TEXT, PRIMARY KEY(operation, path));"
+	"INSERT OR IGNORE INTO committed_versions SELECT operation,"
+	" json_extract(body, '$.checkpoint') FROM events"
+	" WHERE json_extract(body, '$.event') = 'checkpoint_committed'"
+	" AND json_extract(body, '$.checkpoint') IS NOT NULL;"
+	"UPDATE operations SET fire_at = not_before"
+	" WHERE json_extract(spec, '$.schedule.cron') IS NOT NULL;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -261,7 +277,7 @@ int db_insert_op(const struct op *op, const char *idem_key)
 	if (sqlite3_prepare_v2(
 		    g.db,
 		    "INSERT INTO operations (id, project_id, name, spec, run_dir, created,"
-		    " idem_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+		    " idem_key, scheduled_by, fire_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
 		    -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	sqlite3_bind_text(st, 1, op->id, -1, SQLITE_TRANSIENT);
@@ -271,6 +287,8 @@ int db_insert_op(const struct op *op, const char *idem_key)
 	bind_text(st, 5, op->run_dir);
 	sqlite3_bind_double(st, 6, op->created_at);
 	bind_text(st, 7, idem_key);
+	bind_text(st, 8, op->scheduled_by);
+	bind_real(st, 9, op->fire_at, op->fire_at > 0);
 	ret = step_done(st, "inserting an operation");
 	return ret ? ret : db_save_op(op);
 }
@@ -309,8 +327,8 @@ int db_load_ops(void)
 			       " reason, exit_code, exit_signal, run_dir, checkpoint, resume_from,"
 			       " pinned, skip_batches, created, updated, finished, not_before,"
 			       " restart_at, cancel_requested, bad_step, bad_since, shim_pid,"
-			       " shim_start, trainer_pid, step, epoch, loss, val_loss, last_seen"
-			       " FROM operations ORDER BY created",
+			       " shim_start, trainer_pid, step, epoch, loss, val_loss, last_seen,"
+			       " scheduled_by, fire_at FROM operations ORDER BY created",
 			       -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -356,6 +374,8 @@ int db_load_ops(void)
 		op->have_val_loss = sqlite3_column_type(st, 29) != SQLITE_NULL;
 		op->val_loss = sqlite3_column_double(st, 29);
 		col_text(st, 30, op->last_seen_version, sizeof(op->last_seen_version));
+		col_text(st, 31, op->scheduled_by, sizeof(op->scheduled_by));
+		op->fire_at = sqlite3_column_double(st, 32);
 		if (op_load_spec(op, err, sizeof(err))) {
 			ckptd_log("operation %s: its stored spec no longer loads (%s); marking it "
 				  "FAILED",
@@ -403,6 +423,25 @@ int db_resume_claim(const char *id)
 	if (rc != SQLITE_DONE)
 		return -EIO;
 	return sqlite3_changes(g.db) == 1 ? 0 : -EBUSY;
+}
+
+/* Record that `path` of operation `id` has its checkpoint_committed event:
+ * 1 when it is new (emit the event in the same transaction), 0 when it had
+ * one already. */
+int db_mark_committed(const char *id, const char *path)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	if (sqlite3_prepare_v2(g.db,
+			       "INSERT OR IGNORE INTO committed_versions (operation, path)"
+			       " VALUES (?1, ?2)",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, path, -1, SQLITE_TRANSIENT);
+	ret = step_done(st, "recording a committed version");
+	return ret < 0 ? ret : sqlite3_changes(g.db) == 1;
 }
 
 int db_insert_event(json_t *ev, int64_t *seq)

@@ -75,7 +75,6 @@ static void notify_name(const struct op *op, char *buf, size_t len)
 	}
 }
 
-int notify_open(struct op *op);
 int notify_open(struct op *op)
 {
 	char name[CKPTD_PATH_MAX];
@@ -92,6 +91,21 @@ int notify_open(struct op *op)
 	if (name[0] == '/')
 		chmod(name, 0666); /* the trainer may run as another user */
 	return 0;
+}
+
+/* The operation is over (a resume opens it again): no more datagrams. */
+void notify_close(struct op *op)
+{
+	char name[CKPTD_PATH_MAX];
+
+	if (op->notify_fd < 0)
+		return;
+	close(op->notify_fd);
+	op->notify_fd = -1;
+	notify_name(op, name, sizeof(name));
+	if (name[0] == '/' && unlink(name) < 0 && errno != ENOENT)
+		ckptd_log("operation %s: cannot remove the notify socket %s: %s", op->id, name,
+			  strerror(errno));
 }
 
 /* The job's retention and metric as the run dir's xattrs (SPEC §2), so
@@ -246,6 +260,7 @@ int launch_attempt(struct op *op)
 		sigemptyset(&empty);
 		sigprocmask(SIG_SETMASK, &empty, NULL);
 		setsid();
+		child_limits();
 		if (dup2(go[0], 3) < 0)
 			_exit(126);
 		syscall(SYS_close_range, 4, ~0u, 0);

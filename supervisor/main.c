@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -163,16 +164,45 @@ static int load_config(const char *path, bool required)
 			break;
 	}
 	json_decref(root);
+	if (!ret && g.listen_tcp > 0 && !tok[0]) {
+		fprintf(stderr,
+			"ckptd: %s: listen_tcp is set but token_file is not: the TCP port would "
+			"answer no one (or anyone); write a token into a file only you can read "
+			"(chmod 600) and name it with token_file\n",
+			path);
+		return -EINVAL;
+	}
 	if (!ret && tok[0]) {
-		char *t = read_file(tok, sizeof(g.token) - 1, NULL);
+		struct stat st;
+		char *t;
 
+		if (stat(tok, &st) < 0) {
+			fprintf(stderr, "ckptd: cannot read token_file %s: %s\n", tok,
+				strerror(errno));
+			return -EINVAL;
+		}
+		if (st.st_mode & 077) {
+			fprintf(stderr,
+				"ckptd: token_file %s is readable or writable by group or others "
+				"(mode %04o): anyone who reads it can drive ckptd; run chmod 600 "
+				"%s\n",
+				tok, (unsigned)(st.st_mode & 07777), tok);
+			return -EINVAL;
+		}
+		t = read_file(tok, sizeof(g.token) - 1, NULL);
 		if (!t) {
-			fprintf(stderr, "ckptd: cannot read token_file %s\n", tok);
+			fprintf(stderr, "ckptd: cannot read token_file %s: %s\n", tok,
+				strerror(errno));
 			return -EINVAL;
 		}
 		t[strcspn(t, "\r\n")] = '\0';
 		snprintf(g.token, sizeof(g.token), "%s", t);
 		free(t);
+		if (!g.token[0]) {
+			fprintf(stderr, "ckptd: token_file %s is empty; write a token into it\n",
+				tok);
+			return -EINVAL;
+		}
 	}
 	return ret;
 }
@@ -233,11 +263,28 @@ static int listen_unix(void)
 	}
 	umask(old);
 	chmod(g.sock_path, 0600);
-	if (listen(fd, 128) < 0) {
+	/* SOMAXCONN (the kernel caps it at net.core.somaxconn): a burst of
+	 * clients waits in the queue instead of getting EAGAIN */
+	if (listen(fd, SOMAXCONN) < 0) {
 		close(fd);
 		return -errno;
 	}
 	return fd;
+}
+
+/* Every API client, attempt (pidfd, notify socket) and hook holds an fd:
+ * take the hard limit, not the 1024 a login shell hands down. Trainers and
+ * hooks get the limit ckptd was started with (child_limits()). */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		g.nofile_soft = rl.rlim_cur;
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			ckptd_log("cannot raise the open file limit: %s", strerror(errno));
+	}
 }
 
 static void find_shim(void)
@@ -406,6 +453,7 @@ int main(int argc, char **argv)
 	}
 	g.started = now_s();
 	find_shim();
+	raise_fd_limit();
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGCHLD);

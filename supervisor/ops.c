@@ -33,7 +33,6 @@
 
 enum det_kind { DET_EXIT, DET_HANG, DET_NAN, DET_SPIKE, DET_CORRUPTED, DET_VERIFY };
 
-int notify_open(struct op *op);
 static void recover_after_stop(struct op *op);
 
 struct op *op_new(void)
@@ -181,6 +180,7 @@ void run_hook(struct op *op, char **argv, const char *what, const char *old_pid,
 		sigemptyset(&empty);
 		sigprocmask(SIG_SETMASK, &empty, NULL);
 		setsid();
+		child_limits();
 		if (fd >= 0) {
 			dup2(fd, 1);
 			dup2(fd, 2);
@@ -260,6 +260,7 @@ static void finish(struct op *op, enum op_status st, const char *event, const ch
 		snprintf(op->reason, sizeof(op->reason), "%s", reason);
 	if (st == OP_COMPLETED || st == OP_CANCELLED)
 		op->cancel_requested = false;
+	notify_close(op);
 	db_metrics_flush(op);
 	transition(op, event, reason, op->checkpoint, op->have_step ? op->step : -1, -1, 0);
 	if (st == OP_FAILED)
@@ -511,37 +512,79 @@ void op_refresh_checkpoint(struct op *op)
 	free(vs);
 }
 
-/* The checkpoint poller: new versions become checkpoint_committed events; an
- * unreadable run dir a poll_error (and the poller keeps going). */
-static void poll_versions(struct op *op)
+/* The one place a checkpoint_committed event is emitted: at most once per
+ * version (committed_versions in ckptd.db, marked in the same transaction as
+ * the event). Returns 1 when the event was emitted. */
+static int checkpoint_event(struct op *op, const char *path, int64_t step, const char *reason)
+{
+	int r;
+
+	if (db_begin() < 0)
+		return -EIO;
+	r = db_mark_committed(op->id, path);
+	if (r == 1) {
+		op->updated_at = now_s();
+		db_save_op(op);
+		event_emit(op, "checkpoint_committed", reason, path, step, -1, 0);
+	}
+	if (r < 0 || db_commit() < 0) {
+		db_rollback();
+		return -EIO;
+	}
+	return r;
+}
+
+/* Every committed version of the run dir that has no checkpoint_committed
+ * event yet gets one, oldest first: the poller, the end of an attempt (a
+ * trainer's last report may come after the fault was detected, when reports
+ * no longer count) and a ckptd restart (commits made while ckptd was down)
+ * all come here. With `newest`, op->checkpoint follows the newest committed
+ * version (the poller; not during a recovery, where the newest may be inside
+ * the fault window). Returns 0, or a versions_list error. */
+static int reconcile_versions(struct op *op, const char *reason, bool newest)
 {
 	struct version *vs = NULL;
 	size_t n = 0;
 	int r;
 
 	r = versions_list(op->run_dir, &vs, &n);
-	if (r < 0) {
-		char reason[CKPTD_PATH_MAX + 64];
-
-		if (r == -ENOENT)
-			return; /* no version written yet */
-		snprintf(reason, sizeof(reason), "cannot read %s: %s", op->run_dir, strerror(-r));
-		transition(op, "poll_error", reason, NULL, -1, -1, 0);
-		return;
-	}
-	for (size_t i = 0; i < n; i++) {
+	if (r < 0)
+		return r;
+	for (size_t i = n; i-- > 0;) {
 		if (strcmp(vs[i].state, "committed"))
 			continue;
-		if (strcmp(vs[i].name, op->last_seen_version)) {
+		if (newest) {
 			snprintf(op->last_seen_version, sizeof(op->last_seen_version), "%s",
 				 vs[i].name);
 			snprintf(op->checkpoint, sizeof(op->checkpoint), "%s", vs[i].path);
-			transition(op, "checkpoint_committed", "found by the poller", vs[i].path,
-				   vs[i].step, -1, 0);
 		}
-		break;
+		checkpoint_event(op, vs[i].path, vs[i].step, reason);
 	}
 	free(vs);
+	return 0;
+}
+
+/* The checkpoint poller: new versions become checkpoint_committed events; an
+ * unreadable run dir a poll_error (and the poller keeps going). */
+static void poll_versions(struct op *op)
+{
+	int r = reconcile_versions(op, "found by the poller", true);
+
+	if (r < 0 && r != -ENOENT) { /* ENOENT: no version written yet */
+		char reason[CKPTD_PATH_MAX + 64];
+
+		snprintf(reason, sizeof(reason), "cannot read %s: %s", op->run_dir, strerror(-r));
+		transition(op, "poll_error", reason, NULL, -1, -1, 0);
+	}
+}
+
+/* An attempt ended: what it committed after its last report counts too. */
+static void reconcile_attempt_end(struct op *op)
+{
+	char reason[96];
+
+	snprintf(reason, sizeof(reason), "found in the run dir when attempt %d ended", op->attempt);
+	reconcile_versions(op, reason, false);
 }
 
 static void exit_reason(int code, int sig, char *buf, size_t len)
@@ -564,6 +607,10 @@ void op_on_shim_exit(struct op *op)
 		close(op->pidfd);
 		op->pidfd = -1;
 	}
+	/* the trainer's last datagrams may still be queued behind its exit */
+	if (op->notify_fd >= 0 && op->status == OP_RUNNING && !op->cancel_requested)
+		op_on_notify(op);
+	reconcile_attempt_end(op);
 	snprintf(path, sizeof(path), "%s/ops/%s/attempt-%d/exit", g.state_dir, op->id, op->attempt);
 	buf = read_file(path, 256, NULL);
 	if (buf && sscanf(buf, "exit %d", &v) == 1)
@@ -659,14 +706,78 @@ static void metrics_add(struct op *op, const struct ckpt_report *r)
 	}
 }
 
+/* A CHECKPOINT= report names a version of this operation's own run dir and
+ * nothing else: resolved (symlinks, "..") it must be RUN_DIR/NAME, and NAME
+ * a committed version there. Fills `v` with the version as listed (its
+ * canonical path RUN_DIR/NAME). -EPERM: outside the run dir; -ENOENT: not a
+ * committed version (yet, or any more). */
+static int report_version(const struct op *op, const char *path, struct version *v, char *why,
+			  size_t len)
+{
+	char rd[CKPTD_PATH_MAX], rp[CKPTD_PATH_MAX];
+	struct version *vs = NULL;
+	size_t n = 0, k;
+	const char *name;
+	int ret = -ENOENT;
+
+	if (path[0] != '/') {
+		snprintf(why, len, "'%.300s' is not an absolute path", path);
+		return -EPERM;
+	}
+	if (!realpath(op->run_dir, rd)) {
+		snprintf(why, len, "the run dir %s: %s", op->run_dir, strerror(errno));
+		return -ENOENT;
+	}
+	if (!realpath(path, rp)) {
+		snprintf(why, len, "'%.300s': %s", path, strerror(errno));
+		return -ENOENT;
+	}
+	k = strlen(rd);
+	if (strncmp(rp, rd, k) || rp[k] != '/' || !rp[k + 1] || strchr(rp + k + 1, '/')) {
+		snprintf(why, len,
+			 "'%.300s' (%.300s) is not a version of this operation's run dir %s", path,
+			 rp, op->run_dir);
+		return -EPERM;
+	}
+	name = rp + k + 1;
+	if (versions_list(op->run_dir, &vs, &n) < 0)
+		n = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(vs[i].name, name))
+			continue;
+		if (!strcmp(vs[i].state, "committed")) {
+			*v = vs[i];
+			ret = 0;
+		} else {
+			snprintf(why, len, "%s is %s, not committed", vs[i].path, vs[i].state);
+		}
+		break;
+	}
+	if (ret && !why[0])
+		snprintf(why, len, "%s/%s is not a checkpoint version", op->run_dir, name);
+	free(vs);
+	return ret;
+}
+
 static void on_checkpoint_report(struct op *op, const char *path)
 {
-	struct version v = {0};
-	char why[600], reason[800];
+	struct version v;
+	char why[CKPTD_PATH_MAX] = "", reason[CKPTD_PATH_MAX + 64];
 	int ret;
 
-	snprintf(v.path, sizeof(v.path), "%s", path);
-	v.step = op->have_step ? op->step : -1;
+	ret = report_version(op, path, &v, why, sizeof(why));
+	if (ret < 0) {
+		/* never recorded: only the run's own committed versions are
+		 * checkpoints of this operation (a version retired or replaced
+		 * before this report was read lands here too) */
+		g.n_rejected++;
+		g.n_rejected_checkpoint++;
+		ckptd_log("operation %s: rejected the report CHECKPOINT=%.300s: %s", op->id, path,
+			  why);
+		return;
+	}
+	if (v.step < 0 && op->have_step)
+		v.step = op->step;
 	ret = version_verify(&v, why, sizeof(why));
 	if (ret == -ENOENT) {
 		/* gone or not complete (retired by retention, replaced): not a
@@ -680,13 +791,9 @@ static void on_checkpoint_report(struct op *op, const char *path)
 		detect(op, DET_VERIFY, reason, op->have_step ? op->step : -1, false);
 		return;
 	}
-	if (!strcmp(op->checkpoint, path))
-		return; /* the same version reported twice (e.g. the final save) */
-	snprintf(op->checkpoint, sizeof(op->checkpoint), "%s", path);
-	snprintf(op->last_seen_version, sizeof(op->last_seen_version), "%s",
-		 strrchr(path, '/') ? strrchr(path, '/') + 1 : path);
-	transition(op, "checkpoint_committed", "reported by the trainer", path,
-		   op->have_step ? op->step : -1, -1, 0);
+	snprintf(op->checkpoint, sizeof(op->checkpoint), "%s", v.path);
+	snprintf(op->last_seen_version, sizeof(op->last_seen_version), "%s", v.name);
+	checkpoint_event(op, v.path, v.step, "reported by the trainer");
 }
 
 void op_on_notify(struct op *op)
@@ -785,7 +892,14 @@ void ops_tick(double now, double *next)
 		if ((t) > 0 && (t) < *next)                                                        \
 			*next = (t);                                                               \
 	} while (0)
-	for (struct op *op = g.ops; op; op = op->next) {
+	size_t nops = 0;
+
+	for (struct op *op = g.ops; op; op = op->next)
+		nops++;
+	/* Only the operations that exist now: one started here may submit the
+	 * next run of its schedule (appended to the list), which waits for the
+	 * next tick. */
+	for (struct op *op = g.ops; op && nops--; op = op->next) {
 		switch (op->status) {
 		case OP_PENDING:
 			if (now >= op->not_before && !g.stopping)
@@ -916,8 +1030,10 @@ static int stash_secrets(struct op *op, char *err, size_t errlen)
 	return 0;
 }
 
-static struct op *make_op(const char *spec_json_in, const char *body, size_t len, char *err,
-			  size_t errlen, int *ret)
+/* A new operation from a body (a submission) or a stored spec (the next run
+ * of a schedule, whose fire time comes after `after`). */
+static struct op *make_op(const char *spec_json_in, const char *body, size_t len, double after,
+			  char *err, size_t errlen, int *ret)
 {
 	struct op *op = op_new();
 
@@ -960,9 +1076,21 @@ static struct op *make_op(const char *spec_json_in, const char *body, size_t len
 	if (op->spec.schedule.cron) {
 		struct ckpt_cron c;
 		char why[200];
+		time_t t = -1;
 
 		if (ckpt_cron_parse(op->spec.schedule.cron, &c, why, sizeof(why)) == 0)
-			op->not_before = (double)ckpt_cron_next(&c, (time_t)op->created_at);
+			t = ckpt_cron_next(
+				&c, (time_t)(after > op->created_at ? after : op->created_at));
+		if (t < 0) {
+			snprintf(err, errlen,
+				 "schedule.cron: '%s' has no fire time in the next 5 years (a day "
+				 "of month that none of its months has, like 31 in February?); "
+				 "check the day-of-month and month fields",
+				 op->spec.schedule.cron);
+			*ret = -EINVAL;
+			goto fail;
+		}
+		op->not_before = op->fire_at = (double)t;
 	}
 	*ret = op_load_spec(op, err, errlen);
 	if (*ret)
@@ -986,7 +1114,7 @@ int op_submit(const char *body, size_t len, const char *idem, struct op **out, b
 		*out = op;
 		return 0;
 	}
-	op = make_op(NULL, body, len, err, errlen, &ret);
+	op = make_op(NULL, body, len, 0, err, errlen, &ret);
 	if (!op)
 		return ret;
 	if (db_begin() < 0 || db_insert_op(op, idem) < 0) {
@@ -1007,24 +1135,38 @@ int op_submit(const char *body, size_t len, const char *idem, struct op **out, b
 	return 0;
 }
 
+/* Each operation of a schedule submits at most one successor (the unique
+ * scheduled_by in ckptd.db holds even across a crash between this and the
+ * start), for the first fire time after both now and its own: fire times
+ * missed while ckptd was down are skipped, not caught up one by one. */
 static void schedule_next(struct op *op)
 {
 	char err[512];
 	struct op *n;
 	int ret;
 
-	n = make_op(op->spec_json, NULL, 0, err, sizeof(err), &ret);
+	for (n = g.ops; n; n = n->next)
+		if (!strcmp(n->scheduled_by, op->id))
+			return; /* scheduled already */
+	n = make_op(op->spec_json, NULL, 0, op->fire_at, err, sizeof(err), &ret);
 	if (!n) {
-		ckptd_log("operation %s: cannot schedule the next run: %s", op->id, err);
+		ckptd_log("operation %s: the schedule ends: cannot schedule the next run: %s",
+			  op->id, err);
 		return;
 	}
+	snprintf(n->scheduled_by, sizeof(n->scheduled_by), "%s", op->id);
 	if (db_begin() < 0 || db_insert_op(n, NULL) < 0) {
 		db_rollback();
+		ckptd_log("operation %s: cannot store the next run of its schedule", op->id);
 		op_free(n);
 		return;
 	}
 	event_emit(n, "submitted", "scheduled by cron", NULL, -1, -1, 0);
-	db_commit();
+	if (db_commit() < 0) {
+		db_rollback();
+		op_free(n);
+		return;
+	}
 	op_link(n);
 }
 
@@ -1106,6 +1248,10 @@ void op_adopt(struct op *op)
 
 	if (op->status == OP_RECOVERING && op->stage == STAGE_BACKOFF)
 		op->slot = true;
+	/* what the trainer committed while no ckptd watched */
+	if (op->status == OP_RUNNING || op->status == OP_RECOVERING)
+		reconcile_versions(op, "found at restart: committed while ckptd was down",
+				   op->status == OP_RUNNING);
 	if (!(op->status == OP_RUNNING ||
 	      (op->status == OP_RECOVERING &&
 	       (op->stage == STAGE_STOPPING || op->stage == STAGE_LAUNCHING))))
@@ -1155,6 +1301,29 @@ void op_adopt(struct op *op)
 		op->stage = STAGE_NONE;
 	}
 	op_on_shim_exit(op);
+}
+
+/* {"cron", "fire_time": this run's, "next_fire": when the schedule fires
+ * next (this one while it waits, else its successor's while that waits)},
+ * or null for an operation without a schedule. */
+static json_t *schedule_json(const struct op *op)
+{
+	const struct op *next = NULL;
+	char ft[40], nf[40];
+
+	if (!op->spec.schedule.cron)
+		return json_null();
+	if (op->status == OP_PENDING && op->fire_at > 0)
+		next = op;
+	for (const struct op *n = g.ops; !next && n; n = n->next)
+		if (!strcmp(n->scheduled_by, op->id) && n->status == OP_PENDING)
+			next = n;
+	iso_time(op->fire_at, ft, sizeof(ft));
+	if (next)
+		iso_time(next->fire_at, nf, sizeof(nf));
+	return json_pack("{ss so so}", "cron", op->spec.schedule.cron, "fire_time",
+			 op->fire_at > 0 ? json_string(ft) : json_null(), "next_fire",
+			 next ? json_string(nf) : json_null());
 }
 
 json_t *op_to_json(const struct op *op, bool with_spec)
@@ -1227,6 +1396,7 @@ json_t *op_to_json(const struct op *op, bool with_spec)
 	else
 		json_object_set_new(o, "exit", json_null());
 	json_object_set_new(o, "finished", op->finished_at > 0 ? json_string(f) : json_null());
+	json_object_set_new(o, "schedule", schedule_json(op));
 	if (with_spec) {
 		json_t *spec = json_loads(op->spec_json, 0, NULL);
 

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +30,18 @@ double now_s(void)
 void iso_time(double t, char *buf, size_t len)
 {
 	ckpt_iso_format(buf, len, ckpt_iso_ns(t), CKPT_ISO_MS);
+}
+
+/* In a forked child before exec: the open file limit ckptd was started with
+ * (main.c raises its own), so a trainer sees what its user set. */
+void child_limits(void)
+{
+	struct rlimit rl;
+
+	if (g.nofile_soft && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		rl.rlim_cur = g.nofile_soft;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 }
 
 int mkdir_p(const char *path, mode_t mode)

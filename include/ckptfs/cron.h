@@ -2,7 +2,9 @@
 /*
  * cron.h - five-field cron expressions (minute hour day-of-month month
  * day-of-week) for `schedule.cron` in job specs: "*", "N", "A-B", "*\/S",
- * "A-B/S" and comma lists, as in crontab(5). Times are UTC.
+ * "A-B/S" and comma lists, month names JAN-DEC and day names SUN-SAT (any
+ * case, also in ranges), and the macros @hourly, @daily (@midnight), @weekly,
+ * @monthly, @yearly (@annually), as in crontab(5). Times are UTC.
  */
 #ifndef CKPTFS_CRON_H
 #define CKPTFS_CRON_H
@@ -24,7 +26,9 @@ struct ckpt_cron {
 int ckpt_cron_parse(const char *expr, struct ckpt_cron *c, char *err, size_t errlen);
 
 /* The first minute strictly after `after` that matches, or -1 if none within
- * five years. */
+ * five years (CKPT_CRON_HORIZON_S): ckptd refuses such a schedule at submit
+ * ("0 0 31 2 *" never fires) and ends one that has run out. */
+#define CKPT_CRON_HORIZON_S ((time_t)5 * 366 * 86400)
 time_t ckpt_cron_next(const struct ckpt_cron *c, time_t after);
 
 #endif /* CKPTFS_CRON_H */

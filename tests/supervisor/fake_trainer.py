@@ -12,6 +12,13 @@ SIGTERM, and injects faults on command:
                                   sigsegv, hang, corrupted, spike
 Each run appends one line per start and end to --trace (JSON), so tests can
 see which attempt resumed from where.
+
+  --report PATH@STEP              also send CHECKPOINT=PATH at STEP ({run} is
+                                  CKPT_RUN_DIR): reports ckptd must reject
+  --late-report STEP              the CHECKPOINT= of the save at STEP is sent
+                                  only after the next fault (as an async save
+                                  that commits after the trainer went bad)
+  --symlink NAME=TARGET           a symlink NAME in the run dir at start
 """
 import argparse
 import hashlib
@@ -55,6 +62,10 @@ def trace(path, **kw):
         f.write(json.dumps(kw) + "\n")
 
 
+LATE = set()  # --late-report steps
+held = []     # their CHECKPOINT= lines, sent after the next fault
+
+
 def save(run_dir, step, epoch, attempt, nbytes, kind, salt=""):
     name = "step-%06d" % step
     tmp = os.path.join(run_dir, name + ".tmp")
@@ -89,7 +100,11 @@ def save(run_dir, step, epoch, attempt, nbytes, kind, salt=""):
     if os.path.exists(final):
         shutil.rmtree(final, ignore_errors=True)
     os.rename(tmp, final)
-    notify("SAVING=0\nCHECKPOINT=%s" % final)
+    if step in LATE:
+        notify("SAVING=0")
+        held.append("CHECKPOINT=%s" % final)
+    else:
+        notify("SAVING=0\nCHECKPOINT=%s" % final)
     return final
 
 
@@ -106,9 +121,13 @@ def main():
     ap.add_argument("--secret-env")
     ap.add_argument("--secret-sha256")
     ap.add_argument("--best-at", type=int)
+    ap.add_argument("--report", action="append", default=[])
+    ap.add_argument("--late-report", action="append", type=int, default=[])
+    ap.add_argument("--symlink", action="append", default=[])
     args = ap.parse_args()
     global BEST_AT
     BEST_AT = args.best_at
+    LATE.update(args.late_report)
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
@@ -117,6 +136,14 @@ def main():
     resume = os.environ.get("CKPT_RESUME_FROM")
     skip = int(os.environ.get("CKPT_SKIP_BATCHES", "0") or 0)
     os.makedirs(run_dir, exist_ok=True)
+    for ln in args.symlink:
+        name, target = ln.split("=", 1)
+        if not os.path.lexists(os.path.join(run_dir, name)):
+            os.symlink(target, os.path.join(run_dir, name))
+    reports = {}
+    for r in args.report:
+        path, at = r.rsplit("@", 1)
+        reports.setdefault(int(at), []).append(path.replace("{run}", run_dir))
 
     if args.secret_env:
         v = os.environ.get(args.secret_env, "")
@@ -182,6 +209,13 @@ def main():
             notify("STEP=%d\nCORRUPTED=1\nREASON=injected at step %d" % (step, step))
         else:
             notify("STEP=%d\nEPOCH=%d\nLOSS=%f" % (step, epoch, loss))
+        if kind and held:
+            for h in held:
+                notify(h)
+            held.clear()
+        for path in reports.get(step, []):
+            notify("CHECKPOINT=%s" % path)
+            trace(args.trace, event="reported", attempt=attempt, step=step, reported=path)
         if step == start:
             trace(args.trace, event="first_step", attempt=attempt, step=step)
         if kind == "exit1":

@@ -9,6 +9,7 @@ import glob
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -449,6 +450,7 @@ def t_config(d):
     tok = os.path.join(d.tmp, "token")
     with open(tok, "w") as f:
         f.write("t0ken-%d\n" % os.getpid())
+    os.chmod(tok, 0o600)
     pol = os.path.join(d.tmp, "policy.yaml")
     with open(pol, "w") as f:
         f.write("recovery: {max_attempts: 7, backoff_ms: 10}\nhyperparams: {epochs: 9}\n")
@@ -623,6 +625,390 @@ def t_db_migrate(d):
     sql(db, "PRAGMA user_version = %d" % want)
     d.start()
 
+def fd_count(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def ckpt_cli(d, *args):
+    """The real ckpt CLI against this ckptd (None when it is not built)."""
+    cli = build_bin("tools/ckpt/ckpt")
+    if not cli:
+        return None
+    return subprocess.run([cli, "--state-dir", d.state] + list(args), capture_output=True,
+                          text=True, timeout=30)
+
+
+def next_fire_py(minute, hour, dows, after):
+    """The next UTC minute after `after` at HH:MM on one of `dows` (0 = Sunday)."""
+    import datetime
+    t = datetime.datetime.fromtimestamp(int(after) // 60 * 60 + 60, datetime.timezone.utc)
+    while not (t.minute == minute and t.hour == hour and (t.isoweekday() % 7) in dows):
+        t += datetime.timedelta(minutes=1)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def t_cron_schedule(d):
+    """Issue 11 item 1: a cron that never fires is refused at submit (it used
+    to submit ~200 operations a second); crontab(5) names and @macros; the
+    next fire time in the API and in `ckpt ops status`; one operation per
+    fire time, also when fire times were missed while ckptd was down and
+    when ckptd died between starting a run and recording it."""
+    fds = fd_count(d.proc.pid)
+    for cron in ("0 0 31 2 *", "0 0 30 2 *", "0 0 31 4 *", "0 0 31 jun,SEP,nov *"):
+        st, body = d.req("POST", "/api/v1/operations",
+                         spec(d, "--steps", "3") | {"schedule": {"cron": cron}})
+        check(st == 400 and "schedule.cron" in body["error"]["message"] and
+              "5 years" in body["error"]["message"],
+              "cron %r answered %s %s" % (cron, st, body))
+    time.sleep(0.5)
+    st, lst = d.req("GET", "/api/v1/operations")
+    check(st == 200 and lst["total"] == 0, "operations after refused crons: %s" % lst["total"])
+    check(fd_count(d.proc.pid) <= fds + 3, "fds %d -> %d" % (fds, fd_count(d.proc.pid)))
+    st, body = d.req("POST", "/api/v1/operations",
+                     spec(d, "--steps", "3") | {"schedule": {"cron": "@reboot"}})
+    check(st == 400 and "schedule.cron" in body["error"]["message"], "@reboot %s" % body)
+
+    now = time.time()
+    daily = d.submit(spec(d, "--steps", "3") | {"schedule": {"cron": "@daily"}})
+    o = d.op(daily)
+    want = time.strftime("%Y-%m-%dT00:00:00.000Z", time.gmtime(now // 86400 * 86400 + 86400))
+    check(o["status"] == "PENDING" and o["schedule"] == {
+        "cron": "@daily", "fire_time": want, "next_fire": want}, "@daily: %s" % o["schedule"])
+    mon = d.submit(spec(d, "--steps", "3") | {"schedule": {"cron": "30 4 * * MON,wed"}})
+    want = next_fire_py(30, 4, (1, 3), now)
+    check(d.op(mon)["schedule"]["next_fire"] == want,
+          "MON,wed: %s, want %s" % (d.op(mon)["schedule"], want))
+    out = ckpt_cli(d, "ops", "status", mon)
+    if out is not None:
+        line = [l for l in out.stdout.splitlines() if l.startswith("Next Fire:")]
+        check(out.returncode == 0 and line and
+              time.strftime("%Y-%m-%d 04:30", time.strptime(want, "%Y-%m-%dT%H:%M:%S.000Z"))
+              in line[0], "ckpt ops status: %r %r" % (out.stdout, out.stderr))
+
+    # fire times missed while ckptd was down: the run starts once, and the
+    # next one is the first fire time after now, not a catch-up
+    yearly = d.submit(spec(d, "--steps", "3") | {"schedule": {"cron": "0 0 1 1 *"}})
+    d.stop()
+    db = os.path.join(d.state, "ckptd.db")
+    sql(db, "UPDATE operations SET not_before = %f, fire_at = %f WHERE id = '%s'" %
+        (now - 3 * 366 * 86400, now - 3 * 366 * 86400, yearly))
+    d.start()
+    o = d.wait_status(yearly, ["COMPLETED", "FAILED"])
+    check(o["status"] == "COMPLETED", "yearly %s" % o)
+    nxt = sql(db, "SELECT id, fire_at FROM operations WHERE scheduled_by = '%s'" % yearly)
+    check(nxt.count("\n") == 0 and nxt, "successors of the yearly run: %r" % nxt)
+    nid, nfire = nxt.split("|")
+    jan1 = time.strptime(time.strftime("%Y", time.gmtime(now)), "%Y")
+    import calendar
+    want = calendar.timegm((jan1.tm_year + 1, 1, 1, 0, 0, 0))
+    check(abs(float(nfire) - want) < 1, "next fire %s, want %d" % (nfire, want))
+    check(d.op(yearly)["schedule"]["next_fire"] == d.op(nid)["schedule"]["fire_time"],
+          "next_fire of a started run: %s" % d.op(yearly)["schedule"])
+    # ckptd died after submitting the next run but before recording the start
+    d.stop()
+    sql(db, "UPDATE operations SET status = 0 WHERE id = '%s'" % yearly)
+    d.start()
+    d.wait_status(yearly, ["COMPLETED", "FAILED"])
+    n = sql(db, "SELECT count(*) FROM operations WHERE scheduled_by = '%s'" % yearly)
+    check(n == "1", "%s operations scheduled after one run" % n)
+    st, lst = d.req("GET", "/api/v1/operations?status=PENDING")
+    check(lst["total"] == 3, "pending: %s" % [x["id"] for x in lst["operations"]])
+    for x in lst["operations"]:
+        d.req("POST", "/api/v1/operations/%s/cancel" % x["id"])
+    # SIGTERM while schedules wait: a clean stop (the harness checks the status)
+
+
+def t_fd_leak(d):
+    """Issue 11 item 2: 300 short operations leave ckptd's fd count where it
+    was (the notify socket of each finished operation used to stay open)."""
+    before = fd_count(d.proc.pid)
+    ids = []
+    for batch in range(6):
+        ids += [d.submit({"name": "fd%d" % i, "command": ["/bin/true"],
+                          "recovery": dict(FAST)}) for i in range(50)]
+        for opid in ids[-50:]:
+            d.wait_status(opid, ["COMPLETED"], timeout=60)
+    time.sleep(0.3)
+    after = fd_count(d.proc.pid)
+    check(after <= before + 3, "ckptd had %d fds before 300 operations, %d after" %
+          (before, after))
+    socks = os.listdir(os.path.join(d.state, "notify"))
+    check(not socks, "%d notify sockets left in the state dir" % len(socks))
+
+
+def t_checkpoint_reports(d):
+    """Issue 11 item 3: CHECKPOINT= reports of anything but a committed
+    version of the operation's own run dir are rejected, counted and logged,
+    never recorded."""
+    other = os.path.join(d.runs, "op_training_20200101_000000_abcdef")
+    outside = os.path.join(d.tmp, "outside")
+    for v in (os.path.join(other, "step-000010"), os.path.join(outside, "step-000010")):
+        os.makedirs(v)
+        with open(os.path.join(v, "trainer_state.json"), "w") as f:
+            json.dump({"step": 10}, f)
+    bad = [outside + "/step-000010@4", other + "/step-000010@6",
+           "{run}/../op_training_20200101_000000_abcdef/step-000010@7",
+           "{run}/step-000010/../../op_training_20200101_000000_abcdef/step-000010@12",
+           "{run}/evil@13", "{run}@15", "{run}/step-000010/weights.bin@16",
+           "{run}/step-999999@17", "/@18"]
+    args = ["--steps", "30", "--step-ms", "20", "--symlink", "evil=" + outside + "/step-000010"]
+    for b in bad:
+        args += ["--report", b]
+    opid = d.submit(spec(d, *args))
+    o = d.wait_status(opid, ["COMPLETED", "FAILED"])
+    check(o["status"] == "COMPLETED", "status %s %s" % (o["status"], o["reason"]))
+    run = o["run_dir"]
+    reported = [t for t in trace(os.path.join(d.tmp, "trace")) if t["event"] == "reported"]
+    check(len(reported) == len(bad), "the trainer sent %d of %d reports" %
+          (len(reported), len(bad)))
+    cps = [e for e in d.events(opid) if e["event"] == "checkpoint_committed"]
+    paths = sorted(e["checkpoint"] for e in cps)
+    want = sorted(os.path.join(run, v) for v in os.listdir(run) if v.startswith("step-"))
+    check(paths == want, "checkpoint_committed for %s, want exactly %s" % (paths, want))
+    check(o["checkpoint"]["path"] == os.path.join(run, "step-000030"), "checkpoint %s" %
+          o["checkpoint"])
+    st, m = d.req("GET", "/metrics")
+    check("ckptd_checkpoint_reports_rejected_total %d\n" % len(bad) in m and
+          "ckptd_notify_rejected_total %d\n" % len(bad) in m,
+          "metrics: %s" % [l for l in m.splitlines() if "rejected" in l])
+    with open(os.path.join(d.tmp, "ckptd.out")) as f:
+        log = f.read()
+    check(log.count("rejected the report CHECKPOINT=") == len(bad),
+          "%d rejections logged" % log.count("rejected the report CHECKPOINT="))
+    with open(os.path.join(d.state, "events.jsonl")) as f:
+        check(outside not in f.read(), "a rejected path is in events.jsonl")
+
+
+def committed_events(d, opid):
+    out = {}
+    for e in d.events(opid):
+        if e["event"] == "checkpoint_committed":
+            out.setdefault(e["checkpoint"], []).append(e)
+    return out
+
+
+def check_one_event_each(d, opid):
+    run = d.op(opid)["run_dir"]
+    evs = committed_events(d, opid)
+    vers = sorted(os.path.join(run, v) for v in os.listdir(run)
+                  if v.startswith("step-") and not v.endswith(".tmp"))
+    check(sorted(evs) == vers, "versions without an event: %s; events of non-versions: %s" %
+          (sorted(set(vers) - set(evs)), sorted(set(evs) - set(vers))))
+    many = {k: len(v) for k, v in evs.items() if len(v) != 1}
+    check(not many, "versions with more than one event: %s" % many)
+    return evs
+
+
+def t_reconcile(d):
+    """Issue 11 item 4: every committed version has exactly one
+    checkpoint_committed event: versions committed while ckptd was down get
+    theirs at restart; a version whose report came after the fault (an async
+    save) gets one when the attempt ends."""
+    opid = d.submit(spec(d, "--steps", "60", "--step-ms", "20", "--ckpt-every", "5"))
+    wait_trace(d, lambda t: t["event"] == "first_step")
+    time.sleep(0.3)
+    d.kill9()
+    wait_trace(d, lambda t: t["event"] == "done")
+    d.start()
+    o = d.wait_status(opid, ["COMPLETED", "FAILED"])
+    check(o["status"] == "COMPLETED", "status %s" % o["status"])
+    evs = check_one_event_each(d, opid)
+    late = [p for p, e in evs.items() if "found at restart" in e[0]["reason"]]
+    check(late, "no version was found at restart: %s" %
+          {p: e[0]["reason"] for p, e in evs.items()})
+    check(all(e[0]["step"] == int(p[-6:]) for p, e in evs.items()),
+          "event steps: %s" % {p: e[0]["step"] for p, e in evs.items()})
+    d.stop()
+    d.start()
+    check_one_event_each(d, opid)  # and not again at the next start
+    reconcile_late(d)
+
+
+def reconcile_late(d):
+    # the demo's case: step 20's report comes after the NaN at 25 (and no
+    # poller run comes in between)
+    opid = d.submit(spec(d, "--steps", "40", "--fault", "nan@25:attempt=1",
+                         "--late-report", "20", trace_name="trace2",
+                         recovery={"poll_interval_ms": 600000}))
+    o = d.wait_status(opid, ["COMPLETED", "FAILED"])
+    check(o["status"] == "COMPLETED", "status %s" % o["status"])
+    evs = check_one_event_each(d, opid)
+    seq = {e["seq"]: e for e in d.events(opid)}
+    s20 = evs[os.path.join(o["run_dir"], "step-000020")][0]
+    sel = d.wait_event(opid, "checkpoint_selected")
+    check(sel["checkpoint"] == s20["checkpoint"] and s20["seq"] < sel["seq"],
+          "step-000020 selected (%s) without an event before: %s" % (sel["checkpoint"],
+                                                                   s20))
+    check(s20["attempt"] == 1 and "attempt 1 ended" in s20["reason"], "event %s" % s20)
+
+
+def t_demo_events(d):
+    """tools/demo's job on a real ckptfs with the real ckpt-train: every
+    committed version has one checkpoint_committed event (attempt 1's
+    step-00000120, committed after the NaN, had none)."""
+    tr = build_bin("trainer/ckpt-train")
+    if not tr:
+        raise Skip("trainer/ckpt-train is not built in this build dir")
+    restart_on_ckptfs(d)
+    opid = d.submit({"name": "demo", "model": "tiny", "command": [
+        tr, "--model", "tiny", "--max-steps", "200", "--checkpoint-every-steps", "40",
+        "--device", "cpu", "--inject", "nan@130:attempt=1"],
+        "checkpoint": {"every_steps": 40, "keep_last": 10, "keep_best": 1},
+        "recovery": dict(FAST)})
+    o = d.wait_status(opid, ["COMPLETED", "FAILED"], timeout=80)
+    check(o["status"] == "COMPLETED", "status %s %s" % (o["status"], o["reason"]))
+    sel = d.wait_event(opid, "checkpoint_selected")
+    evs = check_one_event_each(d, opid)
+    check(sel["checkpoint"] in evs and evs[sel["checkpoint"]][0]["seq"] < sel["seq"],
+          "the selected %s has no event before its selection" % sel["checkpoint"])
+
+
+def t_http(d):
+    """Issue 11 item 5: a path that is not UTF-8 gets a 4xx with the error
+    body (it got a bare close); 500 concurrent clients are all answered (the
+    listen backlog was 128 and connects failed with EAGAIN)."""
+    import http.client
+    import socket as so
+    failed = []
+    for path in ("/api/v1/%ff%fe", "/%c3%28", "/api/v1/operations/%ed%a0%80",
+                 "/api/v1/operations?status=%ff"):
+        try:
+            st, body = d.req("GET", path)
+        except (OSError, http.client.HTTPException) as e:
+            st, body = None, repr(e)
+        if not (st and 400 <= st < 500 and isinstance(body, dict) and
+                body["error"]["message"]):
+            failed.append("GET %s answered %s %r" % (path, st, body))
+    # 500 clients at once: all connect (a socket with a timeout connects
+    # non-blocking, as most HTTP clients do, so a full listen queue is
+    # EAGAIN), then all send, then all read their answer
+    import selectors
+    n = 500
+    socks, results = [], [None] * n
+    for i in range(n):
+        s = so.socket(so.AF_UNIX, so.SOCK_STREAM)
+        s.settimeout(60)
+        try:
+            s.connect(d.sock)
+        except OSError as e:
+            results[i] = "connect: %r" % e
+        socks.append(s)
+    sel = selectors.DefaultSelector()
+    for i, s in enumerate(socks):
+        if results[i] is None:
+            try:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                s.setblocking(False)
+                sel.register(s, selectors.EVENT_READ, [i, b""])
+            except OSError as e:
+                results[i] = "send: %r" % e
+    end = time.time() + 60
+    while sel.get_map() and time.time() < end:
+        for key, _ in sel.select(1):
+            i, data = key.data
+            try:
+                b = key.fileobj.recv(4096)
+            except OSError as e:
+                b, results[i] = b"", "recv: %r" % e
+            if b:
+                key.data[1] = data + b
+                continue
+            sel.unregister(key.fileobj)
+            if results[i] is None:
+                results[i] = data.split(b"\r\n", 1)[0] if data else "closed without an answer"
+    for s in socks:
+        s.close()
+    bad = [r for r in results if r != b"HTTP/1.1 200 OK"]
+    if bad:
+        failed.append("%d of %d concurrent clients not answered 200, e.g. %s" %
+                      (len(bad), n, bad[:3]))
+    check(not failed, "; ".join(failed))
+    check(d.req("GET", "/healthz")[0] == 200, "ckptd died")
+
+
+def t_yaml_numbers(d):
+    """Issue 11 item 6: YAML 1.2 core schema numbers in a job spec sent by the
+    real ckpt CLI (YAML to JSON) and in ckptd's own config."""
+    d.stop()
+    with open(d.cfg, "a") as f:
+        f.write("max_concurrent: 0x2\ncleanup_interval_s: 0o7020\n")
+    d.start()
+    job = os.path.join(d.tmp, "job.yaml")
+    cmd = json.dumps(fake_cmd(d.tmp, "--steps", "3"))
+    with open(job, "w") as f:
+        f.write("name: y\ncommand: %s\nhyperparams: {batch_size: 0x20, epochs: 0o17}\n"
+                "recovery: {poll_interval_ms: 0x64}\n" % cmd)
+    out = ckpt_cli(d, "submit", job)
+    if out is None:
+        raise Skip("tools/ckpt/ckpt is not built in this build dir")
+    st, lst = d.req("GET", "/api/v1/operations")
+    check(out.returncode == 0 and lst["total"] == 1, "ckpt run: %s %r %r" %
+          (out.returncode, out.stdout, out.stderr))
+    sp = d.op(lst["operations"][0]["id"])["spec"]
+    check(sp["hyperparams"]["batch_size"] == 32 and sp["hyperparams"]["epochs"] == 15 and
+          sp["recovery"]["poll_interval_ms"] == 100, "spec %s" % sp)
+    for val, want in ((".nan", "got nan"), (".inf", "got inf"), ("-.Inf", "got -inf")):
+        with open(job, "w") as f:
+            f.write("name: y\ncommand: %s\nhyperparams: {lr: %s}\n" % (cmd, val))
+        out = ckpt_cli(d, "submit", job)
+        check(out.returncode != 0 and "hyperparams.lr" in out.stderr and want in out.stderr,
+              "lr: %s: %s %r" % (val, out.returncode, out.stderr))
+    st, body = d.req("POST", "/api/v1/operations",
+                     {"command": ["/bin/true"], "hyperparams": {"lr": {"!!float": ".nan"}}})
+    check(st == 400 and "got nan" in body["error"]["message"], "JSON form %s" % body)
+
+
+def t_hardening(d):
+    """Issue 11 item 7: on_recovery as one string with spaces refused with a
+    hint; a token_file open to group/others refused; listen_tcp without a
+    token_file refused; GET /metrics passes promtool check metrics."""
+    st, body = d.req("POST", "/api/v1/operations",
+                     {"command": ["/bin/true"], "recovery": {"on_recovery": "logger x"}})
+    check(st == 400 and "recovery.on_recovery" in body["error"]["message"] and
+          "[logger, x]" in body["error"]["message"], "on_recovery: %s %s" % (st, body))
+    st, body = d.req("POST", "/api/v1/operations", {"command": "python3 train.py"})
+    check(st == 400 and "argv list" in body["error"]["message"], "command: %s" % body)
+    d.submit({"command": ["/bin/true"], "recovery": {"on_recovery": "logger"}})
+
+    promtool = shutil.which("promtool")
+    if not promtool:
+        raise Fail("promtool not found: install the Debian package prometheus "
+                   "(tools/install-deps)")
+    opid = d.submit(spec(d, "--steps", "200", "--step-ms", "20"))
+    wait_trace(d, lambda t: t["event"] == "first_step")
+    time.sleep(0.3)
+    st, m = d.req("GET", "/metrics")
+    check("ckptd_trainer_step{" in m, "no running trainer in /metrics")
+    out = subprocess.run([promtool, "check", "metrics"], input=m, capture_output=True,
+                         text=True, timeout=30)
+    check(out.returncode == 0, "promtool check metrics: %s %s\n%s" % (out.stdout, out.stderr, m))
+    d.req("POST", "/api/v1/operations/%s/cancel" % opid)
+    d.wait_status(opid, ["CANCELLED"])
+
+    import socket as so
+    with so.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base = open(d.cfg).read()
+    state2 = d.state + "-2"
+
+    def start_with(extra):
+        with open(d.cfg + "2", "w") as f:
+            f.write(base + extra)
+        return subprocess.run([d.bin, "--state-dir", state2, "--config", d.cfg + "2"],
+                              capture_output=True, text=True, timeout=20)
+    out = start_with("listen_tcp: %d\n" % port)
+    check(out.returncode == 2 and "token_file" in out.stderr and "listen_tcp" in out.stderr,
+          "listen_tcp without token_file: %s %r" % (out.returncode, out.stderr))
+    tok = os.path.join(d.tmp, "token")
+    with open(tok, "w") as f:
+        f.write("t0ken\n")
+    for mode in (0o644, 0o640, 0o602):
+        os.chmod(tok, mode)
+        out = start_with("listen_tcp: %d\ntoken_file: %s\n" % (port, tok))
+        check(out.returncode == 2 and "chmod 600" in out.stderr and tok in out.stderr,
+              "token_file mode %o: %s %r" % (mode, out.returncode, out.stderr))
+
 
 def build_bin(rel):
     root = os.environ.get("CKPTFS_BUILD_ROOT", "")
@@ -636,10 +1022,9 @@ def mounted(path):
         return any(l.split()[4] == real for l in f)
 
 
-def t_ckptfs(d):
-    """On a real ckptfs mount that ckptd mounts itself: NaN recovery, then
-    the newest version's data corrupted in the store (a flipped byte) is
-    skipped because reading user.ckpt.verify fails."""
+def restart_on_ckptfs(d):
+    """Restart ckptd on a store it mounts itself with the built ckptfs
+    (skip without one); returns (store, mount)."""
     fs = build_bin("fs/fuse/ckptfs")
     if not fs:
         raise Skip("fs/fuse/ckptfs is not built in this build dir")
@@ -651,6 +1036,14 @@ def t_ckptfs(d):
         f.write("store: %s\nmount: %s\nckptfs: %s\n" % (store, mnt, fs))
     d.mnt = mnt
     d.start()
+    return store, mnt
+
+
+def t_ckptfs(d):
+    """On a real ckptfs mount that ckptd mounts itself: NaN recovery, then
+    the newest version's data corrupted in the store (a flipped byte) is
+    skipped because reading user.ckpt.verify fails."""
+    store, mnt = restart_on_ckptfs(d)
     if not mounted(mnt):
         raise Fail("ckptd did not mount %s with %s; see ckptd.out" % (mnt, fs))
     st, info = d.req("GET", "/api/v1/daemon")
@@ -746,6 +1139,14 @@ CASES = {
     "concurrency": t_concurrency,
     "ckpt_train": t_ckpt_train,
     "db_migrate": t_db_migrate,
+    "cron_schedule": t_cron_schedule,
+    "fd_leak": t_fd_leak,
+    "checkpoint_reports": t_checkpoint_reports,
+    "reconcile": t_reconcile,
+    "demo_events": t_demo_events,
+    "http": t_http,
+    "yaml_numbers": t_yaml_numbers,
+    "hardening": t_hardening,
 }
 
 

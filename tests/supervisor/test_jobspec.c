@@ -137,7 +137,22 @@ static void test_rejects(void **state)
 		{"hyperparams: {batch_size: 0}", "hyperparams.batch_size"},
 		{"hyperparams: {batch_size: '32'}", "hyperparams.batch_size: must be an integer"},
 		{"hyperparams: {lr: -1}", "hyperparams.lr"},
-		{"hyperparams: {lr: .nan}", "hyperparams.lr"},
+		/* YAML 1.2 core schema: .nan and .inf are numbers, out of range */
+		{"hyperparams: {lr: .nan}",
+		 "hyperparams.lr: must be a number greater than 0 and at most 10 (got nan)"},
+		{"hyperparams: {lr: .inf}", "hyperparams.lr: must be a number greater than 0 and "
+					    "at most 10 (got inf)"},
+		{"hyperparams: {lr: -.Inf}", "(got -inf)"},
+		{"hyperparams: {lr: '.nan'}", "hyperparams.lr: must be a number (got a string)"},
+		{"hyperparams: {batch_size: .NAN}",
+		 "hyperparams.batch_size: must be an integer between 1 and"},
+		{"hyperparams: {batch_size: 0x}", "(got a string)"},
+		{"hyperparams: {batch_size: 0o8}", "(got a string)"},
+		{"recovery: {on_recovery: 'logger x'}",
+		 "recovery.on_recovery: 'logger x' is one string with spaces"},
+		{"recovery: {on_failure: 'notify-send  job failed'}",
+		 "write an argv list, e.g. [notify-send, job, failed]"},
+		{"command: 'python3 train.py'", "command: 'python3 train.py' is one string"},
 		{"hyperparams: {early_stopping: {patience: x}}",
 		 "hyperparams.early_stopping.patience"},
 		{"hyperparams: {early_stopping: {patiense: 3}}",
@@ -187,6 +202,28 @@ static void test_rejects(void **state)
 				 ret, err, cases[i].want);
 		ckpt_jobspec_free(&js);
 	}
+}
+
+/* YAML 1.2 core schema integers: 0x hex and 0o octal. */
+static void test_yaml_numbers(void **state)
+{
+	static const char y[] = "hyperparams: {batch_size: 0x20, epochs: 0o17, lr: +.5e-3}\n"
+				"resources: {gpus: 0x0}\n"
+				"recovery: {on_recovery: logger, loss_spike: {factor: 0x2}}\n";
+	struct ckpt_jobspec js;
+	char err[512];
+
+	assert_int_equal(ckpt_jobspec_init(&js), 0);
+	if (ckpt_jobspec_apply_yaml(&js, y, strlen(y), "job.yaml", err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(js.hyperparams.batch_size, 32);
+	assert_int_equal(js.hyperparams.epochs, 15);
+	assert_true(fabs(js.hyperparams.lr - 5e-4) < 1e-12);
+	assert_int_equal(js.resources.gpus, 0);
+	assert_true(js.recovery.loss_spike.factor == 2.0);
+	assert_string_equal(js.recovery.on_recovery[0], "logger");
+	assert_null(js.recovery.on_recovery[1]);
+	ckpt_jobspec_free(&js);
 }
 
 static void test_cross_validate(void **state)
@@ -298,14 +335,74 @@ static void test_cron(void **state)
 	assert_int_equal(ckpt_cron_parse("5-1 * * * *", &c, err, sizeof(err)), -EINVAL);
 }
 
+/* crontab(5) names and macros are the same schedules as their numbers. */
+static void test_cron_names(void **state)
+{
+	static const char *const same[][2] = {
+		{"*/15 2 * * MON-FRI", "*/15 2 * * 1-5"},
+		{"0 3 * jan,Jul sun", "0 3 * 1,7 0"},
+		{"0 0 * DEC-dec Sat,SUN", "0 0 * 12 0,6"},
+		{"@hourly", "0 * * * *"},
+		{"@daily", "0 0 * * *"},
+		{"@midnight", "0 0 * * *"},
+		{"@weekly", "0 0 * * 0"},
+		{"@monthly", "0 0 1 * *"},
+		{"@yearly", "0 0 1 1 *"},
+		{"@ANNUALLY", "0 0 1 1 *"},
+	};
+	struct ckpt_cron a, b;
+	char err[200];
+	time_t t0 = 1700000000;
+
+	for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+		memset(&a, 0, sizeof(a));
+		memset(&b, 0, sizeof(b));
+		assert_int_equal(ckpt_cron_parse(same[i][0], &a, err, sizeof(err)), 0);
+		assert_int_equal(ckpt_cron_parse(same[i][1], &b, err, sizeof(err)), 0);
+		assert_memory_equal(&a, &b, sizeof(a));
+		for (time_t t = t0, n = 0; n < 20; n++, t = ckpt_cron_next(&a, t))
+			assert_int_equal(ckpt_cron_next(&a, t), ckpt_cron_next(&b, t));
+	}
+	assert_int_equal(ckpt_cron_parse("@reboot", &a, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "@hourly"));
+	assert_int_equal(ckpt_cron_parse("0 0 * * MONDAY", &a, err, sizeof(err)), -EINVAL);
+	assert_int_equal(ckpt_cron_parse("0 0 * FOO *", &a, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "JAN-DEC"));
+	assert_int_equal(ckpt_cron_parse("MON * * * *", &a, err, sizeof(err)), -EINVAL);
+}
+
+/* A day that never comes: no fire time in the five-year horizon. */
+static void test_cron_never(void **state)
+{
+	static const char *const never[] = {"0 0 31 2 *", "0 0 30 2 *", "0 0 31 4 *",
+					    "0 0 31 jun,sep,nov *"};
+	struct ckpt_cron c;
+	char err[200];
+	time_t t0 = 1700000000, t;
+
+	for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++) {
+		assert_int_equal(ckpt_cron_parse(never[i], &c, err, sizeof(err)), 0);
+		assert_int_equal(ckpt_cron_next(&c, t0), -1);
+	}
+	/* 29 February comes every four years; with a weekday it is "either" */
+	assert_int_equal(ckpt_cron_parse("0 0 29 2 *", &c, err, sizeof(err)), 0);
+	t = ckpt_cron_next(&c, t0);
+	assert_int_equal(t, 1709164800);		     /* 2024-02-29 00:00 UTC */
+	assert_int_equal(ckpt_cron_next(&c, t), 1835395200); /* 2028-02-29 */
+	assert_int_equal(ckpt_cron_parse("0 0 31 2 mon", &c, err, sizeof(err)), 0);
+	assert_int_equal(ckpt_cron_next(&c, t0) % (7 * 86400), 4 * 86400); /* a Monday */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),       cmocka_unit_test(test_full_yaml),
-		cmocka_unit_test(test_layers),	       cmocka_unit_test(test_rejects),
-		cmocka_unit_test(test_cross_validate), cmocka_unit_test(test_secret_redacted),
-		cmocka_unit_test(test_roundtrip),      cmocka_unit_test(test_load_missing),
-		cmocka_unit_test(test_cron),	       cmocka_unit_test(test_examples),
+		cmocka_unit_test(test_defaults),	cmocka_unit_test(test_full_yaml),
+		cmocka_unit_test(test_layers),		cmocka_unit_test(test_rejects),
+		cmocka_unit_test(test_yaml_numbers),	cmocka_unit_test(test_cross_validate),
+		cmocka_unit_test(test_secret_redacted), cmocka_unit_test(test_roundtrip),
+		cmocka_unit_test(test_load_missing),	cmocka_unit_test(test_cron),
+		cmocka_unit_test(test_cron_names),	cmocka_unit_test(test_cron_never),
+		cmocka_unit_test(test_examples),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
