@@ -269,7 +269,7 @@ void ckpt_render_op(struct ckpt_ctx *c, json_t *op, FILE *f)
 	if ((s = ckpt_jstr(ckpt_jget(op, "schedule", NULL), "cron"))) {
 		fprintf(f, "Schedule:        %s (UTC)\n", s);
 		if (time_of(ckpt_jget(op, "schedule", NULL), &t, "next_fire", NULL)) {
-			ckpt_fmt_time(b, sizeof(b), t);
+			ckpt_iso_format(b, sizeof(b), (int64_t)t * CKPT_NS_PER_S, CKPT_ISO_HUMAN);
 			fprintf(f, "Next Fire:       %s\n", b);
 		} else {
 			fprintf(f, "Next Fire:       - (cancelled, or the schedule ended)\n");
