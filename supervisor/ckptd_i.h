@@ -165,6 +165,7 @@ int db_find_idem(const char *key, char *id, size_t len);
 int db_load_ops(void);
 int db_delete_op(const char *id);
 int db_resume_claim(const char *id);
+bool db_committed_known(const char *id, const char *path);
 int db_mark_committed(const char *id, const char *path);
 json_t *db_events(const char *id, int64_t after, int64_t limit);
 int db_insert_event(json_t *ev, int64_t *seq);

@@ -425,6 +425,24 @@ int db_resume_claim(const char *id)
 	return sqlite3_changes(g.db) == 1 ? 0 : -EBUSY;
 }
 
+/* Whether `path` of operation `id` has its checkpoint_committed event (a
+ * read, so the poller costs no write transaction when nothing is new). */
+bool db_committed_known(const char *id, const char *path)
+{
+	sqlite3_stmt *st;
+	bool known;
+
+	if (sqlite3_prepare_v2(g.db,
+			       "SELECT 1 FROM committed_versions WHERE operation=?1 AND path=?2",
+			       -1, &st, NULL) != SQLITE_OK)
+		return false;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, path, -1, SQLITE_TRANSIENT);
+	known = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return known;
+}
+
 /* Record that `path` of operation `id` has its checkpoint_committed event:
  * 1 when it is new (emit the event in the same transaction), 0 when it had
  * one already. */

@@ -519,6 +519,8 @@ static int checkpoint_event(struct op *op, const char *path, int64_t step, const
 {
 	int r;
 
+	if (db_committed_known(op->id, path))
+		return 0;
 	if (db_begin() < 0)
 		return -EIO;
 	r = db_mark_committed(op->id, path);
