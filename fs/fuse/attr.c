@@ -41,27 +41,14 @@ static void base(struct cfs *c, struct stat *st, mode_t mode)
 	set_times(st, c->mount_ns);
 }
 
-/* Subdirectories of a directory inside a version, for its link count. */
+/* Subdirectories of a directory inside a version, for its link count (the
+ * store counts them as entries come and go: no walk). */
 static int count_subdirs(struct cfs *c, const char *run, const char *ver, const char *rel)
 {
-	char **names = NULL, *child;
-	size_t n = 0, i;
-	int ret, dirs = 0;
+	struct ckpt_node_stat ns;
+	int ret = ckpt_node_stat(c->store, run, ver, rel, &ns);
 
-	ret = ckpt_node_list(c->store, run, ver, rel, &names, &n);
-	if (ret < 0)
-		return ret;
-	for (i = 0; i < n; i++) {
-		struct ckpt_node_stat ns;
-
-		if (cfs_path_join(rel, names[i], &child) < 0)
-			continue;
-		if (ckpt_node_stat(c->store, run, ver, child, &ns) == 0 && ns.type == CKPT_NODE_DIR)
-			dirs++;
-		free(child);
-	}
-	ckpt_strv_free(names, n);
-	return dirs;
+	return ret < 0 ? ret : (int)ns.nsubdirs;
 }
 
 void cfs_attr_version(struct cfs *c, const struct ckpt_version_info *vi, struct stat *st,
@@ -139,7 +126,7 @@ int cfs_attr(struct cfs *c, const struct cfs_path *p, struct stat *st, double *t
 		break;
 	}
 
-	ret = ckpt_version_info(c->store, p->run, p->ver, &vi);
+	ret = ckpt_version_state(c->store, p->run, p->ver, &vi);
 	if (ret < 0)
 		return ret;
 	*gen = vi.created_ns;
@@ -161,9 +148,7 @@ int cfs_attr(struct cfs *c, const struct cfs_path *p, struct stat *st, double *t
 		if (ns.type == CKPT_NODE_DIR) {
 			base(c, st,
 			     S_IFDIR | (cfs_vstate_immutable(vi.state) ? 0555 : (ns.mode & 07777)));
-			ret = count_subdirs(c, p->run, p->ver, p->rel);
-			if (ret > 0)
-				st->st_nlink += ret;
+			st->st_nlink += ns.nsubdirs;
 		} else {
 			base(c, st,
 			     S_IFREG | (cfs_vstate_immutable(vi.state) ? 0444 : (ns.mode & 07777)));
@@ -206,7 +191,7 @@ int cfs_entry_version(struct cfs *c, const char *path, const char *run,
 	if (ret < 0)
 		return ret;
 	e->attr.st_nlink += (nlink_t)ret;
-	e->ino = cfs_nodes_lookup(c->nodes, path, vi->created_ns);
+	e->ino = cfs_nodes_lookup(c->nodes, path, vi->created_ns, true);
 	if (!e->ino)
 		return -ENOMEM;
 	e->attr.st_ino = e->ino;
@@ -228,7 +213,7 @@ int cfs_entry(struct cfs *c, const char *path, struct fuse_entry_param *e)
 		return ret;
 	ret = cfs_attr(c, &p, &e->attr, &ttl, &gen);
 	if (ret == 0) {
-		e->ino = cfs_nodes_lookup(c->nodes, path, gen);
+		e->ino = cfs_nodes_lookup(c->nodes, path, gen, S_ISDIR(e->attr.st_mode));
 		if (!e->ino)
 			ret = -ENOMEM;
 		e->attr.st_ino = e->ino;

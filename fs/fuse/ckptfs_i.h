@@ -100,8 +100,9 @@ void cfs_nodes_free(struct cfs_nodes *t);
 int cfs_nodes_path(struct cfs_nodes *t, fuse_ino_t ino, char **path);
 /* The inode for `path` with one more lookup reference. `gen` tells two
  * objects that had the same path apart (a version's creation time): a
- * different gen gives a fresh inode so the kernel drops cached attributes. */
-fuse_ino_t cfs_nodes_lookup(struct cfs_nodes *t, const char *path, int64_t gen);
+ * different gen gives a fresh inode so the kernel drops cached attributes.
+ * `dir`: the path is a directory (only those have inodes below them). */
+fuse_ino_t cfs_nodes_lookup(struct cfs_nodes *t, const char *path, int64_t gen, bool dir);
 void cfs_nodes_forget(struct cfs_nodes *t, fuse_ino_t ino, uint64_t n);
 /* The path (and everything below it) is gone: later lookups get new inodes. */
 void cfs_nodes_drop(struct cfs_nodes *t, const char *path);

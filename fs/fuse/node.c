@@ -7,14 +7,21 @@
  * path; a rename moves the paths below it, an unlink detaches the path so a
  * new file of the same name gets a new inode. Inode numbers are never reused,
  * so the generation is always 0.
+ *
+ * Two hash tables (common/hmap.c, growing with the number of inodes) map
+ * inode numbers and paths to nodes, so lookups cost the same with ten inodes
+ * or a million. Only a directory can have inodes below it, and only while
+ * the kernel holds it (a child's dentry pins its parent's), so drop and move
+ * walk the table for descendants only when the path is a directory the
+ * table knows (rmdir of a version, rename of a directory).
  */
 #include "ckptfs_i.h"
+
+#include "ckptfs/hmap.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define NBUCKETS (1u << 16)
 
 struct cfs_node {
 	fuse_ino_t ino;
@@ -22,93 +29,90 @@ struct cfs_node {
 	int64_t gen;
 	char *path;
 	bool in_paths; /* reachable by path (not unlinked) */
-	struct cfs_node *ino_next;
-	struct cfs_node *path_next;
+	bool dir;      /* may have inodes below it */
 };
 
 struct cfs_nodes {
 	pthread_mutex_t lock;
 	fuse_ino_t next_ino;
-	struct cfs_node *by_ino[NBUCKETS];
-	struct cfs_node *by_path[NBUCKETS];
+	struct ckpt_hmap by_ino;  /* struct cfs_node *, by ino */
+	struct ckpt_hmap by_path; /* struct cfs_node *, by path, linked ones only */
 };
 
-static unsigned hash_str(const char *s)
+static bool match_ino(const void *elem, const void *key)
 {
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-
-	while (*s) {
-		h ^= (unsigned char)*s++;
-		h *= 1099511628211ull;
-	}
-	return (unsigned)(h ^ (h >> 32)) & (NBUCKETS - 1);
+	return (*(struct cfs_node *const *)elem)->ino == *(const fuse_ino_t *)key;
 }
 
-static unsigned hash_ino(fuse_ino_t ino)
+static bool match_path(const void *elem, const void *key)
 {
-	return (unsigned)(ino * 0x9E3779B97F4A7C15ull >> 48) & (NBUCKETS - 1);
+	return strcmp((*(struct cfs_node *const *)elem)->path, key) == 0;
 }
 
-static void path_unlink(struct cfs_nodes *t, struct cfs_node *n)
+static struct cfs_node **slot_ino(struct cfs_nodes *t, fuse_ino_t ino)
 {
-	struct cfs_node **pp = &t->by_path[hash_str(n->path)];
-
-	if (!n->in_paths)
-		return;
-	for (; *pp; pp = &(*pp)->path_next) {
-		if (*pp == n) {
-			*pp = n->path_next;
-			break;
-		}
-	}
-	n->in_paths = false;
-	n->path_next = NULL;
+	return ckpt_hmap_find(&t->by_ino, ckpt_hash_u64(ino), match_ino, &ino);
 }
 
-static void path_link(struct cfs_nodes *t, struct cfs_node *n)
+static struct cfs_node **slot_path(struct cfs_nodes *t, const char *path)
 {
-	unsigned b = hash_str(n->path);
-
-	n->path_next = t->by_path[b];
-	t->by_path[b] = n;
-	n->in_paths = true;
+	return ckpt_hmap_find(&t->by_path, ckpt_hash_str(path), match_path, path);
 }
 
 static struct cfs_node *find_ino(struct cfs_nodes *t, fuse_ino_t ino)
 {
-	struct cfs_node *n = t->by_ino[hash_ino(ino)];
+	struct cfs_node **s = slot_ino(t, ino);
 
-	while (n && n->ino != ino)
-		n = n->ino_next;
-	return n;
+	return s ? *s : NULL;
 }
 
 static struct cfs_node *find_path(struct cfs_nodes *t, const char *path)
 {
-	struct cfs_node *n = t->by_path[hash_str(path)];
+	struct cfs_node **s = slot_path(t, path);
 
-	while (n && strcmp(n->path, path) != 0)
-		n = n->path_next;
-	return n;
+	return s ? *s : NULL;
 }
 
-static struct cfs_node *node_new(struct cfs_nodes *t, const char *path, int64_t gen)
+static void path_unlink(struct cfs_nodes *t, struct cfs_node *n)
 {
-	struct cfs_node *n = calloc(1, sizeof(*n));
-	unsigned b;
+	struct cfs_node **s;
+
+	if (!n->in_paths)
+		return;
+	s = slot_path(t, n->path);
+	if (s)
+		ckpt_hmap_del(&t->by_path, s);
+	n->in_paths = false;
+}
+
+static int path_link(struct cfs_nodes *t, struct cfs_node *n)
+{
+	struct cfs_node **s = ckpt_hmap_add(&t->by_path, ckpt_hash_str(n->path));
+
+	if (!s)
+		return -ENOMEM; /* stays detached: the kernel looks it up again */
+	*s = n;
+	n->in_paths = true;
+	return 0;
+}
+
+static struct cfs_node *node_new(struct cfs_nodes *t, const char *path, int64_t gen, bool dir)
+{
+	struct cfs_node *n = calloc(1, sizeof(*n)), **s;
 
 	if (!n)
 		return NULL;
 	n->path = strdup(path);
-	if (!n->path) {
+	s = n->path ? ckpt_hmap_add(&t->by_ino, ckpt_hash_u64(t->next_ino)) : NULL;
+	if (!s) {
+		free(n->path);
 		free(n);
 		return NULL;
 	}
 	n->ino = t->next_ino++;
 	n->gen = gen;
-	b = hash_ino(n->ino);
-	n->ino_next = t->by_ino[b];
-	t->by_ino[b] = n;
+	n->dir = dir;
+	*s = n;
 	path_link(t, n);
 	return n;
 }
@@ -121,10 +125,12 @@ struct cfs_nodes *cfs_nodes_new(void)
 	if (!t)
 		return NULL;
 	pthread_mutex_init(&t->lock, NULL);
+	ckpt_hmap_init(&t->by_ino, sizeof(struct cfs_node *));
+	ckpt_hmap_init(&t->by_path, sizeof(struct cfs_node *));
 	t->next_ino = FUSE_ROOT_ID;
-	root = node_new(t, "", 0);
+	root = node_new(t, "", 0, true);
 	if (!root) {
-		free(t);
+		cfs_nodes_free(t);
 		return NULL;
 	}
 	root->nlookup = UINT64_MAX / 2; /* never forgotten */
@@ -133,19 +139,14 @@ struct cfs_nodes *cfs_nodes_new(void)
 
 void cfs_nodes_free(struct cfs_nodes *t)
 {
-	unsigned i;
-
 	if (!t)
 		return;
-	for (i = 0; i < NBUCKETS; i++) {
-		struct cfs_node *n = t->by_ino[i], *next;
-
-		for (; n; n = next) {
-			next = n->ino_next;
-			free(n->path);
-			free(n);
-		}
+	for (struct cfs_node **s = NULL; (s = ckpt_hmap_next(&t->by_ino, s));) {
+		free((*s)->path);
+		free(*s);
 	}
+	ckpt_hmap_free(&t->by_ino);
+	ckpt_hmap_free(&t->by_path);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
 }
@@ -168,20 +169,21 @@ int cfs_nodes_path(struct cfs_nodes *t, fuse_ino_t ino, char **path)
 	return ret;
 }
 
-fuse_ino_t cfs_nodes_lookup(struct cfs_nodes *t, const char *path, int64_t gen)
+fuse_ino_t cfs_nodes_lookup(struct cfs_nodes *t, const char *path, int64_t gen, bool dir)
 {
 	struct cfs_node *n;
 	fuse_ino_t ino = 0;
 
 	pthread_mutex_lock(&t->lock);
 	n = find_path(t, path);
-	if (n && n->gen != gen && n->ino != FUSE_ROOT_ID) {
-		/* Same name, another object (a version deleted and made again). */
+	if (n && ((n->gen != gen && n->ino != FUSE_ROOT_ID) || n->dir != dir)) {
+		/* Same name, another object (a version deleted and made again,
+		 * a file replaced by a directory behind the kernel's back). */
 		path_unlink(t, n);
 		n = NULL;
 	}
 	if (!n)
-		n = node_new(t, path, gen);
+		n = node_new(t, path, gen, dir);
 	if (n) {
 		n->nlookup++;
 		ino = n->ino;
@@ -192,15 +194,11 @@ fuse_ino_t cfs_nodes_lookup(struct cfs_nodes *t, const char *path, int64_t gen)
 
 static void node_release(struct cfs_nodes *t, struct cfs_node *n)
 {
-	struct cfs_node **pp = &t->by_ino[hash_ino(n->ino)];
+	struct cfs_node **s = slot_ino(t, n->ino);
 
 	path_unlink(t, n);
-	for (; *pp; pp = &(*pp)->ino_next) {
-		if (*pp == n) {
-			*pp = n->ino_next;
-			break;
-		}
-	}
+	if (s)
+		ckpt_hmap_del(&t->by_ino, s);
 	free(n->path);
 	free(n);
 }
@@ -219,38 +217,41 @@ void cfs_nodes_forget(struct cfs_nodes *t, fuse_ino_t ino, uint64_t count)
 	pthread_mutex_unlock(&t->lock);
 }
 
-/* Is `path` equal to `top` or below it? */
-static bool path_under(const char *path, const char *top, size_t tl)
+/* Is `path` below `top` (not equal)? */
+static bool path_below(const char *path, const char *top, size_t tl)
 {
-	return strncmp(path, top, tl) == 0 && (path[tl] == '\0' || path[tl] == '/');
+	return strncmp(path, top, tl) == 0 && path[tl] == '/';
 }
 
-/* Collect the linked nodes at or below `top` (caller holds the lock). */
+/* The linked nodes at or below `top` (caller holds the lock): the node of
+ * `top` itself, and when it is a directory, a walk for those below it. */
 static size_t collect(struct cfs_nodes *t, const char *top, struct cfs_node ***out)
 {
-	size_t tl = strlen(top), n = 0, cap = 0;
-	struct cfs_node **v = NULL;
-	unsigned i;
+	struct cfs_node *x = find_path(t, top), **v;
+	size_t tl = strlen(top), n = 0, cap = 1;
 
-	for (i = 0; i < NBUCKETS; i++) {
-		struct cfs_node *x;
-
-		for (x = t->by_path[i]; x; x = x->path_next) {
-			if (x->ino == FUSE_ROOT_ID || !path_under(x->path, top, tl))
+	*out = NULL;
+	if (!x || x->ino == FUSE_ROOT_ID)
+		return 0;
+	v = malloc(sizeof(*v));
+	if (!v)
+		return 0;
+	v[n++] = x;
+	if (x->dir) {
+		for (struct cfs_node **s = NULL; (s = ckpt_hmap_next(&t->by_path, s));) {
+			if (!path_below((*s)->path, top, tl))
 				continue;
 			if (n == cap) {
-				struct cfs_node **nv;
+				struct cfs_node **nv = realloc(v, cap * 2 * sizeof(*v));
 
-				cap = cap ? cap * 2 : 16;
-				nv = realloc(v, cap * sizeof(*v));
 				if (!nv)
-					goto out;
+					break;
 				v = nv;
+				cap *= 2;
 			}
-			v[n++] = x;
+			v[n++] = *s;
 		}
 	}
-out:
 	*out = v;
 	return n;
 }
@@ -281,12 +282,13 @@ void cfs_nodes_move(struct cfs_nodes *t, const char *from, const char *to)
 	free(v);
 
 	n = collect(t, from, &v);
+	for (i = 0; i < n; i++)
+		path_unlink(t, v[i]);
 	for (i = 0; i < n; i++) {
 		struct cfs_node *x = v[i];
 		size_t rest = strlen(x->path) - fl;
 		char *np = malloc(tl + rest + 1);
 
-		path_unlink(t, x);
 		if (!np)
 			continue; /* stays detached: the kernel looks it up again */
 		memcpy(np, to, tl);

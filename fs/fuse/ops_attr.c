@@ -151,7 +151,7 @@ static int setattr_other(struct cfs *c, const struct cfs_path *p, int to_set)
 	      (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE)))
 		return 0;
 	if (p->kind == CFS_VERSION || p->kind == CFS_MANIFEST) {
-		if (ckpt_version_info(c->store, p->run, p->ver, &vi) == 0 &&
+		if (ckpt_version_state(c->store, p->run, p->ver, &vi) == 0 &&
 		    cfs_vstate_immutable(vi.state))
 			return -EROFS;
 	}

@@ -78,7 +78,7 @@ static int open_node(struct cfs *c, const struct cfs_path *p, int flags, mode_t 
 	struct ckpt_version_info vi;
 	int ret;
 
-	ret = ckpt_version_info(c->store, p->run, p->ver, &vi);
+	ret = ckpt_version_state(c->store, p->run, p->ver, &vi);
 	if (ret < 0)
 		return ret;
 	/* The kernel gives write offsets itself (O_APPEND included). */

@@ -77,7 +77,7 @@ static int prepare_removal(struct cfs *c, const struct cfs_path *p)
 	struct ckpt_version_info vi;
 	int ret;
 
-	ret = ckpt_version_info(c->store, p->run, p->ver, &vi);
+	ret = ckpt_version_state(c->store, p->run, p->ver, &vi);
 	if (ret < 0)
 		return ret;
 	if (vi.pinned)
@@ -107,7 +107,7 @@ static int unlink_manifest(struct cfs *c, const struct cfs_path *p)
 	struct ckpt_version_info vi;
 	int ret;
 
-	ret = ckpt_version_info(c->store, p->run, p->ver, &vi);
+	ret = ckpt_version_state(c->store, p->run, p->ver, &vi);
 	if (ret < 0)
 		return ret;
 	if (vi.state == CKPT_V_RETIRED)
@@ -160,7 +160,7 @@ static int rmdir_version(struct cfs *c, const struct cfs_path *p)
 	size_t n = 0;
 	int ret;
 
-	ret = ckpt_version_info(c->store, p->run, p->ver, &vi);
+	ret = ckpt_version_state(c->store, p->run, p->ver, &vi);
 	if (ret < 0)
 		return ret;
 	if (vi.pinned)
@@ -225,7 +225,7 @@ static int rename_version(struct cfs *c, const struct cfs_path *a, const struct 
 		return -EXDEV;
 	if (b->kind != CFS_VERSION)
 		return -EEXIST; /* latest, best */
-	ret = ckpt_version_info(c->store, a->run, a->ver, &vi);
+	ret = ckpt_version_state(c->store, a->run, a->ver, &vi);
 	if (ret < 0)
 		return ret;
 	if (strcmp(a->ver, b->ver) == 0)

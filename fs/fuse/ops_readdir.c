@@ -124,7 +124,7 @@ static int list_nodes(struct cfs *c, const struct cfs_path *p, struct cfs_dir *d
 		struct ckpt_version_info vi;
 
 		/* A retired version is being removed: its .manifest is not listed. */
-		ret = ckpt_version_info(c->store, p->run, p->ver, &vi);
+		ret = ckpt_version_state(c->store, p->run, p->ver, &vi);
 		if (ret < 0)
 			return ret;
 		if (vi.state != CKPT_V_RETIRED)
@@ -183,7 +183,7 @@ void cfs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	case CFS_NODE:
 		ret = list_nodes(c, &p, d);
 		/* Committed listings never change (removal tells the kernel). */
-		if (ret == 0 && ckpt_version_info(c->store, p.run, p.ver, &vi) == 0 &&
+		if (ret == 0 && ckpt_version_state(c->store, p.run, p.ver, &vi) == 0 &&
 		    cfs_vstate_immutable(vi.state)) {
 			fi->cache_readdir = 1;
 			fi->keep_cache = 1;

@@ -131,7 +131,7 @@ static int get_version(struct cfs *c, const struct cfs_path *p, const char *key,
 		}
 		return xval_str(v, "ok");
 	}
-	ret = ckpt_version_info(c->store, p->run, p->ver, &vi);
+	ret = ckpt_version_state(c->store, p->run, p->ver, &vi);
 	if (ret < 0)
 		return ret;
 	if (strcmp(key, "state") == 0)
@@ -434,7 +434,7 @@ static int list_version(struct cfs *c, const struct cfs_path *p, struct xlist *l
 	size_t n = 0, i;
 	int ret;
 
-	ret = ckpt_version_info(c->store, p->run, p->ver, &vi);
+	ret = ckpt_version_state(c->store, p->run, p->ver, &vi);
 	if (ret < 0)
 		return ret;
 	ret = xlist_add(l, PFX, "state");

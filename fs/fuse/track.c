@@ -110,7 +110,7 @@ static void sweep(struct cfs *c, struct cfs_track *t)
 			pp = &v->next;
 			continue;
 		}
-		ret = ckpt_version_info(c->store, v->run, v->ver, &vi);
+		ret = ckpt_version_state(c->store, v->run, v->ver, &vi);
 		if (ret == 0 && vi.state == CKPT_V_OPEN) {
 			ret = ckpt_version_commit(c->store, v->run, v->ver, NULL);
 			if (ret < 0) {

@@ -63,6 +63,7 @@ int ckpt_node_stat(struct ckpt_store *s, const char *run, const char *version, c
 		st->type = n->type;
 		st->mode = n->mode;
 		st->mtime_ns = n == v->root ? v->created_ns : n->mtime_ns;
+		st->nsubdirs = n->ndirs;
 		if (n->type == CKPT_NODE_FILE) {
 			pthread_mutex_lock(&n->f->lock);
 			st->size = n->f->size;

@@ -72,8 +72,10 @@ int node_attach(struct node *d, struct node *n)
 {
 	int ret = sorted_insert(&d->kids, &d->nkids, &d->kcap, kid_name, n->name, n);
 
-	if (ret == 0)
+	if (ret == 0) {
 		n->parent = d;
+		d->ndirs += n->type == CKPT_NODE_DIR;
+	}
 	return ret;
 }
 
@@ -89,6 +91,7 @@ void node_detach(struct node *n)
 	if (found) {
 		memmove(d->kids + i, d->kids + i + 1, (d->nkids - i - 1) * sizeof(*d->kids));
 		d->nkids--;
+		d->ndirs -= n->type == CKPT_NODE_DIR;
 	}
 	n->parent = NULL;
 }

@@ -69,6 +69,7 @@ struct node {
 	struct node *parent;
 	struct node **kids;
 	size_t nkids, kcap;
+	size_t ndirs; /* kids that are directories (st_nlink without a walk) */
 	struct fdata *f;
 };
 struct node *node_new(const char *name, enum ckpt_node_type type, uint32_t mode);

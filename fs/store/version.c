@@ -31,7 +31,7 @@ static int strcmp_ptr(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void fill_info(struct version *v, struct ckpt_version_info *in)
+static void fill_info(struct version *v, struct ckpt_version_info *in, bool totals)
 {
 	memset(in, 0, sizeof(*in));
 	snprintf(in->name, sizeof(in->name), "%s", v->name);
@@ -43,7 +43,7 @@ static void fill_info(struct version *v, struct ckpt_version_info *in)
 	if (v->totals_ok) {
 		in->logical_bytes = v->tot_bytes;
 		in->nfiles = v->tot_files;
-	} else if (v->root) {
+	} else if (v->root && totals) {
 		node_tree_totals(v->root, &in->logical_bytes, &in->nfiles);
 		if (v->state != CKPT_V_OPEN && !v->busy) {
 			v->tot_bytes = in->logical_bytes;
@@ -72,15 +72,15 @@ int ckpt_version_list(struct ckpt_store *s, const char *run, struct ckpt_version
 		goto out;
 	}
 	for (size_t i = 0; i < r->nv; i++)
-		fill_info(r->v[i], &(*out)[i]);
+		fill_info(r->v[i], &(*out)[i], true);
 	*n = r->nv;
 out:
 	pthread_mutex_unlock(&s->lock);
 	return ret;
 }
 
-int ckpt_version_info(struct ckpt_store *s, const char *run, const char *version,
-		      struct ckpt_version_info *info)
+static int version_get(struct ckpt_store *s, const char *run, const char *version,
+		       struct ckpt_version_info *info, bool totals)
 {
 	struct version *v;
 	int ret;
@@ -88,9 +88,21 @@ int ckpt_version_info(struct ckpt_store *s, const char *run, const char *version
 	pthread_mutex_lock(&s->lock);
 	ret = version_lookup(s, run, version, &v);
 	if (ret == 0)
-		fill_info(v, info);
+		fill_info(v, info, totals);
 	pthread_mutex_unlock(&s->lock);
 	return ret;
+}
+
+int ckpt_version_info(struct ckpt_store *s, const char *run, const char *version,
+		      struct ckpt_version_info *info)
+{
+	return version_get(s, run, version, info, true);
+}
+
+int ckpt_version_state(struct ckpt_store *s, const char *run, const char *version,
+		       struct ckpt_version_info *info)
+{
+	return version_get(s, run, version, info, false);
 }
 
 int ckpt_version_create(struct ckpt_store *s, const char *run, const char *version)

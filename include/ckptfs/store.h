@@ -146,6 +146,10 @@ int ckpt_version_list(struct ckpt_store *s, const char *run, struct ckpt_version
 		      size_t *n);
 int ckpt_version_info(struct ckpt_store *s, const char *run, const char *version,
 		      struct ckpt_version_info *info);
+/* The same without logical_bytes and nfiles (left 0), which cost a walk of
+ * an open version's tree: for callers that ask on every file operation. */
+int ckpt_version_state(struct ckpt_store *s, const char *run, const char *version,
+		       struct ckpt_version_info *info);
 /* Create an OPEN version. -EEXIST when the name is taken. */
 int ckpt_version_create(struct ckpt_store *s, const char *run, const char *version);
 /*
@@ -201,6 +205,7 @@ struct ckpt_node_stat {
 	uint64_t size;
 	uint32_t mode; /* permission bits as created (committed content is shown 0444/0555) */
 	int64_t mtime_ns;
+	uint64_t nsubdirs;  /* directories: how many of their entries are directories */
 	bool has_hash;	    /* committed files carry their whole-file XXH128 */
 	uint8_t xxh128[16]; /* canonical (big-endian) form, as xxhsum -H2 prints */
 };
