@@ -41,24 +41,24 @@ static void base(struct cfs *c, struct stat *st, mode_t mode)
 	set_times(st, c->mount_ns);
 }
 
-/* Subdirectories of a directory inside a version, for its link count (the
- * store counts them as entries come and go: no walk). */
-static int count_subdirs(struct cfs *c, const char *run, const char *ver, const char *rel)
-{
-	struct ckpt_node_stat ns;
-	int ret = ckpt_node_stat(c->store, run, ver, rel, &ns);
-
-	return ret < 0 ? ret : (int)ns.nsubdirs;
-}
-
-void cfs_attr_version(struct cfs *c, const struct ckpt_version_info *vi, struct stat *st,
-		      double *ttl)
+/* A version directory: its mode is the one chmod gave it while open (0755
+ * from mkdir), without write bits once committed; its link count counts
+ * its subdirectories (the store keeps the count: no walk). */
+int cfs_attr_version(struct cfs *c, const char *run, const struct ckpt_version_info *vi,
+		     struct stat *st, double *ttl)
 {
 	bool imm = cfs_vstate_immutable(vi->state);
+	struct ckpt_node_stat ns;
+	int ret;
 
-	base(c, st, S_IFDIR | (imm ? 0555 : 0755));
+	ret = ckpt_node_stat(c->store, run, vi->name, "", &ns);
+	if (ret < 0)
+		return ret;
+	base(c, st, S_IFDIR | (imm ? 0555 : (ns.mode & 07777)));
+	st->st_nlink += ns.nsubdirs;
 	set_times(st, vi->committed_ns ? vi->committed_ns : vi->created_ns);
 	*ttl = imm ? CFS_TTL_IMMUTABLE : CFS_TTL_NONE;
+	return 0;
 }
 
 static int attr_json(struct cfs *c, const struct cfs_path *p, struct stat *st)
@@ -132,11 +132,7 @@ int cfs_attr(struct cfs *c, const struct cfs_path *p, struct stat *st, double *t
 	*gen = vi.created_ns;
 	switch (p->kind) {
 	case CFS_VERSION:
-		cfs_attr_version(c, &vi, st, ttl);
-		ret = count_subdirs(c, p->run, p->ver, "");
-		if (ret > 0)
-			st->st_nlink += ret;
-		return 0;
+		return cfs_attr_version(c, p->run, &vi, st, ttl);
 	case CFS_MANIFEST:
 		base(c, st, S_IFREG | 0444);
 		set_times(st, vi.committed_ns ? vi.committed_ns : vi.created_ns);
@@ -186,11 +182,9 @@ int cfs_entry_version(struct cfs *c, const char *path, const char *run,
 	int ret;
 
 	memset(e, 0, sizeof(*e));
-	cfs_attr_version(c, vi, &e->attr, &ttl);
-	ret = count_subdirs(c, run, vi->name, "");
+	ret = cfs_attr_version(c, run, vi, &e->attr, &ttl);
 	if (ret < 0)
 		return ret;
-	e->attr.st_nlink += (nlink_t)ret;
 	e->ino = cfs_nodes_lookup(c->nodes, path, vi->created_ns, true);
 	if (!e->ino)
 		return -ENOMEM;

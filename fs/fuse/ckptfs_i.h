@@ -114,9 +114,9 @@ void cfs_nodes_move(struct cfs_nodes *t, const char *from, const char *to);
 /* Attributes of a classified path; *ttl and *gen get the cache timeout and
  * the identity (see cfs_nodes_lookup). */
 int cfs_attr(struct cfs *c, const struct cfs_path *p, struct stat *st, double *ttl, int64_t *gen);
-/* Same, from a version's info (readdirplus of a run needs no extra calls). */
-void cfs_attr_version(struct cfs *c, const struct ckpt_version_info *vi, struct stat *st,
-		      double *ttl);
+/* Same, from a version's info (readdirplus of a run needs no listing). */
+int cfs_attr_version(struct cfs *c, const char *run, const struct ckpt_version_info *vi,
+		     struct stat *st, double *ttl);
 /* A lookup reply for version `vi` of `run` at `path`, from a listing. */
 int cfs_entry_version(struct cfs *c, const char *path, const char *run,
 		      const struct ckpt_version_info *vi, struct fuse_entry_param *e);
@@ -159,6 +159,7 @@ void cfs_op_statfs(fuse_req_t req, fuse_ino_t ino);
 void cfs_op_access(fuse_req_t req, fuse_ino_t ino, int mask);
 
 void cfs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
+void cfs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev);
 void cfs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
 void cfs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
 void cfs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
@@ -190,6 +191,8 @@ void cfs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, 
 		  struct fuse_file_info *fi);
 void cfs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void cfs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+void cfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+		      struct fuse_file_info *fi);
 void cfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void cfs_files_close_all(void);
 

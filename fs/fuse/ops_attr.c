@@ -103,16 +103,27 @@ static int64_t ts_ns(const struct timespec *ts)
 	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
 }
 
+/* chown to the mount's owner changes nothing (everything belongs to the
+ * user who mounted, docs/mount.md) and succeeds, so `tar -x` and `rsync -a`
+ * as that user or root work; to anyone else: EPERM. */
+static int check_owner(struct cfs *c, const struct stat *attr, int to_set)
+{
+	if ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != c->uid)
+		return -EPERM;
+	if ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != c->gid)
+		return -EPERM;
+	return 0;
+}
+
 static int setattr_node(struct cfs *c, const struct cfs_path *p, struct stat *attr, int to_set,
 			struct fuse_file_info *fi)
 {
 	struct cfs_fh *fh = fi ? (struct cfs_fh *)(uintptr_t)fi->fh : NULL;
 	int ret;
 
-	if ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != c->uid)
-		return -EPERM;
-	if ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != c->gid)
-		return -EPERM;
+	ret = check_owner(c, attr, to_set);
+	if (ret < 0)
+		return ret;
 	if (to_set & FUSE_SET_ATTR_MODE) {
 		ret = ckpt_node_chmod(c->store, p->run, p->ver, p->rel, attr->st_mode & 07777);
 		if (ret < 0)
@@ -141,23 +152,33 @@ static int setattr_node(struct cfs *c, const struct cfs_path *p, struct stat *at
 	return 0;
 }
 
-/* Directories of runs and versions have no settable attributes; times are
- * accepted and ignored so that `cp -a` and `touch` into the tree work. */
-static int setattr_other(struct cfs *c, const struct cfs_path *p, int to_set)
+/* The tree's own directories and files. An open version's directory takes
+ * chmod like any directory inside it; runs and the root have no settable
+ * mode. Times are accepted and ignored so that `cp -a` and `touch` into the
+ * tree work. */
+static int setattr_other(struct cfs *c, const struct cfs_path *p, struct stat *attr, int to_set)
 {
 	struct ckpt_version_info vi;
+	int ret;
 
 	if (!(to_set &
 	      (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE)))
 		return 0;
 	if (p->kind == CFS_VERSION || p->kind == CFS_MANIFEST) {
-		if (ckpt_version_state(c->store, p->run, p->ver, &vi) == 0 &&
-		    cfs_vstate_immutable(vi.state))
+		ret = ckpt_version_state(c->store, p->run, p->ver, &vi);
+		if (ret < 0)
+			return ret;
+		if (cfs_vstate_immutable(vi.state))
 			return -EROFS;
 	}
 	if (to_set & FUSE_SET_ATTR_SIZE)
 		return (p->kind == CFS_STATS || p->kind == CFS_MANIFEST) ? -EACCES : -EISDIR;
-	return -EPERM;
+	ret = check_owner(c, attr, to_set);
+	if (ret < 0 || !(to_set & FUSE_SET_ATTR_MODE))
+		return ret;
+	if (p->kind != CFS_VERSION)
+		return -EPERM;
+	return ckpt_node_chmod(c->store, p->run, p->ver, "", attr->st_mode & 07777);
 }
 
 void cfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
@@ -172,7 +193,7 @@ void cfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_se
 	if (p.kind == CFS_NODE)
 		ret = setattr_node(c, &p, attr, to_set, fi);
 	else
-		ret = setattr_other(c, &p, to_set);
+		ret = setattr_other(c, &p, attr, to_set);
 	if (ret < 0)
 		fuse_reply_err(req, -ret);
 	else

@@ -326,6 +326,26 @@ void cfs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file
 	fuse_reply_err(req, ret < 0 ? -ret : 0);
 }
 
+void cfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+		      struct fuse_file_info *fi)
+{
+	struct cfs_fh *fh = (struct cfs_fh *)(uintptr_t)fi->fh;
+	int ret;
+
+	if (!fh->f) {
+		fuse_reply_err(req, EBADF); /* .stats, .manifest */
+		return;
+	}
+	if (offset < 0 || length <= 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	ret = ckpt_file_fallocate(fh->f, mode, (uint64_t)offset, (uint64_t)length);
+	if (ret == 0)
+		cfs_track_touch(cfs_of(req), fh->run, fh->ver, 0);
+	fuse_reply_err(req, ret < 0 ? -ret : 0);
+}
+
 void cfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct cfs_fh *fh = (struct cfs_fh *)(uintptr_t)fi->fh;

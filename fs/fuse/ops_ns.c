@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 
 /* Parse the path of `name` in directory `parent`. */
 static int child_path(struct cfs *c, fuse_ino_t parent, const char *name, struct cfs_path *p)
@@ -70,6 +72,43 @@ reply:
 		fuse_reply_entry(req, &e);
 }
 
+/* mknod(2): regular files only (what `mknod` of S_IFREG means, as some
+ * tools create files); FIFOs, sockets and device nodes have no place in a
+ * checkpoint: EPERM, as on a file system mounted nodev that refuses them. */
+void cfs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	struct cfs *c = cfs_of(req);
+	struct fuse_entry_param e;
+	struct ckpt_file *f = NULL;
+	struct cfs_path p;
+	int ret;
+
+	ret = child_path(c, parent, name, &p);
+	if (ret < 0)
+		goto reply;
+	if (p.kind == CFS_MANIFEST || p.kind == CFS_STATS)
+		ret = -EEXIST;
+	else if (p.kind != CFS_NODE || !S_ISREG(mode))
+		ret = -EPERM;
+	else
+		ret = ckpt_file_open(c->store, p.run, p.ver, p.rel, O_WRONLY | O_CREAT | O_EXCL,
+				     mode & 07777, &f);
+	if (ret == 0) {
+		ret = ckpt_file_close(f);
+		cfs_track_touch(c, p.run, p.ver, 0);
+	}
+	if (ret == 0) {
+		cfs_nodes_drop(c->nodes, p.full);
+		ret = cfs_entry(c, p.full, &e);
+	}
+	cfs_path_free(&p);
+reply:
+	if (ret < 0)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_entry(req, &e);
+}
+
 /* Before removing anything inside a version: a pinned one is busy, a
  * committed one is retired first (it leaves latest/best at once). */
 static int prepare_removal(struct cfs *c, const struct cfs_path *p)
@@ -99,9 +138,12 @@ static int prepare_removal(struct cfs *c, const struct cfs_path *p)
 	return 0;
 }
 
-/* `rm -r RUN/VERSION` meets .manifest too: in a committed version removing
- * it retires the version like any other file; in a retired one it is already
- * gone from listings. Open versions keep theirs. */
+/* `rm -r RUN/VERSION` and `rsync --delete` meet .manifest too, and it must
+ * never stop them: in a committed version removing it retires the version
+ * like any other file; in a retired one it is already gone from listings;
+ * in an open version it is generated from the tree, so there is nothing to
+ * remove and the unlink succeeds (the next rmdir of the emptied version
+ * works as on any directory). */
 static int unlink_manifest(struct cfs *c, const struct cfs_path *p)
 {
 	struct ckpt_version_info vi;
@@ -110,10 +152,8 @@ static int unlink_manifest(struct cfs *c, const struct cfs_path *p)
 	ret = ckpt_version_state(c->store, p->run, p->ver, &vi);
 	if (ret < 0)
 		return ret;
-	if (vi.state == CKPT_V_RETIRED)
+	if (vi.state == CKPT_V_RETIRED || vi.state == CKPT_V_OPEN)
 		return 0;
-	if (vi.state == CKPT_V_OPEN)
-		return -EPERM;
 	return prepare_removal(c, p);
 }
 

@@ -132,6 +132,10 @@ static int new_entry(struct ckpt_store *s, const char *run, const char *version,
 	ret = name_check_kind(*last, NAME_COMP, &why);
 	if (ret < 0)
 		return store_err(s, ret, "invalid name \"%s\": %s", *last, why);
+	if (*parent == (*v)->root && !strcmp(*last, ".manifest"))
+		return store_err(s, -EINVAL,
+				 "\".manifest\" at the root of a version is reserved (the "
+				 "version's manifest); pick another name");
 	return 0;
 }
 
@@ -611,17 +615,26 @@ void ckpt_file_read_release(struct ckpt_file *h)
 	pthread_mutex_unlock(&h->lock);
 }
 
-ssize_t ckpt_file_pwrite(struct ckpt_file *h, const void *buf, size_t len, uint64_t off)
+/* May this handle change its file now? */
+static int handle_writable(struct ckpt_file *h)
 {
-	struct fdata *f = h->f;
-	int ret;
-
 	if ((h->flags & O_ACCMODE) == O_RDONLY)
 		return -EBADF;
 	if (__atomic_load_n(&h->v->busy, __ATOMIC_SEQ_CST))
 		return -EBUSY;
 	if (h->v->state != CKPT_V_OPEN || h->v->dead)
 		return -EROFS;
+	return 0;
+}
+
+ssize_t ckpt_file_pwrite(struct ckpt_file *h, const void *buf, size_t len, uint64_t off)
+{
+	struct fdata *f = h->f;
+	int ret;
+
+	ret = handle_writable(h);
+	if (ret < 0)
+		return ret;
 	if (len == 0)
 		return 0;
 	pthread_mutex_lock(&f->lock);
@@ -633,6 +646,66 @@ ssize_t ckpt_file_pwrite(struct ckpt_file *h, const void *buf, size_t len, uint6
 		return store_err(h->s, ret, "write to %s/%s/%s failed: %s", h->v->run->name,
 				 h->v->name, h->path, strerror(-ret));
 	return (ssize_t)len;
+}
+
+/* Zeros over [off, off + len) of a file being written (f->lock held). */
+static int write_zeros(struct ckpt_store *s, struct fdata *f, uint64_t off, uint64_t len)
+{
+	size_t chunk = len < (1u << 20) ? (size_t)len : (1u << 20);
+	void *z;
+	int ret = 0;
+
+	if (!len)
+		return 0;
+	z = calloc(1, chunk);
+	if (!z)
+		return -ENOMEM;
+	while (len && ret == 0) {
+		size_t n = len < chunk ? (size_t)len : chunk;
+
+		ret = fdata_write(s, f, z, n, off);
+		off += n;
+		len -= n;
+	}
+	free(z);
+	return ret;
+}
+
+int ckpt_file_fallocate(struct ckpt_file *h, int mode, uint64_t off, uint64_t len)
+{
+	const int known = CKPT_FALLOC_KEEP_SIZE | CKPT_FALLOC_PUNCH_HOLE | CKPT_FALLOC_ZERO_RANGE;
+	bool keep = mode & CKPT_FALLOC_KEEP_SIZE;
+	struct fdata *f = h->f;
+	uint64_t end, size;
+	int ret = 0;
+
+	if (mode & ~known)
+		return -EOPNOTSUPP;
+	if ((mode & CKPT_FALLOC_PUNCH_HOLE) &&
+	    (!keep || (mode & CKPT_FALLOC_ZERO_RANGE))) /* as fallocate(2) */
+		return -EINVAL;
+	if (len == 0)
+		return -EINVAL;
+	if (off + len < off)
+		return -EFBIG;
+	ret = handle_writable(h);
+	if (ret < 0)
+		return ret;
+	end = off + len;
+	pthread_mutex_lock(&f->lock);
+	size = f->size;
+	/* Nothing is preallocated (chunks are written whole at commit time):
+	 * the size is what a reader can see, and zeros are written where a
+	 * hole or a zeroed range meets existing data. */
+	if ((mode & (CKPT_FALLOC_PUNCH_HOLE | CKPT_FALLOC_ZERO_RANGE)) && off < size)
+		ret = write_zeros(h->s, f, off, (end < size ? end : size) - off);
+	if (ret == 0 && !keep && end > f->size)
+		ret = fdata_truncate(h->s, f, end);
+	pthread_mutex_unlock(&f->lock);
+	if (ret < 0)
+		return store_err(h->s, ret, "fallocate of %s/%s/%s failed: %s", h->v->run->name,
+				 h->v->name, h->path, strerror(-ret));
+	return 0;
 }
 
 int ckpt_file_ftruncate(struct ckpt_file *h, uint64_t size)

@@ -121,7 +121,7 @@ const char *ckpt_vstate_name(enum ckpt_vstate st)
 	return "unknown";
 }
 
-/* kind NAME_COMP: path component, NAME_RUN: run, NAME_VERSION: version
+/* kind NAME_COMP: path component inside a version, NAME_RUN: run, NAME_VERSION: version
  * (also not "latest"/"best") */
 int name_check_kind(const char *name, int kind, const char **why)
 {
@@ -140,9 +140,13 @@ int name_check_kind(const char *name, int kind, const char **why)
 		w = "a name cannot contain '/'";
 	else if (!ckpt_utf8_valid(name, l))
 		w = "the name is not valid UTF-8";
-	else if (!strncmp(name, ".ckpt", 5) || !strcmp(name, ".manifest") ||
-		 !strcmp(name, ".stats"))
-		w = "names starting with \".ckpt\", \".manifest\" and \".stats\" are reserved";
+	else if (kind != NAME_COMP && (!strncmp(name, ".ckpt", 5) || !strcmp(name, ".manifest") ||
+				       !strcmp(name, ".stats")))
+		/* runs and versions name files of the store (temporary files
+		 * are .ckpt-tmp-*); inside a version every name is the user's
+		 * except .manifest at its root (new_entry in api.c) */
+		w = "run and version names starting with \".ckpt\", \".manifest\" and "
+		    "\".stats\" are reserved";
 	else if (kind == NAME_VERSION && (!strcmp(name, "latest") || !strcmp(name, "best")))
 		w = "\"latest\" and \"best\" are reserved in a run";
 	else {

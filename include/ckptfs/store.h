@@ -32,9 +32,10 @@ extern "C" {
 #define CKPT_STORE_FORMAT 1
 
 /* Names of runs, versions and path components: 1..255 bytes, valid UTF-8,
- * no '/', no control characters, not "." or "..", and not starting with ".ckpt"
- * or equal to ".manifest", ".stats", "latest", "best" where those are reserved
- * (see ckpt_name_check). */
+ * no '/', no control characters, not "." or "..". Runs and versions also not
+ * starting with ".ckpt" nor ".manifest" or ".stats", versions not "latest" or
+ * "best"; inside a version only ".manifest" at its root is reserved (see
+ * ckpt_name_check). */
 #define CKPT_NAME_MAX 255
 
 struct ckpt_store;
@@ -120,8 +121,8 @@ void ckpt_store_close(struct ckpt_store *s);
 /* The sentence describing the last error this thread got from `s`. */
 const char *ckpt_store_strerror(struct ckpt_store *s);
 
-/* 0 if `name` is a valid run/version/path-component name, else -EINVAL or
- * -ENAMETOOLONG; *why (if not NULL) gets a reason. */
+/* 0 if `name` is a valid name of a path component inside a version, else
+ * -EINVAL or -ENAMETOOLONG; *why (if not NULL) gets a reason. */
 int ckpt_name_check(const char *name, const char **why);
 
 /* ---- runs ------------------------------------------------------------- */
@@ -257,6 +258,16 @@ ssize_t ckpt_file_read_ref(struct ckpt_file *f, size_t len, uint64_t off, const 
 void ckpt_file_read_release(struct ckpt_file *f);
 ssize_t ckpt_file_pwrite(struct ckpt_file *f, const void *buf, size_t len, uint64_t off);
 int ckpt_file_ftruncate(struct ckpt_file *f, uint64_t size);
+/*
+ * fallocate(2) of a file being written. mode 0 extends the size to off+len
+ * (zeros); KEEP_SIZE alone changes nothing a reader sees (nothing is
+ * preallocated); PUNCH_HOLE (with KEEP_SIZE, as fallocate(2) requires) and
+ * ZERO_RANGE make the range read as zeros. Other modes: -EOPNOTSUPP.
+ */
+#define CKPT_FALLOC_KEEP_SIZE 0x01 /* the values of FALLOC_FL_* */
+#define CKPT_FALLOC_PUNCH_HOLE 0x02
+#define CKPT_FALLOC_ZERO_RANGE 0x10
+int ckpt_file_fallocate(struct ckpt_file *f, int mode, uint64_t off, uint64_t len);
 /* Make what was written so far durable (a writer's fsync). Errors from
  * earlier asynchronous writes are reported here, at flush, or at close. */
 int ckpt_file_fsync(struct ckpt_file *f);

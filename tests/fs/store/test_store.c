@@ -200,11 +200,13 @@ static void test_roundtrip_large(void **state)
 static void test_names(void **state)
 {
 	struct fix *x = *state;
-	static const char *bad[] = {"",		".",	   "..",
-				    "a/b",	"/",	   "tab\there",
-				    "nl\n",	"del\x7f", "bad\xff\xfeutf8",
-				    "\xc0\x80", ".ckpt-x", ".manifest",
-				    ".stats"};
+	static const char *bad[] = {
+		"",	   ".", "..", "a/b", "/", "tab\there", "nl\n", "del\x7f", "bad\xff\xfeutf8",
+		"\xc0\x80"};
+	/* names of the store's own (temporary files, the tree's virtual
+	 * files): refused for runs and versions, the user's inside a version
+	 * (rsync's temp names are .NAME.XXXXXX), except .manifest at its root */
+	static const char *store_own[] = {".ckpt-x", ".ckpt.pt.Ab12Cd", ".manifest", ".stats"};
 	char longname[300];
 	struct ckpt_file *f;
 	const char *why;
@@ -228,6 +230,24 @@ static void test_names(void **state)
 						   &f) < 0);
 		}
 	}
+	assert_int_equal(ckpt_node_mkdir(x->s, "r", "v", "sub", 0755), 0);
+	for (size_t i = 0; i < sizeof(store_own) / sizeof(store_own[0]); i++) {
+		bool manifest = !strcmp(store_own[i], ".manifest");
+		char p[64];
+
+		assert_int_equal(ckpt_name_check(store_own[i], NULL), 0);
+		assert_true(ckpt_run_create(x->s, store_own[i]) < 0);
+		assert_true(ckpt_version_create(x->s, "r", store_own[i]) < 0);
+		assert_int_equal(
+			ckpt_file_open(x->s, "r", "v", store_own[i], O_WRONLY | O_CREAT, 0644, &f),
+			manifest ? -EINVAL : 0);
+		if (!manifest)
+			assert_int_equal(ckpt_file_close(f), 0);
+		snprintf(p, sizeof(p), "sub/%s", store_own[i]);
+		assert_int_equal(ckpt_node_mkdir(x->s, "r", "v", p, 0755), 0);
+	}
+	assert_int_equal(ckpt_node_mkdir(x->s, "r", "v", ".manifest", 0755), -EINVAL);
+	assert_int_equal(ckpt_node_rename(x->s, "r", "v", ".stats", ".manifest"), -EINVAL);
 	assert_int_equal(ckpt_name_check(longname, &why), -ENAMETOOLONG);
 	assert_int_equal(ckpt_run_create(x->s, longname), -ENAMETOOLONG);
 	assert_int_equal(ckpt_file_open(x->s, "r", "v", longname, O_WRONLY | O_CREAT, 0644, &f),
