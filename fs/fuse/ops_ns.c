@@ -14,6 +14,23 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+/* Answer mkdir or mknod: the new entry (a fresh inode for its path), or
+ * the error `ret`. Frees p. */
+static void reply_created(fuse_req_t req, struct cfs *c, struct cfs_path *p, int ret)
+{
+	struct fuse_entry_param e;
+
+	if (ret == 0) {
+		cfs_nodes_drop(c->nodes, p->full);
+		ret = cfs_entry(c, p->full, &e);
+	}
+	cfs_path_free(p);
+	if (ret < 0)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_entry(req, &e);
+}
+
 /* Parse the path of `name` in directory `parent`. */
 static int child_path(struct cfs *c, fuse_ino_t parent, const char *name, struct cfs_path *p)
 {
@@ -35,13 +52,14 @@ static int child_path(struct cfs *c, fuse_ino_t parent, const char *name, struct
 void cfs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
 	struct cfs *c = cfs_of(req);
-	struct fuse_entry_param e;
 	struct cfs_path p;
 	int ret;
 
 	ret = child_path(c, parent, name, &p);
-	if (ret < 0)
-		goto reply;
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
 	switch (p.kind) {
 	case CFS_RUN:
 		ret = ckpt_run_create(c->store, p.run);
@@ -60,16 +78,7 @@ void cfs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 		ret = -EEXIST;
 		break;
 	}
-	if (ret == 0) {
-		cfs_nodes_drop(c->nodes, p.full);
-		ret = cfs_entry(c, p.full, &e);
-	}
-	cfs_path_free(&p);
-reply:
-	if (ret < 0)
-		fuse_reply_err(req, -ret);
-	else
-		fuse_reply_entry(req, &e);
+	reply_created(req, c, &p, ret);
 }
 
 /* mknod(2): regular files only (what `mknod` of S_IFREG means, as some
@@ -78,14 +87,15 @@ reply:
 void cfs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
 	struct cfs *c = cfs_of(req);
-	struct fuse_entry_param e;
 	struct ckpt_file *f = NULL;
 	struct cfs_path p;
 	int ret;
 
 	ret = child_path(c, parent, name, &p);
-	if (ret < 0)
-		goto reply;
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
 	if (p.kind == CFS_MANIFEST || p.kind == CFS_STATS)
 		ret = -EEXIST;
 	else if (p.kind != CFS_NODE || !S_ISREG(mode))
@@ -97,16 +107,7 @@ void cfs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 		ret = ckpt_file_close(f);
 		cfs_track_touch(c, p.run, p.ver, 0);
 	}
-	if (ret == 0) {
-		cfs_nodes_drop(c->nodes, p.full);
-		ret = cfs_entry(c, p.full, &e);
-	}
-	cfs_path_free(&p);
-reply:
-	if (ret < 0)
-		fuse_reply_err(req, -ret);
-	else
-		fuse_reply_entry(req, &e);
+	reply_created(req, c, &p, ret);
 }
 
 /* Before removing anything inside a version: a pinned one is busy, a

@@ -14,7 +14,7 @@
 
 #include "ckptfs/hmap.h"
 
-#define NKEYS 5000
+#define NKEYS 2000
 
 struct el {
 	uint64_t key;
@@ -84,7 +84,7 @@ static void run_random(uint64_t (*hf)(uint64_t), unsigned seed, int rounds)
 			e->val = k * 3 + 1;
 			present[k] = true;
 		}
-		if (r % 997 == 0)
+		if (r % 4999 == 0)
 			check_model(&m, present, hf);
 	}
 	check_model(&m, present, hf);
@@ -96,13 +96,13 @@ static void run_random(uint64_t (*hf)(uint64_t), unsigned seed, int rounds)
 
 static void test_random_spread(void **state)
 {
-	run_random(spread, 1, 60000);
-	run_random(spread, 2, 60000);
+	run_random(spread, 1, 30000);
+	run_random(spread, 2, 30000);
 }
 
 static void test_random_collide(void **state)
 {
-	run_random(collide, 3, 20000);
+	run_random(collide, 3, 10000);
 }
 
 static void test_hash0(void **state)
