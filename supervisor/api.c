@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -314,6 +315,73 @@ static enum MHD_Result logs(struct MHD_Connection *c, struct op *op)
 	return ret;
 }
 
+/* Keep the windows whose last step is above `after`. */
+static json_t *windows_after(json_t *arr, int64_t after)
+{
+	json_t *out = json_array(), *w;
+	size_t i;
+
+	json_array_foreach(arr, i, w)
+	{
+		if (after < 0 || json_integer_value(json_object_get(w, "step")) > after)
+			json_array_append(out, w);
+	}
+	json_decref(arr);
+	return out;
+}
+
+/* GET .../metrics: without `resolution` the 30 s windows and their
+ * downsampled forms (as before); resolution=step every kept step in columns
+ * (metrics.c); 30s, 5m or 1h one kind of window. `after=STEP` keeps what is
+ * past that step; with `after_attempt=N` too, the steps after that cursor. */
+static enum MHD_Result metrics(struct MHD_Connection *c, struct op *op)
+{
+	static const struct {
+		const char *name;
+		int secs;
+	} res[] = {{"30s", 30}, {"5m", 300}, {"1h", 3600}};
+	const char *r = arg(c, "resolution");
+	int64_t after = arg_int(c, "after", 0, INT64_MAX / 2);
+	int64_t after_attempt = arg_int(c, "after_attempt", 0, INT32_MAX);
+
+	if (after == -2 || after_attempt == -2)
+		return send_err(c, 400, "invalid_request",
+				"after and after_attempt must be non-negative integers");
+	if (after_attempt >= 0 && after < 0)
+		return send_err(
+			c, 400, "invalid_request",
+			"after_attempt goes with after=STEP (the cursor is attempt and step)");
+	db_metrics_flush(op);
+	if (!r)
+		return send_json(c, 200,
+				 json_pack("{ss si so s{so so}}", "operation", op->id, "window_s",
+					   30, "windows",
+					   windows_after(db_metrics(op->id, 30), after),
+					   "downsampled", "300",
+					   windows_after(db_metrics(op->id, 300), after), "3600",
+					   windows_after(db_metrics(op->id, 3600), after)));
+	if (!strcmp(r, "step")) {
+		size_t len = 0;
+		char *body = metrics_steps_body(op, after_attempt, after < 0 ? -1 : after, &len);
+
+		if (!body)
+			return send_err(c, 500, "internal",
+					"cannot read the step metrics of %s from the database; see "
+					"ckptd.log",
+					op->id);
+		return send_text(c, 200, body, "application/json; charset=utf-8");
+	}
+	for (size_t i = 0; i < sizeof(res) / sizeof(res[0]); i++)
+		if (!strcmp(r, res[i].name))
+			return send_json(
+				c, 200,
+				json_pack("{ss ss si so}", "operation", op->id, "resolution",
+					  res[i].name, "window_s", res[i].secs, "windows",
+					  windows_after(db_metrics(op->id, res[i].secs), after)));
+	return send_err(c, 400, "invalid_request",
+			"resolution: '%.40s' is not one of step, 30s, 5m, 1h", r);
+}
+
 static enum MHD_Result op_route(struct MHD_Connection *c, const char *method, const char *rest)
 {
 	char id[CKPTD_ID_MAX + 1];
@@ -374,14 +442,8 @@ static enum MHD_Result op_route(struct MHD_Connection *c, const char *method, co
 	}
 	if (!strcmp(sub, "logs"))
 		return logs(c, op);
-	if (!strcmp(sub, "metrics")) {
-		db_metrics_flush(op);
-		return send_json(c, 200,
-				 json_pack("{ss si so s{so so}}", "operation", op->id, "window_s",
-					   30, "windows", db_metrics(op->id, 30), "downsampled",
-					   "300", db_metrics(op->id, 300), "3600",
-					   db_metrics(op->id, 3600)));
-	}
+	if (!strcmp(sub, "metrics"))
+		return metrics(c, op);
 	return send_err(c, 404, "not_found", "no such path; see docs/api.md");
 }
 
@@ -498,6 +560,7 @@ static enum MHD_Result prom(struct MHD_Connection *c)
 		if (op->status == OP_RUNNING && op->have_step)
 			fprintf(f, "ckptd_trainer_step{operation=\"%s\"} %lld\n", op->id,
 				(long long)op->step);
+	metrics_prom(f);
 	fclose(f);
 	return send_text(c, 200, s, "text/plain; version=0.0.4");
 }
@@ -557,6 +620,17 @@ static enum MHD_Result route(struct MHD_Connection *c, const char *url, const ch
 			return not_allowed(c, "GET");
 		return daemon_info(c);
 	}
+	if (!strcmp(url, "/api/v1/dashboard")) {
+		char err[512] = "";
+
+		if (strcmp(method, "POST"))
+			return not_allowed(c, "POST");
+		if (dashboard_open(err, sizeof(err)) < 0)
+			return send_err(c, 500, "internal", "%s", err);
+		return send_json(c, 200, dashboard_info());
+	}
+	if (dashboard_path(url))
+		return (enum MHD_Result)dashboard_serve(c, url, method);
 	if (!strcmp(url, "/api/v1/daemon/stop")) {
 		if (strcmp(method, "POST"))
 			return not_allowed(c, "POST");
@@ -564,6 +638,32 @@ static enum MHD_Result route(struct MHD_Connection *c, const char *url, const ch
 		return send_json(c, 202, json_pack("{sb}", "stopping", 1));
 	}
 	return send_err(c, 404, "not_found", "no such path '%.100s'; see docs/api.md", url);
+}
+
+/* Equal without saying where they differ (no early exit). */
+static bool same_secret(const char *a, const char *b)
+{
+	size_t na = strlen(a), nb = strlen(b);
+	unsigned char d = na != nb;
+
+	for (size_t i = 0; i < na; i++)
+		d |= (unsigned char)(a[i] ^ b[i % (nb ? nb : 1)]);
+	return d == 0 && nb > 0;
+}
+
+/* A request on the TCP listener carries the token: `Authorization: Bearer
+ * T`, or for GET `?token=T`, which is how a browser opens the page (it
+ * cannot send a header on navigation); the page sends the header itself. */
+static bool token_ok(struct MHD_Connection *c, const char *method)
+{
+	const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+	const char *q = arg(c, "token");
+
+	if (!g.token[0])
+		return false;
+	if (auth && !strncmp(auth, "Bearer ", 7) && same_secret(auth + 7, g.token))
+		return true;
+	return q && (!strcmp(method, "GET") || !strcmp(method, "HEAD")) && same_secret(q, g.token);
 }
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
@@ -603,16 +703,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		*upload_size = 0;
 		return MHD_YES;
 	}
-	if (cls) { /* the TCP listener: bearer token required */
-		const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-
-		if (!g.token[0] || !auth || strncmp(auth, "Bearer ", 7) ||
-		    strcmp(auth + 7, g.token))
-			return send_err(
-				c, 401, "unauthorized",
-				"send Authorization: Bearer TOKEN (the token is in the file "
-				"named by the config key token_file)");
-	}
+	if (cls && !token_ok(c, method)) /* the TCP listener: the token is required */
+		return send_err(c, 401, "unauthorized",
+				"send Authorization: Bearer TOKEN (the token is in the file named "
+				"by the config key token_file, or open the URL `ckpt dashboard` "
+				"prints)");
 	if (rq->too_large)
 		return send_err(c, 413, "too_large", "the body is larger than 1 MiB");
 	if (!utf8_valid(url))
@@ -647,21 +742,44 @@ int api_start(int unix_fd)
 		ckptd_log("cannot start the HTTP server on %s", g.sock_path);
 		return -EIO;
 	}
-	if (g.listen_tcp > 0) {
-		struct sockaddr_in sa = {.sin_family = AF_INET,
-					 .sin_port = htons((uint16_t)g.listen_tcp),
-					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	if (g.listen_tcp > 0 && api_tcp_start(g.listen_tcp) < 0)
+		ckptd_log("cannot listen on 127.0.0.1:%d; the Unix socket still works",
+			  g.listen_tcp);
+	return 0;
+}
 
-		g.httpd_tcp = MHD_start_daemon(
-			MHD_USE_EPOLL | MHD_USE_ERROR_LOG, (uint16_t)g.listen_tcp, NULL, NULL,
-			handler, (void *)1, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_NOTIFY_COMPLETED,
-			completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-			MHD_OPTION_CONNECTION_LIMIT, API_MAX_CONNECTIONS,
-			MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)SOMAXCONN, MHD_OPTION_END);
-		if (!g.httpd_tcp)
-			ckptd_log("cannot listen on 127.0.0.1:%d; the Unix socket still works",
-				  g.listen_tcp);
+/* The loopback TCP listener (config listen_tcp, or `ckpt dashboard` with
+ * port 0: the kernel picks a free one). Sets g.tcp_port. */
+int api_tcp_start(int port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof(sa);
+	int fd, one = 1, ret;
+
+	if (g.httpd_tcp)
+		return 0;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, SOMAXCONN) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &sl) < 0) {
+		ret = -errno;
+		close(fd);
+		return ret;
 	}
+	g.httpd_tcp = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, handler,
+				       (void *)1, MHD_OPTION_LISTEN_SOCKET, fd,
+				       MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+				       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+				       MHD_OPTION_CONNECTION_LIMIT, API_MAX_CONNECTIONS, MHD_OPTION_END);
+	if (!g.httpd_tcp) {
+		close(fd);
+		return -EIO;
+	}
+	g.tcp_port = ntohs(sa.sin_port);
 	return 0;
 }
 

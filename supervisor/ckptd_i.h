@@ -16,6 +16,7 @@
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #define CKPTD_ID_MAX 64
@@ -98,6 +99,8 @@ struct op {
 	 * fire time (0 when not scheduled) */
 	char scheduled_by[CKPTD_ID_MAX];
 	double fire_at;
+	/* per-step history, rates, save timing (metrics.c); NULL until a report */
+	struct op_metrics *mx;
 };
 
 struct hook {
@@ -130,6 +133,8 @@ struct ckptd {
 	struct hook *hooks;
 	bool stopping;
 	struct MHD_Daemon *httpd, *httpd_tcp;
+	int tcp_port;	    /* the TCP listener's port once it listens (dashboard) */
+	int64_t keep_steps; /* per-step metrics kept per operation (metrics_keep_steps) */
 	/* counters for /metrics */
 	uint64_t n_events, n_recoveries, n_datagrams, n_rejected, n_rejected_checkpoint;
 	uint64_t n_detect[8];
@@ -171,6 +176,36 @@ json_t *db_events(const char *id, int64_t after, int64_t limit);
 int db_insert_event(json_t *ev, int64_t *seq);
 int db_metrics_flush(const struct op *op);
 json_t *db_metrics(const char *id, int res);
+/* One reported step (metrics.c buffers them and writes them in batches). */
+struct step_point {
+	int attempt;
+	int64_t step, epoch;
+	double loss, val_loss, time;
+	bool have_epoch, have_loss, have_val_loss;
+	char nonfinite[32]; /* "loss=nan,val_loss=inf" for values JSON cannot hold */
+};
+int db_steps_write(const char *id, const struct step_point *p, size_t n);
+int db_steps_prune(const char *id, int64_t upto_step);
+int db_steps_query(const char *id, int64_t after_attempt, int64_t after_step,
+		   int (*cb)(void *arg, const struct step_point *p), void *arg);
+
+/* metrics.c: every reported step (besides the 30 s windows of db.c), the
+ * trainer gauges and the commit-time histogram of /metrics */
+struct ckpt_report;
+void metrics_report(struct op *op, const struct ckpt_report *r);
+int metrics_flush(struct op *op);
+void metrics_tick(double now, double *next);
+void metrics_free(struct op *op);
+char *metrics_steps_body(struct op *op, int64_t after_attempt, int64_t after_step, size_t *len);
+void metrics_prom(FILE *f);
+void store_bytes(int64_t *logical, int64_t *stored);
+
+/* dashboard.c: the page at / (web/, embedded at build time) */
+struct MHD_Connection;
+bool dashboard_path(const char *url);
+int dashboard_serve(struct MHD_Connection *c, const char *url, const char *method);
+int dashboard_open(char *err, size_t errlen);
+json_t *dashboard_info(void);
 
 /* events.c */
 void event_emit(struct op *op, const char *event, const char *reason, const char *checkpoint,
@@ -213,6 +248,7 @@ json_t *checkpoints_of(struct op *op);
 
 /* api.c */
 int api_start(int unix_fd);
+int api_tcp_start(int port);
 void api_stop(void);
 int api_epoll_fd(struct MHD_Daemon *d);
 void api_run(void);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * db.c - ckptd.db: operations, events, idempotency keys and metric windows
+ * db.c - ckptd.db: operations, events, idempotency keys, metric windows and
+ * per-step metrics
  * in SQLite (WAL, synchronous=FULL so a committed state change survives a
  * power cut). Every state change is one transaction; the resume claim is a
  * single conditional UPDATE so two resumes cannot both win.
@@ -57,6 +58,12 @@ static const char *const migrations[] = {
 	" AND json_extract(body, '$.checkpoint') IS NOT NULL;"
 	"UPDATE operations SET fire_at = not_before"
 	" WHERE json_extract(spec, '$.schedule.cron') IS NOT NULL;",
+	/* 3: every reported step of the recent history (metrics.c); a step that
+	 * a later attempt trains again is a row of its own */
+	"CREATE TABLE metric_steps ("
+	" operation TEXT NOT NULL, attempt INTEGER NOT NULL, step INTEGER NOT NULL,"
+	" epoch INTEGER, loss REAL, val_loss REAL, nonfinite TEXT, time REAL NOT NULL,"
+	" PRIMARY KEY(operation, attempt, step)) WITHOUT ROWID;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -575,4 +582,112 @@ json_t *db_metrics(const char *id, int res)
 	}
 	sqlite3_finalize(st);
 	return arr;
+}
+
+/* A batch of reported steps in one transaction (one fsync, not one per
+ * step). A step reported twice by one attempt (LOSS, then VAL_LOSS) is one
+ * row: the later report fills in what the earlier one lacked. */
+int db_steps_write(const char *id, const struct step_point *p, size_t n)
+{
+	sqlite3_stmt *st;
+	int ret = 0;
+
+	if (n == 0)
+		return 0;
+	if (db_begin() < 0)
+		return -EIO;
+	if (sqlite3_prepare_v2(
+		    g.db,
+		    "INSERT INTO metric_steps VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+		    " ON CONFLICT(operation, attempt, step) DO UPDATE SET"
+		    " epoch=COALESCE(excluded.epoch, epoch), loss=COALESCE(excluded.loss, loss),"
+		    " val_loss=COALESCE(excluded.val_loss, val_loss),"
+		    " nonfinite=COALESCE(excluded.nonfinite, nonfinite), time=excluded.time",
+		    -1, &st, NULL) != SQLITE_OK) {
+		ckptd_log("database: prepare failed: %s", sqlite3_errmsg(g.db));
+		db_rollback();
+		return -EIO;
+	}
+	for (size_t i = 0; i < n && !ret; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int(st, 2, p[i].attempt);
+		sqlite3_bind_int64(st, 3, p[i].step);
+		if (p[i].have_epoch)
+			sqlite3_bind_int64(st, 4, p[i].epoch);
+		else
+			sqlite3_bind_null(st, 4);
+		bind_real(st, 5, p[i].loss, p[i].have_loss);
+		bind_real(st, 6, p[i].val_loss, p[i].have_val_loss);
+		bind_text(st, 7, p[i].nonfinite);
+		sqlite3_bind_double(st, 8, p[i].time);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			ckptd_log("database: saving step metrics of %s failed: %s", id,
+				  sqlite3_errmsg(g.db));
+			ret = -EIO;
+		}
+	}
+	sqlite3_finalize(st);
+	if (ret || db_commit() < 0) {
+		db_rollback();
+		return -EIO;
+	}
+	return 0;
+}
+
+int db_steps_prune(const char *id, int64_t upto_step)
+{
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(g.db, "DELETE FROM metric_steps WHERE operation=?1 AND step<=?2", -1,
+			       &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, upto_step);
+	return step_done(st, "pruning step metrics");
+}
+
+/* Steps in report order (attempt, then step). after_attempt < 0: every step
+ * above after_step; else the steps after the cursor (after_attempt,
+ * after_step), which is how a follower sees a later attempt train steps
+ * again. */
+int db_steps_query(const char *id, int64_t after_attempt, int64_t after_step,
+		   int (*cb)(void *arg, const struct step_point *p), void *arg)
+{
+	sqlite3_stmt *st;
+	int rc = SQLITE_DONE, ret = 0;
+
+	if (sqlite3_prepare_v2(g.db,
+			       "SELECT attempt, step, epoch, loss, val_loss, nonfinite, time"
+			       " FROM metric_steps WHERE operation=?1 AND"
+			       " (CASE WHEN ?2 < 0 THEN step > ?3"
+			       "  ELSE attempt > ?2 OR (attempt = ?2 AND step > ?3) END)"
+			       " ORDER BY attempt, step",
+			       -1, &st, NULL) != SQLITE_OK) {
+		ckptd_log("database: prepare failed: %s", sqlite3_errmsg(g.db));
+		return -EIO;
+	}
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, after_attempt);
+	sqlite3_bind_int64(st, 3, after_step);
+	while (!ret && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct step_point p = {0};
+		const unsigned char *nf = sqlite3_column_text(st, 5);
+
+		p.attempt = sqlite3_column_int(st, 0);
+		p.step = sqlite3_column_int64(st, 1);
+		p.have_epoch = sqlite3_column_type(st, 2) != SQLITE_NULL;
+		p.epoch = sqlite3_column_int64(st, 2);
+		p.have_loss = sqlite3_column_type(st, 3) != SQLITE_NULL;
+		p.loss = sqlite3_column_double(st, 3);
+		p.have_val_loss = sqlite3_column_type(st, 4) != SQLITE_NULL;
+		p.val_loss = sqlite3_column_double(st, 4);
+		snprintf(p.nonfinite, sizeof(p.nonfinite), "%s", nf ? (const char *)nf : "");
+		p.time = sqlite3_column_double(st, 6);
+		ret = cb(arg, &p);
+	}
+	if (!ret && rc != SQLITE_DONE)
+		ret = -EIO;
+	sqlite3_finalize(st);
+	return ret;
 }

@@ -149,14 +149,17 @@ static int load_config(const char *path, bool required)
 			ret = cfg_int(v, k, 1, 1000, &g.max_concurrent);
 		else if (!strcmp(k, "listen_tcp"))
 			ret = cfg_int(v, k, 0, 65535, &g.listen_tcp);
-		else if (!strcmp(k, "cleanup_interval_s")) {
+		else if (!strcmp(k, "metrics_keep_steps")) {
+			ret = cfg_int(v, k, 10, 100000000, &iv);
+			g.keep_steps = iv;
+		} else if (!strcmp(k, "cleanup_interval_s")) {
 			ret = cfg_int(v, k, 60, 365 * 86400, &iv);
 			g.cleanup_interval_s = iv;
 		} else {
 			fprintf(stderr,
 				"ckptd: %s: %s: unknown key (known: store, mount, mount_ckptfs, "
 				"ckptfs, policy, max_concurrent, listen_tcp, token_file, "
-				"cleanup_interval_s)\n",
+				"cleanup_interval_s, metrics_keep_steps)\n",
 				path, k);
 			ret = -EINVAL;
 		}
@@ -322,6 +325,7 @@ static int main_loop(int sfd)
 		int timeout, r;
 
 		ops_tick(now, &next);
+		metrics_tick(now, &next);
 		if (g.next_cleanup && now >= g.next_cleanup) {
 			cleanup_run(-1, NULL);
 			g.next_cleanup = now + g.cleanup_interval_s;
@@ -426,6 +430,7 @@ int main(int argc, char **argv)
 		return 1;
 	g.max_concurrent = 1;
 	g.cleanup_interval_s = 86400;
+	g.keep_steps = 100000;
 	snprintf(g.store, sizeof(g.store), "%s/store", g.state_dir);
 	snprintf(g.mount, sizeof(g.mount), "%s/mnt", g.state_dir);
 	snprintf(g.policy_file, sizeof(g.policy_file), "%s/policy.yaml", g.state_dir);
@@ -489,6 +494,7 @@ int main(int argc, char **argv)
 	ckptd_log("stopping; %s", "trainers keep running and will be re-adopted");
 	for (struct op *op = g.ops; op; op = op->next) {
 		db_metrics_flush(op);
+		metrics_flush(op);
 		if (op->status == OP_RUNNING)
 			db_save_op(op);
 	}

@@ -60,6 +60,7 @@ void op_free(struct op *op)
 	ckpt_jobspec_free(&op->spec);
 	free(op->spec_json);
 	free(op->ring);
+	metrics_free(op);
 	free(op);
 }
 
@@ -262,6 +263,7 @@ static void finish(struct op *op, enum op_status st, const char *event, const ch
 		op->cancel_requested = false;
 	notify_close(op);
 	db_metrics_flush(op);
+	metrics_flush(op);
 	transition(op, event, reason, op->checkpoint, op->have_step ? op->step : -1, -1, 0);
 	if (st == OP_FAILED)
 		run_hook(op, op->spec.recovery.on_failure, "on_failure", NULL, NULL);
@@ -694,7 +696,8 @@ static void metrics_add(struct op *op, const struct ckpt_report *r)
 	}
 	if (op->have_step)
 		op->win_step = op->step;
-	if (r->have & CKPT_R_LOSS) {
+	/* a NaN/Inf loss is a detection, not a value: it would poison the sum */
+	if (r->have & CKPT_R_LOSS && isfinite(r->loss)) {
 		if (op->win_count == 0 || r->loss < op->win_min)
 			op->win_min = r->loss;
 		if (op->win_count == 0 || r->loss > op->win_max)
@@ -837,6 +840,7 @@ void op_on_notify(struct op *op)
 			op->have_epoch = true;
 		}
 		metrics_add(op, &r);
+		metrics_report(op, &r);
 		if (r.have & CKPT_R_CORRUPTED && r.corrupted) {
 			snprintf(reason, sizeof(reason), "the trainer reported corruption: %s",
 				 r.have & CKPT_R_REASON ? r.reason : "(no reason given)");
