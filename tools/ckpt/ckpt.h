@@ -6,6 +6,7 @@
  *   daemon.c       `ckpt daemon status|stop`, starting ckptd in the background
  *   run.c, job.c   `ckpt run`, `ckpt submit`; loading job specs (YAML -> JSON)
  *   ops.c          `ckpt ops ...`
+ *   metrics.c      `ckpt ops metrics`, sparklines, `ckpt dashboard`
  *   checkpoints.c  `ckpt checkpoints ...`
  *   mount.c        finding the mounted tree, xattrs, .manifest
  *   store_cmds.c   `ckpt ls|show|commit|policy|gc`
@@ -137,6 +138,15 @@ int cmd_diff(struct ckpt_ctx *c, int argc, char **argv);
 int cmd_commit(struct ckpt_ctx *c, int argc, char **argv);
 int cmd_gc(struct ckpt_ctx *c, int argc, char **argv);
 int cmd_policy(struct ckpt_ctx *c, int argc, char **argv);
+int cmd_dashboard(struct ckpt_ctx *c, int argc, char **argv);
+
+/* ---- metrics.c ---- */
+/* `ckpt ops metrics ID ...` (argv[0] is "metrics"'s caller, its options follow). */
+int ckpt_ops_metrics(struct ckpt_ctx *c, int argc, char **argv);
+/* The "Loss:" sparkline line of `ckpt ops status` (prints nothing without losses). */
+void ckpt_status_sparkline(struct ckpt_ctx *c, const char *id, FILE *f);
+/* `n` values (NAN = none) as at most `width` block characters. */
+void ckpt_sparkline(FILE *f, const double *v, size_t n, int width);
 
 /* Print an operation's events and/or logs once, or follow them until the
  * operation ends or *stop exceeds stop_above (ops.c; used by run). The cursor

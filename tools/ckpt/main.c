@@ -22,6 +22,8 @@ static const char usage_text[] =
 	"  submit JOB.yaml | --project P --model M ... submit a job, print its id\n"
 	"  ops list [--status S] [--resumable]         operations as a table\n"
 	"  ops status|resume|cancel|logs|events ID     one operation\n"
+	"  ops metrics ID [--csv]                      loss and val_loss per step\n"
+	"  dashboard                                   the URL of ckptd's web page\n"
 	"  checkpoints show|delete|stats|cleanup       an operation's checkpoints\n"
 	"  daemon status|stop                          the ckptd of this state dir\n"
 	"\n"
@@ -65,6 +67,7 @@ static const struct ckpt_cmd cmds[] = {
 	{"gc", cmd_gc},
 	{"policy", cmd_policy},
 	{"daemon", cmd_daemon},
+	{"dashboard", cmd_dashboard},
 };
 
 void ckpt_err(const char *fmt, ...)
@@ -224,7 +227,8 @@ int main(int argc, char **argv)
 		return ret;
 	}
 	ckpt_err("'%s' is not a ckpt command.", argv[optind]);
-	fputs("Commands: run submit ops checkpoints ls show verify diff commit gc policy daemon.\n"
+	fputs("Commands: run submit ops checkpoints ls show verify diff commit gc policy daemon "
+	      "dashboard.\n"
 	      "Try 'ckpt --help' for usage.\n",
 	      stderr);
 	return CKPT_EXIT_USAGE;

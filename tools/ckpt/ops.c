@@ -22,6 +22,7 @@ static const char ops_help[] =
 	"       ckpt ops cancel ID\n"
 	"       ckpt ops logs ID [--follow] [--json]\n"
 	"       ckpt ops events ID [--follow] [--json]\n"
+	"       ckpt ops metrics ID [--resolution step|30s|5m|1h] [--csv|--json]\n"
 	"\n"
 	"list    operations as a table: OPERATION_ID STATUS PROGRESS CHECKPOINT AGE\n"
 	"        --status S    only PENDING, RUNNING, RECOVERING, COMPLETED, FAILED or CANCELLED\n"
@@ -31,6 +32,8 @@ static const char ops_help[] =
 	"cancel  stop an operation; the trainer saves a cancellation checkpoint first\n"
 	"logs    the trainer's output; --follow keeps printing until the operation ends\n"
 	"events  submitted, started, detected, checkpoint_selected, ... ; --follow likewise\n"
+	"metrics loss and val_loss per step (a table; a sparkline on a terminal);\n"
+	"        see 'ckpt ops metrics --help'\n"
 	"\n"
 	"Options: --socket PATH, --state-dir DIR, --json, -f/--follow, -h/--help.\n";
 
@@ -90,6 +93,8 @@ static int ops_status(struct ckpt_ctx *c, const char *id)
 		ckpt_render_op(
 			c, ckpt_jget(j, "operation", NULL) ? ckpt_jget(j, "operation", NULL) : j,
 			stdout);
+	if (!c->json && c->tty)
+		ckpt_status_sparkline(c, id, stdout);
 	json_decref(j);
 	return CKPT_EXIT_OK;
 }
@@ -253,6 +258,17 @@ int cmd_ops(struct ckpt_ctx *c, int argc, char **argv)
 	bool resumable = false, follow = false;
 	int opt;
 
+	/* `ops metrics` has options of its own (metrics.c) */
+	for (int i = 1; i < argc && argv[i][0] == '-'; i++)
+		if (!strcmp(argv[i], "--socket") || !strcmp(argv[i], "--state-dir") ||
+		    !strcmp(argv[i], "--mount"))
+			i++;
+		else if (i + 1 < argc && !strcmp(argv[i + 1], "metrics")) {
+			memmove(argv + i + 1, argv + i + 2, (size_t)(argc - i - 2) * sizeof(*argv));
+			return ckpt_ops_metrics(c, argc - 1, argv);
+		}
+	if (argc > 1 && !strcmp(argv[1], "metrics"))
+		return ckpt_ops_metrics(c, argc - 1, argv + 1);
 	while ((opt = getopt_long(argc, argv, "hqf", lo, NULL)) != -1) {
 		if (ckpt_common_opt(c, opt, optarg))
 			continue;
@@ -274,8 +290,8 @@ int cmd_ops(struct ckpt_ctx *c, int argc, char **argv)
 		}
 	}
 	if (optind >= argc)
-		return ckpt_usage_err("ops", "say what to do: list, status, resume, cancel, logs "
-					     "or events");
+		return ckpt_usage_err("ops", "say what to do: list, status, resume, cancel, logs, "
+					     "events or metrics");
 	sub = argv[optind++];
 	if (!strcmp(sub, "list")) {
 		if (optind < argc)
