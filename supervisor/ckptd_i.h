@@ -214,6 +214,7 @@ void event_emit(struct op *op, const char *event, const char *reason, const char
 /* versions.c */
 int versions_list(const char *run_dir, struct version **out, size_t *n);
 int version_verify(const struct version *v, char *why, size_t len);
+int64_t version_step(const char *path);
 void version_pin(const char *path, bool pin);
 bool is_mountpoint(const char *path);
 

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static bool op_live(const struct op *op)
 {
@@ -22,7 +23,7 @@ static bool op_live(const struct op *op)
 
 json_t *checkpoints_stats(void)
 {
-	int64_t total = 0, size = 0, stored = -1;
+	int64_t total = 0, size = 0, stored = -1, logical = 0, stored_all = 0;
 	double oldest = 0;
 	char path[CKPTD_PATH_MAX + 16], ts[40];
 	json_t *o, *st;
@@ -48,9 +49,12 @@ json_t *checkpoints_stats(void)
 	if (st && json_is_integer(json_object_get(st, "stored_bytes")))
 		stored = json_integer_value(json_object_get(st, "stored_bytes"));
 	json_decref(st);
-	o = json_pack("{sb sI sI sI}", "success", 1, "total_checkpoints", (json_int_t)total,
-		      "total_size_bytes", (json_int_t)size, "stored_bytes",
-		      (json_int_t)(stored >= 0 ? stored : size));
+	store_bytes(&logical, &stored_all);
+	o = json_pack("{sb sI sI sI sI sI sf}", "success", 1, "total_checkpoints",
+		      (json_int_t)total, "total_size_bytes", (json_int_t)size, "stored_bytes",
+		      (json_int_t)(stored >= 0 ? stored : size), "logical_bytes",
+		      (json_int_t)logical, "store_stored_bytes", (json_int_t)stored_all,
+		      "dedup_ratio", stored_all > 0 ? (double)logical / (double)stored_all : 1.0);
 	if (oldest) {
 		ckpt_iso_format(ts, sizeof(ts), ckpt_iso_ns(oldest), CKPT_ISO_S);
 		json_object_set_new(o, "oldest_checkpoint", json_string(ts));
@@ -58,6 +62,13 @@ json_t *checkpoints_stats(void)
 		json_object_set_new(o, "oldest_checkpoint", json_null());
 	}
 	return o;
+}
+
+static const char *base_name(const char *p)
+{
+	const char *s = strrchr(p, '/');
+
+	return s ? s + 1 : p;
 }
 
 json_t *checkpoints_of(struct op *op)
@@ -95,6 +106,20 @@ json_t *checkpoints_of(struct op *op)
 	}
 	o = json_pack("{ss ss ss so so}", "operation", op->id, "run_dir", op->run_dir,
 		      "checkpoint_type", type, "checkpoints", arr, "latest", latest);
+	{
+		/* ckptfs keeps RUN/best -> VERSION by the run's metric */
+		char link[CKPTD_PATH_MAX + 8], to[256];
+		ssize_t k;
+
+		snprintf(link, sizeof(link), "%s/best", op->run_dir);
+		k = readlink(link, to, sizeof(to) - 1);
+		if (k > 0) {
+			to[k] = '\0';
+			json_object_set_new(o, "best", json_string(base_name(to)));
+		} else {
+			json_object_set_new(o, "best", json_null());
+		}
+	}
 	return o;
 }
 

@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * db.c - ckptd.db: operations, events, idempotency keys, metric windows and
- * per-step metrics
- * in SQLite (WAL, synchronous=FULL so a committed state change survives a
+ * per-step metrics in SQLite (WAL, synchronous=FULL so a committed state change survives a
  * power cut). Every state change is one transaction; the resume claim is a
  * single conditional UPDATE so two resumes cannot both win.
  */

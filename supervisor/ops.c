@@ -416,7 +416,7 @@ static void select_checkpoint(struct op *op)
 	snprintf(op->resume_from, sizeof(op->resume_from), "%s", cp);
 	op->stage = STAGE_BACKOFF;
 	op->restart_at = now_s() + (double)delay / 1000.0;
-	transition(op, "checkpoint_selected", note, cp, -1, delay, 0);
+	transition(op, "checkpoint_selected", note, cp, version_step(cp), delay, 0);
 }
 
 static void recover_after_stop(struct op *op)
@@ -489,8 +489,8 @@ static void relaunch(struct op *op, const char *event)
 		g.n_recoveries++;
 	}
 	op->slot = false;
-	transition(op, event, op->resume_from[0] ? "resuming" : "fresh start", op->resume_from, -1,
-		   -1, op->shim_pid);
+	transition(op, event, op->resume_from[0] ? "resuming" : "fresh start", op->resume_from,
+		   version_step(op->resume_from), -1, op->shim_pid);
 	if (!strcmp(event, "client_created")) {
 		snprintf(old, sizeof(old), "%d", prev);
 		snprintf(new, sizeof(new), "%d", op->shim_pid);

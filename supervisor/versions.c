@@ -157,6 +157,23 @@ int versions_list(const char *run_dir, struct version **out, size_t *n)
 	return 0;
 }
 
+/* The training step a version holds (its ckptfs metadata, else its
+ * trainer_state.json), or -1. Events name it, not the step the trainer had
+ * reached when it reported the commit: an async save commits later. */
+int64_t version_step(const char *path)
+{
+	struct version v = {.step = -1, .epoch = -1, .val_loss = NAN};
+	char buf[64];
+
+	if (!path || !path[0])
+		return -1;
+	if (get_x(path, "user.ckpt.meta.step", buf, sizeof(buf)) == 0)
+		return strtoll(buf, NULL, 10);
+	if (read_trainer_state(path, &v) < 0)
+		return -1;
+	return v.step;
+}
+
 /* ckptfs verifies every chunk when user.ckpt.verify is read (EIO when a
  * hash does not match); a plain dir can only check its state file. */
 int version_verify(const struct version *v, char *why, size_t len)

@@ -17,7 +17,8 @@
 	// What the browser test and the bench read (tests/dashboard/).
 	var dash = (window.ckptDash = {
 		op: null, points: 0, chartSteps: 0, lossPoints: 0, marks: [],
-		firstChartMs: null, polls: 0, errors: 0, lastError: null
+		firstChartMs: null, polls: 0, errors: 0, lastError: null,
+		drawnSteps: function () { return cur && cur.u ? cur.u.data[0].length : 0; }
 	});
 
 	function $(id) { return document.getElementById(id); }
@@ -138,12 +139,16 @@
 			else if (e.event === 'detected') { kind = 'det'; step = e.step; }
 			else if (e.event === 'client_created' || e.event === 'resumed') {
 				kind = 'rs';
-				step = e.checkpoint ? stepOfCheckpoint(s, e.checkpoint, i) : 0;
+				// ckptd names the step of the version it resumed from
+				step = e.step !== null ? e.step : e.checkpoint ? stepOfCheckpoint(s, e.checkpoint, i) : 0;
 				if (step === null) step = firstStepOf(s, e.attempt);
 			}
 			if (kind && step !== null && step !== undefined)
 				marks.push({ kind: kind, step: step, attempt: e.attempt, event: e.event, seq: e.seq });
 		});
+		// restarts over the checkpoint they resumed from, detections over both
+		var order = { ck: 0, rs: 1, det: 2 };
+		marks.sort(function (a, b) { return order[a.kind] - order[b.kind] || a.seq - b.seq; });
 		dash.marks = marks;
 		return marks;
 	}
