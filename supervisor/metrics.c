@@ -257,6 +257,34 @@ static int collect(void *arg, const struct step_point *p)
 	return 0;
 }
 
+/* Integers without printf: most of a 100,000-step answer is integers. */
+static void put_int(FILE *f, long long v)
+{
+	char buf[24], *p = buf + sizeof(buf);
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	fwrite(p, 1, (size_t)(buf + sizeof(buf) - p), f);
+}
+
+static void put_real(FILE *f, double v, bool have)
+{
+	char buf[32];
+	int n;
+
+	if (!have) {
+		fputs("null", f);
+		return;
+	}
+	n = snprintf(buf, sizeof(buf), "%.9g", v);
+	fwrite(buf, 1, (size_t)n, f);
+}
+
 static void column(FILE *f, const char *name, const struct points *ps, int which)
 {
 	fprintf(f, ",\"%s\":[", name);
@@ -267,31 +295,25 @@ static void column(FILE *f, const char *name, const struct points *ps, int which
 			fputc(',', f);
 		switch (which) {
 		case 0:
-			fprintf(f, "%d", p->attempt);
+			put_int(f, p->attempt);
 			break;
 		case 1:
-			fprintf(f, "%lld", (long long)p->step);
+			put_int(f, p->step);
 			break;
 		case 2:
 			if (p->have_epoch)
-				fprintf(f, "%lld", (long long)p->epoch);
+				put_int(f, p->epoch);
 			else
 				fputs("null", f);
 			break;
 		case 3:
-			if (p->have_loss)
-				fprintf(f, "%.9g", p->loss);
-			else
-				fputs("null", f);
+			put_real(f, p->loss, p->have_loss);
 			break;
 		case 4:
-			if (p->have_val_loss)
-				fprintf(f, "%.9g", p->val_loss);
-			else
-				fputs("null", f);
+			put_real(f, p->val_loss, p->have_val_loss);
 			break;
-		default:
-			fprintf(f, "%.3f", p->time);
+		default: /* milliseconds since the epoch, an integer */
+			put_int(f, llround(p->time * 1000.0));
 		}
 	}
 	fputc(']', f);
@@ -328,7 +350,7 @@ char *metrics_steps_body(struct op *op, int64_t after_attempt, int64_t after_ste
 	column(f, "epoch", &ps, 2);
 	column(f, "loss", &ps, 3);
 	column(f, "val_loss", &ps, 4);
-	column(f, "time", &ps, 5);
+	column(f, "time_ms", &ps, 5);
 	fputs(",\"nonfinite\":[", f);
 	for (size_t i = 0; i < ps.n; i++) {
 		if (!ps.p[i].nonfinite[0])

@@ -1114,6 +1114,135 @@ def t_ckpt_train(d):
     check(o["progress"]["step"] == 40, "progress %s" % o["progress"])
 
 
+def metrics_of(d, opid, q=""):
+    st, m = d.req("GET", "/api/v1/operations/%s/metrics%s" % (opid, q))
+    check(st == 200, "metrics%s answered %s %s" % (q, st, m))
+    return m
+
+
+def t_steps(d):
+    """Every reported step is kept (attempt 2 trains steps 21-25 again after
+    the NaN at 25: rows of their own), the cursor after_attempt/after
+    follows, windows keep working (a NaN does not poison their mean), the
+    steps survive a ckptd restart, and metrics_keep_steps prunes old ones."""
+    opid = d.submit(spec(d, "--steps", "40", "--ckpt-every", "5", "--fault", "nan@25:attempt=1"))
+    d.wait_status(opid, ["COMPLETED"])
+    m = metrics_of(d, opid, "?resolution=step")
+    want = [(1, s) for s in range(1, 26)] + [(2, s) for s in range(21, 41)]
+    check(list(zip(m["attempt"], m["step"])) == want and m["count"] == len(want),
+          "points %s" % list(zip(m["attempt"], m["step"])))
+    check(m["last"] == {"attempt": 2, "step": 40}, "last %s" % m["last"])
+    check(m["loss"][24] is None and m["nonfinite"] == [
+        {"attempt": 1, "step": 25, "what": "loss=nan"}], "the NaN: %s" % m["nonfinite"])
+    check(all(isinstance(v, float) for i, v in enumerate(m["loss"]) if i != 24), "losses")
+    check(len(m["time_ms"]) == len(want) and len(m["epoch"]) == len(want), "columns")
+    a = metrics_of(d, opid, "?resolution=step&after=35")
+    check(a["step"] == [36, 37, 38, 39, 40], "after=35: %s" % a["step"])
+    a = metrics_of(d, opid, "?resolution=step&after_attempt=1&after=23")
+    check(list(zip(a["attempt"], a["step"])) == [(1, 24), (1, 25)] + want[25:],
+          "after_attempt=1&after=23: %s" % list(zip(a["attempt"], a["step"])))
+    a = metrics_of(d, opid, "?resolution=step&after_attempt=2&after=40")
+    check(a["count"] == 0 and a["last"] is None and a["step"] == [], "past the end: %s" % a)
+    for q in ("?resolution=2m", "?resolution=step&after=-1", "?resolution=step&after_attempt=1",
+              "?after=x"):
+        st, body = d.req("GET", "/api/v1/operations/%s/metrics%s" % (opid, q))
+        check(st == 400 and body["error"]["code"] == "invalid_request", "%s: %s %s" %
+              (q, st, body))
+    for res, secs in (("30s", 30), ("5m", 300), ("1h", 3600)):
+        w = metrics_of(d, opid, "?resolution=" + res)
+        check(w["resolution"] == res and w["window_s"] == secs and w["windows"], "%s: %s" %
+              (res, w))
+        for x in w["windows"]:
+            check(x["loss_min"] <= x["loss_mean"] <= x["loss_max"], "%s window %s" % (res, x))
+    old = metrics_of(d, opid)
+    check(old["window_s"] == 30 and "downsampled" in old, "no resolution: %s" % old)
+    check(metrics_of(d, opid, "?resolution=30s&after=40")["windows"] == [], "30s after=40")
+
+    d.stop()
+    d.start()
+    again = metrics_of(d, opid, "?resolution=step")
+    check(again["step"] == m["step"] and again["loss"] == m["loss"], "after a restart: %s" %
+          again["step"])
+
+    d.stop()
+    with open(d.cfg, "a") as f:
+        f.write("metrics_keep_steps: 10\n")
+    d.start()
+    opid = d.submit(spec(d, "--steps", "60", trace_name="trace2"))
+    d.wait_status(opid, ["COMPLETED"])
+    steps = metrics_of(d, opid, "?resolution=step")["step"]
+    check(set(range(51, 61)) <= set(steps) and min(steps) > 40,
+          "metrics_keep_steps 10 of 60 steps kept %s" % steps)
+
+
+def t_dashboard_http(d):
+    """The page on the Unix socket (gzip, ETag, HEAD) and over TCP only with
+    the token: `POST /api/v1/dashboard` opens a loopback port with a fresh
+    token, and a configured listen_tcp + token_file are used as they are."""
+    import http.client
+    import socket as so
+    st, body, r = d.req("GET", "/", raw=True)
+    check(st == 200 and r.getheader("Content-Type") == "text/html; charset=utf-8" and
+          b"window.ckptDash" in body and r.getheader("Content-Encoding") is None,
+          "GET / %s %s" % (st, r.getheaders()))
+    check("default-src 'none'" in r.getheader("Content-Security-Policy"), "no CSP")
+    st, gz, r = d.req("GET", "/", headers={"Accept-Encoding": "gzip"}, raw=True)
+    import gzip
+    check(st == 200 and r.getheader("Content-Encoding") == "gzip" and
+          gzip.decompress(gz) == body, "gzip: %s %s" % (st, r.getheaders()))
+    st, _, r2 = d.req("GET", "/index.html", headers={"If-None-Match": r.getheader("ETag")},
+                      raw=True)
+    check(st == 304, "If-None-Match answered %s" % st)
+    st, head, _ = d.req("HEAD", "/", raw=True)
+    check(st == 200 and head == b"", "HEAD %s" % st)
+    st, _ = d.req("POST", "/")
+    check(st == 405, "POST / answered %s" % st)
+
+    def tcp(port, method, path, hdr=None):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            c.request(method, path, headers=hdr or {})
+            r = c.getresponse()
+            return r.status, r.read()
+        finally:
+            c.close()
+
+    st, info = d.req("POST", "/api/v1/dashboard")
+    check(st == 200 and len(info["token"]) == 48 and info["port"] > 0 and
+          info["url"] == "http://127.0.0.1:%d/?token=%s" % (info["port"], info["token"]),
+          "dashboard: %s %s" % (st, info))
+    port, tok = info["port"], info["token"]
+    st, again = d.req("POST", "/api/v1/dashboard")
+    check(again == info, "a second POST /api/v1/dashboard: %s" % again)
+    for method, path, hdr, want in (
+            ("GET", "/", None, 401), ("GET", "/?token=" + tok[:-1] + "0", None, 401),
+            ("GET", "/?token=" + tok, None, 200),
+            ("GET", "/", {"Authorization": "Bearer " + tok}, 200),
+            ("GET", "/api/v1/operations?token=" + tok, None, 200),
+            ("GET", "/metrics", None, 401),
+            ("POST", "/api/v1/daemon/stop?token=" + tok, None, 401)):
+        st, body = tcp(port, method, path, hdr)
+        check(st == want, "%s %s %s answered %s" % (method, path.replace(tok, "TOKEN"),
+                                                   hdr and "with the header", st))
+        check(want == 200 or b"ckptDash" not in body, "the page without the token")
+
+    with so.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        cport = s.getsockname()[1]
+    tf = os.path.join(d.tmp, "token")
+    with open(tf, "w") as f:
+        f.write("configured-token\n")
+    d.stop()
+    with open(d.cfg, "a") as f:
+        f.write("listen_tcp: %d\ntoken_file: %s\n" % (cport, tf))
+    d.start()
+    st, info = d.req("POST", "/api/v1/dashboard")
+    check(st == 200 and info["port"] == cport and info["token"] == "configured-token",
+          "with listen_tcp and token_file: %s" % info)
+    st, _ = tcp(cport, "GET", "/?token=configured-token")
+    check(st == 200, "configured listener answered %s" % st)
+
+
 CASES = {
     "nan": t_nan,
     "crash_exit1": crash("exit1", None),
@@ -1140,6 +1269,8 @@ CASES = {
     "strategies": t_strategies,
     "concurrency": t_concurrency,
     "ckpt_train": t_ckpt_train,
+    "steps": t_steps,
+    "dashboard_http": t_dashboard_http,
     "db_migrate": t_db_migrate,
     "cron_schedule": t_cron_schedule,
     "fd_leak": t_fd_leak,

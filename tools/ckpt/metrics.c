@@ -208,12 +208,12 @@ static int print_steps(struct ckpt_ctx *c, json_t *m, bool csv)
 	static const int minw[] = {8, 8, 6, 12, 12};
 	json_t *att = json_object_get(m, "attempt"), *st = json_object_get(m, "step");
 	json_t *ep = json_object_get(m, "epoch"), *lo = json_object_get(m, "loss");
-	json_t *vl = json_object_get(m, "val_loss"), *tm = json_object_get(m, "time");
+	json_t *vl = json_object_get(m, "val_loss"), *tm = json_object_get(m, "time_ms");
 	size_t n = json_array_size(st);
 	struct ckpt_table t;
 
 	if (csv)
-		puts("step,attempt,epoch,loss,val_loss,time");
+		puts("step,attempt,epoch,loss,val_loss,time_ms");
 	else
 		ckpt_table_init(&t, 5, head, minw);
 	for (size_t i = 0; i < n; i++) {
