@@ -88,8 +88,11 @@ def main():
         check("-lckptnotify" in flags and any(f.startswith("-I" + dest) for f in flags),
               "pkg-config flags %s" % flags)
         exe = os.path.join(tmp, "sdk_trainer")
+        # a sanitizer build's library needs its runtime first in the program
+        san = ["-fsanitize=address,undefined"] if "libasan" in run(
+            ["readelf", "-d", files["libckptnotify.so"]]) else []
         run(["cc", "-Wall", "-Werror", "-o", exe, os.path.join(HERE, "sdk_trainer.c")] + flags +
-            ["-Wl,-rpath," + libdir])
+            ["-Wl,-rpath," + libdir] + san)
         ldd = run(["ldd", exe])
         check(os.path.join(libdir, "libckptnotify.so.0") in ldd,
               "the trainer does not load the installed library:\n%s" % ldd)
