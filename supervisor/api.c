@@ -770,11 +770,11 @@ int api_tcp_start(int port)
 		close(fd);
 		return ret;
 	}
-	g.httpd_tcp = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, handler,
-				       (void *)1, MHD_OPTION_LISTEN_SOCKET, fd,
-				       MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-				       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-				       MHD_OPTION_CONNECTION_LIMIT, API_MAX_CONNECTIONS, MHD_OPTION_END);
+	g.httpd_tcp = MHD_start_daemon(
+		MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, handler, (void *)1,
+		MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_CONNECTION_LIMIT,
+		API_MAX_CONNECTIONS, MHD_OPTION_END);
 	if (!g.httpd_tcp) {
 		close(fd);
 		return -EIO;

@@ -1232,6 +1232,7 @@ def t_dashboard_http(d):
     tf = os.path.join(d.tmp, "token")
     with open(tf, "w") as f:
         f.write("configured-token\n")
+    os.chmod(tf, 0o600)
     d.stop()
     with open(d.cfg, "a") as f:
         f.write("listen_tcp: %d\ntoken_file: %s\n" % (cport, tf))
