@@ -17,7 +17,7 @@ _ckpt_mount_paths() {
 _ckpt() {
 	local cur=${COMP_WORDS[COMP_CWORD]} cmd=${COMP_WORDS[1]:-} sub=${COMP_WORDS[2]:-}
 	local global="--socket --state-dir --mount --json --quiet --help --version"
-	local cmds="run submit ops checkpoints ls show verify diff commit gc policy daemon"
+	local cmds="run submit ops checkpoints ls show verify diff commit gc policy daemon dashboard"
 	local opts=""
 
 	COMPREPLY=()
@@ -34,8 +34,9 @@ _ckpt() {
 	submit) opts="--set --idempotency-key --project --model --dataset --gpus --batch-size --epochs --lr --name --json" ;;
 	ops)
 		opts="--json --follow --status --resumable"
+		[ "$sub" = metrics ] && opts="--json --csv --resolution --after"
 		if [ "$COMP_CWORD" -eq 2 ] && [[ $cur != -* ]]; then
-			mapfile -t COMPREPLY < <(compgen -W "list status resume cancel logs events" -- "$cur")
+			mapfile -t COMPREPLY < <(compgen -W "list status resume cancel logs events metrics" -- "$cur")
 			return
 		fi
 		if [ "${COMP_WORDS[COMP_CWORD - 1]}" = --status ]; then
