@@ -579,12 +579,13 @@ static enum MHD_Result daemon_info(struct MHD_Connection *c)
 	}
 	iso_time(g.started, ts, sizeof(ts));
 	return send_json(c, 200,
-			 json_pack("{si ss ss ss ss sb sb ss sI so si}", "pid", (int)getpid(),
+			 json_pack("{si ss ss ss ss sb sb ss sI so si so}", "pid", (int)getpid(),
 				   "version", CKPTFS_VERSION, "state_dir", g.state_dir, "socket",
 				   g.sock_path, "mount", g.mount, "mounted_by_ckptd",
 				   g.mounted_by_us, "ckptfs_mount", g.ckptfs_mount, "started", ts,
 				   "uptime_s", (json_int_t)(now_s() - g.started), "operations",
-				   counts, "db_schema_version", db_schema_version()));
+				   counts, "db_schema_version", db_schema_version(), "gpus",
+				   gpus_json()));
 }
 
 static enum MHD_Result route(struct MHD_Connection *c, const char *url, const char *method,
@@ -631,6 +632,11 @@ static enum MHD_Result route(struct MHD_Connection *c, const char *url, const ch
 	}
 	if (dashboard_path(url))
 		return (enum MHD_Result)dashboard_serve(c, url, method);
+	if (!strcmp(url, "/api/v1/gpus")) {
+		if (strcmp(method, "GET"))
+			return not_allowed(c, "GET");
+		return send_json(c, 200, gpus_json());
+	}
 	if (!strcmp(url, "/api/v1/daemon/stop")) {
 		if (strcmp(method, "POST"))
 			return not_allowed(c, "POST");

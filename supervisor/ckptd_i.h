@@ -11,6 +11,7 @@
 
 #include "ckptfs/isotime.h"
 #include "ckptfs/jobspec.h"
+#include "gpu_i.h"
 
 #include <jansson.h>
 #include <sqlite3.h>
@@ -71,6 +72,11 @@ struct op {
 	char pinned[CKPTD_PATH_MAX];
 	int64_t skip_batches;
 	double created_at, updated_at, finished_at, not_before, restart_at;
+	double queued_at; /* place in the queue for GPUs: submission or resume */
+	/* the GPUs it holds (indices), from its start until it ends, across
+	 * recoveries; gpu_n is 0 when it holds none */
+	int gpu_ids[GPU_MAX];
+	int gpu_n;
 	bool cancel_requested;
 	bool slot; /* holds a recovery slot */
 	/* corruption window for checkpoint selection */
@@ -124,6 +130,8 @@ struct ckptd {
 	bool mounted_by_us, ckptfs_mount;
 	int max_concurrent;
 	int listen_tcp;
+	struct gpu_inv gpu;  /* fixed for ckptd's lifetime */
+	bool gpu_configured; /* config `gpus:` given: no detection */
 	double cleanup_interval_s, next_cleanup;
 	double started;
 	uint64_t nofile_soft; /* RLIMIT_NOFILE soft limit ckptd started with; 0 unchanged */
@@ -246,6 +254,17 @@ void run_hook(struct op *op, char **argv, const char *what, const char *old_pid,
 int cleanup_run(int64_t max_age_days, json_t **result);
 json_t *checkpoints_stats(void);
 json_t *checkpoints_of(struct op *op);
+
+/* gpus.c */
+void gpus_init(void);
+int gpus_free(void);
+int gpus_check(int64_t want, char *err, size_t errlen);
+int gpus_take(struct op *op);
+void gpus_release(struct op *op);
+void gpus_adopt(void);
+size_t gpus_queue(double now, struct op ***out);
+json_t *gpus_json(void);
+json_t *gpus_of(const struct op *op);
 
 /* api.c */
 int api_start(int unix_fd);

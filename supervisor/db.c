@@ -63,6 +63,11 @@ static const char *const migrations[] = {
 	" operation TEXT NOT NULL, attempt INTEGER NOT NULL, step INTEGER NOT NULL,"
 	" epoch INTEGER, loss REAL, val_loss REAL, nonfinite TEXT, time REAL NOT NULL,"
 	" PRIMARY KEY(operation, attempt, step)) WITHOUT ROWID;",
+
+	/* 4: the GPUs an operation holds ("0,3", NULL for none) and its place
+	 * in the queue for them (NULL: its creation time) */
+	"ALTER TABLE operations ADD COLUMN gpus TEXT;"
+	"ALTER TABLE operations ADD COLUMN queued REAL;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -222,7 +227,8 @@ static int step_done(sqlite3_stmt *st, const char *what)
 	" exit_code=?8, exit_signal=?9, checkpoint=?10, resume_from=?11, pinned=?12,"              \
 	" skip_batches=?13, updated=?14, finished=?15, not_before=?16, restart_at=?17,"            \
 	" cancel_requested=?18, bad_step=?19, bad_since=?20, shim_pid=?21, shim_start=?22,"        \
-	" trainer_pid=?23, step=?24, epoch=?25, loss=?26, val_loss=?27, last_seen=?28"
+	" trainer_pid=?23, step=?24, epoch=?25, loss=?26, val_loss=?27, last_seen=?28,"            \
+	" gpus=?29, queued=?30"
 
 static void bind_op(sqlite3_stmt *st, const struct op *op)
 {
@@ -260,6 +266,13 @@ static void bind_op(sqlite3_stmt *st, const struct op *op)
 	bind_real(st, 26, op->loss, op->have_loss);
 	bind_real(st, 27, op->val_loss, op->have_val_loss);
 	bind_text(st, 28, op->last_seen_version);
+	{
+		char set[GPU_SET_LEN];
+
+		gpu_set_format(op->gpu_ids, op->gpu_n, set, sizeof(set));
+		bind_text(st, 29, set);
+	}
+	sqlite3_bind_double(st, 30, op->queued_at);
 }
 
 int db_save_op(const struct op *op)
@@ -328,14 +341,15 @@ int db_load_ops(void)
 	sqlite3_stmt *st;
 	int rc;
 
-	if (sqlite3_prepare_v2(g.db,
-			       "SELECT id, status, stage, spec, attempt, round_start, recoveries,"
-			       " reason, exit_code, exit_signal, run_dir, checkpoint, resume_from,"
-			       " pinned, skip_batches, created, updated, finished, not_before,"
-			       " restart_at, cancel_requested, bad_step, bad_since, shim_pid,"
-			       " shim_start, trainer_pid, step, epoch, loss, val_loss, last_seen,"
-			       " scheduled_by, fire_at FROM operations ORDER BY created",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(
+		    g.db,
+		    "SELECT id, status, stage, spec, attempt, round_start, recoveries,"
+		    " reason, exit_code, exit_signal, run_dir, checkpoint, resume_from,"
+		    " pinned, skip_batches, created, updated, finished, not_before,"
+		    " restart_at, cancel_requested, bad_step, bad_since, shim_pid,"
+		    " shim_start, trainer_pid, step, epoch, loss, val_loss, last_seen,"
+		    " scheduled_by, fire_at, gpus, queued FROM operations ORDER BY created",
+		    -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct op *op = op_new();
@@ -382,6 +396,16 @@ int db_load_ops(void)
 		col_text(st, 30, op->last_seen_version, sizeof(op->last_seen_version));
 		col_text(st, 31, op->scheduled_by, sizeof(op->scheduled_by));
 		op->fire_at = sqlite3_column_double(st, 32);
+		if (gpu_set_parse((const char *)sqlite3_column_text(st, 33), op->gpu_ids, GPU_MAX,
+				  &op->gpu_n) < 0) {
+			ckptd_log("operation %s: its stored GPU set '%s' is not valid; it holds "
+				  "none",
+				  op->id, (const char *)sqlite3_column_text(st, 33));
+			op->gpu_n = 0;
+		}
+		op->queued_at = sqlite3_column_type(st, 34) == SQLITE_NULL
+					? op->created_at
+					: sqlite3_column_double(st, 34);
 		if (op_load_spec(op, err, sizeof(err))) {
 			ckptd_log("operation %s: its stored spec no longer loads (%s); marking it "
 				  "FAILED",

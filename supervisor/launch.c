@@ -149,21 +149,39 @@ void build_resolved_spec(struct op *op)
 		ckptd_log("operation %s: cannot write %s", op->id, path);
 }
 
+/* ckptd's own values of these never reach a trainer: it gets its set. */
+static bool gpu_var(const char *kv)
+{
+	static const char *const vars[] = {
+		"CUDA_VISIBLE_DEVICES=", "NVIDIA_VISIBLE_DEVICES=", "CUDA_DEVICE_ORDER="};
+
+	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+		if (!strncmp(kv, vars[i], strlen(vars[i])))
+			return true;
+	return false;
+}
+
 static int build_env(struct op *op, struct envb *e, char *err, size_t errlen)
 {
-	char buf[CKPTD_PATH_MAX + 64];
+	char buf[CKPTD_PATH_MAX + 64], set[GPU_SET_LEN];
 	int ret = 0;
 
 	for (char **p = environ; *p && !ret; p++) {
 		char *eq = strchr(*p, '=');
 
-		if (!strncmp(*p, "CKPT_", 5) || !eq)
+		if (!strncmp(*p, "CKPT_", 5) || !eq || gpu_var(*p))
 			continue;
 		*eq = '\0';
 		ret = env_add(e, *p, eq + 1);
 		*eq = '=';
 	}
 	ret = ret ?: env_add(e, "CKPT_RUN_DIR", op->run_dir);
+	/* The operation's GPUs, numbered as nvidia-smi numbers them; empty for
+	 * a job of 0 GPUs, which CUDA then runs without any (docs/supervisor.md). */
+	gpu_set_format(op->gpu_ids, op->gpu_n, set, sizeof(set));
+	ret = ret ?: env_add(e, "CUDA_VISIBLE_DEVICES", set);
+	ret = ret ?: env_add(e, "NVIDIA_VISIBLE_DEVICES", set);
+	ret = ret ?: env_add(e, "CUDA_DEVICE_ORDER", "PCI_BUS_ID");
 	if (op->resume_from[0]) {
 		ret = ret ?: env_add(e, "CKPT_RESUME_FROM", op->resume_from);
 		ret = ret

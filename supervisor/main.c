@@ -155,11 +155,17 @@ static int load_config(const char *path, bool required)
 		} else if (!strcmp(k, "cleanup_interval_s")) {
 			ret = cfg_int(v, k, 60, 365 * 86400, &iv);
 			g.cleanup_interval_s = iv;
+		} else if (!strcmp(k, "gpus")) {
+			ret = gpu_inv_from_config(&g.gpu, v, err, sizeof(err));
+			if (ret < 0)
+				fprintf(stderr, "ckptd: config: %s\n", err);
+			g.gpu_configured = ret == 0;
+			ret = ret < 0 ? ret : 0;
 		} else {
 			fprintf(stderr,
 				"ckptd: %s: %s: unknown key (known: store, mount, mount_ckptfs, "
 				"ckptfs, policy, max_concurrent, listen_tcp, token_file, "
-				"cleanup_interval_s, metrics_keep_steps)\n",
+				"cleanup_interval_s, metrics_keep_steps, gpus)\n",
 				path, k);
 			ret = -EINVAL;
 		}
@@ -459,6 +465,7 @@ int main(int argc, char **argv)
 	g.started = now_s();
 	find_shim();
 	raise_fd_limit();
+	gpus_init();
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGCHLD);
@@ -481,6 +488,7 @@ int main(int argc, char **argv)
 	}
 	for (struct op *op = g.ops; op; op = op->next)
 		op_adopt(op);
+	gpus_adopt();
 	ufd = listen_unix();
 	if (ufd < 0 || api_start(ufd) < 0)
 		return 1;

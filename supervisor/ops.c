@@ -254,6 +254,7 @@ static void finish(struct op *op, enum op_status st, const char *event, const ch
 	op->status = st;
 	op->stage = STAGE_NONE;
 	op->slot = false;
+	gpus_release(op); /* the one place an operation gives its GPUs back */
 	op->finished_at = now_s();
 	op->trainer_pid = 0;
 	op->trainer_pgid = 0;
@@ -891,6 +892,69 @@ static void start_pending(struct op *op)
 	relaunch(op, op->resume_from[0] ? "resumed" : "started");
 }
 
+static void plural_gpus(char *buf, size_t len, int64_t n)
+{
+	snprintf(buf, len, "%lld GPU%s", (long long)n, n == 1 ? "" : "s");
+}
+
+/*
+ * The queue: due PENDING operations start in queue order (gpus_queue), each
+ * once its GPUs are free. First come, first served: one that does not fit
+ * holds back those behind it that need GPUs, so a stream of small jobs
+ * cannot starve a big one; a job of 0 GPUs never waits. The reason of a
+ * waiting one says what it waits for ("waiting for 4 GPUs; 2 free").
+ */
+static void schedule_pending(double now)
+{
+	const struct op *head = NULL; /* the first one that waits */
+	struct op **q = NULL;
+	size_t n = gpus_queue(now, &q);
+
+	for (size_t i = 0; i < n && !g.stopping; i++) {
+		struct op *op = q[i];
+		int64_t want = op->spec.resources.gpus;
+		char reason[sizeof(op->reason)], w[32], h[32];
+
+		if (op->status != OP_PENDING)
+			continue;
+		if (gpus_check(want, reason, sizeof(reason)) < 0) {
+			/* the inventory shrank since it was submitted */
+			fail_op(op, reason);
+			continue;
+		}
+		if (want == 0 || op->gpu_n == want || (!head && gpus_take(op) == 0)) {
+			start_pending(op);
+			continue;
+		}
+		plural_gpus(w, sizeof(w), want);
+		if (head) {
+			plural_gpus(h, sizeof(h), head->spec.resources.gpus);
+			snprintf(
+				reason, sizeof(reason),
+				"waiting for %s; %d free, but %s, ahead in the queue, waits for %s",
+				w, gpus_free(), head->id, h);
+		} else {
+			snprintf(reason, sizeof(reason), "waiting for %s; %d free", w, gpus_free());
+			head = op;
+		}
+		if (strcmp(reason, op->reason)) {
+			snprintf(op->reason, sizeof(op->reason), "%s", reason);
+			transition(op, NULL, NULL, NULL, -1, -1, 0);
+		}
+	}
+	free(q);
+}
+
+/* Whether a due PENDING operation other than `self` waits for GPUs. */
+static bool others_wait(const struct op *self, double now)
+{
+	for (const struct op *op = g.ops; op; op = op->next)
+		if (op != self && op->status == OP_PENDING && op->not_before <= now &&
+		    op->spec.resources.gpus > op->gpu_n)
+			return true;
+	return false;
+}
+
 void ops_tick(double now, double *next)
 {
 #define NEXT(t)                                                                                    \
@@ -900,6 +964,7 @@ void ops_tick(double now, double *next)
 	} while (0)
 	size_t nops = 0;
 
+	schedule_pending(now);
 	for (struct op *op = g.ops; op; op = op->next)
 		nops++;
 	/* Only the operations that exist now: one started here may submit the
@@ -908,9 +973,7 @@ void ops_tick(double now, double *next)
 	for (struct op *op = g.ops; op && nops--; op = op->next) {
 		switch (op->status) {
 		case OP_PENDING:
-			if (now >= op->not_before && !g.stopping)
-				start_pending(op);
-			else
+			if (op->not_before > now)
 				NEXT(op->not_before);
 			break;
 		case OP_RUNNING: {
@@ -1049,6 +1112,10 @@ static struct op *make_op(const char *spec_json_in, const char *body, size_t len
 	*ret = ckpt_jobspec_init(&op->spec);
 	if (*ret)
 		goto fail;
+	/* The built-in default is 1 GPU on a host that has GPUs, none on one
+	 * that has none: a job that does not ask is not refused there. */
+	if (g.gpu.n == 0)
+		op->spec.resources.gpus = 0;
 	if (spec_json_in) {
 		*ret = ckpt_jobspec_apply_json(&op->spec, spec_json_in, strlen(spec_json_in), err,
 					       errlen);
@@ -1064,6 +1131,8 @@ static struct op *make_op(const char *spec_json_in, const char *body, size_t len
 	}
 	if (!*ret)
 		*ret = ckpt_jobspec_validate(&op->spec, err, errlen);
+	if (!*ret)
+		*ret = gpus_check(op->spec.resources.gpus, err, errlen);
 	if (*ret)
 		goto fail;
 	new_id(op->id, sizeof(op->id));
@@ -1098,6 +1167,7 @@ static struct op *make_op(const char *spec_json_in, const char *body, size_t len
 		}
 		op->not_before = op->fire_at = (double)t;
 	}
+	op->queued_at = op->not_before;
 	*ret = op_load_spec(op, err, errlen);
 	if (*ret)
 		goto fail;
@@ -1214,6 +1284,8 @@ int op_resume(struct op *op, char *err, size_t errlen)
 			 op->id, status_name(op->status));
 		return -EBUSY;
 	}
+	if (gpus_check(op->spec.resources.gpus, err, errlen) < 0)
+		return -EBUSY;
 	ret = db_resume_claim(op->id);
 	if (ret == -EBUSY) {
 		snprintf(err, errlen, "operation %s is being resumed already or has no checkpoint",
@@ -1240,7 +1312,15 @@ int op_resume(struct op *op, char *err, size_t errlen)
 	op->reason[0] = '\0';
 	op->not_before = 0;
 	op->round_start = op->attempt + 1;
-	relaunch(op, "resumed");
+	/* at the end of the queue: it starts now only if nothing waits ahead */
+	op->queued_at = now_s();
+	if (op->spec.resources.gpus == 0 ||
+	    (!others_wait(op, op->queued_at) && gpus_take(op) == 0)) {
+		relaunch(op, "resumed");
+		return 0;
+	}
+	transition(op, NULL, NULL, NULL, -1, -1, 0);
+	schedule_pending(op->queued_at); /* its reason says what it waits for */
 	return 0;
 }
 
@@ -1394,6 +1474,7 @@ json_t *op_to_json(const struct op *op, bool with_spec)
 		      op->trainer_pid > 0 ? json_integer(op->trainer_pid) : json_null(),
 		      "resumable", resumable, "cancel_requested", op->cancel_requested, "run_dir",
 		      op->run_dir, "created", c, "updated", u);
+	json_object_set_new(o, "gpus", gpus_of(op));
 	json_object_set_new(o, "reason", op->reason[0] ? json_string(op->reason) : json_null());
 	if (op->exit_signal > 0)
 		json_object_set_new(o, "exit", json_pack("{si}", "signal", op->exit_signal));

@@ -540,6 +540,25 @@ extern "C" int be_cuda_create(const struct model *m, int max_b, struct backend *
 	return 0;
 }
 
+extern "C" void be_cuda_describe(char *buf, size_t len)
+{
+	cudaDeviceProp p;
+	const unsigned char *u;
+	int dev = 0;
+
+	if (cudaGetDevice(&dev) != cudaSuccess || cudaGetDeviceProperties(&p, dev) != cudaSuccess) {
+		cudaGetLastError();
+		snprintf(buf, len, "device %d (no properties)", dev);
+		return;
+	}
+	/* the UUID as nvidia-smi -L prints it */
+	u = (const unsigned char *)p.uuid.bytes;
+	snprintf(buf, len,
+		 "%s, GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 p.name, u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11],
+		 u[12], u[13], u[14], u[15]);
+}
+
 extern "C" int be_cuda_corrupted(void)
 {
 	return corrupted;

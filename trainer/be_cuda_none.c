@@ -22,3 +22,8 @@ int be_cuda_corrupted(void)
 {
 	return 0;
 }
+
+void be_cuda_describe(char *buf, size_t len)
+{
+	snprintf(buf, len, "no CUDA in this build");
+}

@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,7 @@ struct trainer {
 	struct tstate st;
 	int64_t mbpe;	     /* micro-batches per epoch */
 	int64_t total_steps; /* planned optimizer steps */
+	char dev_note[320];  /* why this device: " (CUDA_VISIBLE_DEVICES is empty...)" */
 	int64_t warmup;
 	int64_t saved_step; /* the newest step already committed (or resumed from) */
 	/* Blocking time of the last save, completed by the next step's stall. */
@@ -247,10 +249,11 @@ static void next_epoch(struct trainer *t)
 
 static int setup(struct trainer *t)
 {
-	const char *from = getenv("CKPT_RESUME_FROM"), *skip = getenv("CKPT_SKIP_BATCHES");
+	const char *from = getenv("CKPT_RESUME_FROM"), *skip = getenv("CKPT_SKIP_BATCHES"), *cvd;
 	float *p = NULL, *mo = NULL, *v = NULL;
 	char err[1024];
 	int B = (int)t->o.batch_size, ret;
+	bool no_gpu;
 
 	t->p = preset_find(t->o.model);
 	model_layout(&t->m, t->p);
@@ -275,18 +278,41 @@ static int setup(struct trainer *t)
 	if (t->warmup < 1)
 		t->warmup = 1;
 
+	/* CUDA_VISIBLE_DEVICES set but empty: this process was given no GPU (ckptd
+	 * does that for resources.gpus: 0), so CUDA is not even asked. */
+	cvd = getenv("CUDA_VISIBLE_DEVICES");
+	no_gpu = cvd && !cvd[0];
+	if (no_gpu && strcmp(t->o.device, "cuda") == 0) {
+		fprintf(stderr,
+			"ckpt-train: --device cuda: CUDA_VISIBLE_DEVICES is empty, so this "
+			"process may use no GPU (ckptd runs a job of resources.gpus: 0 so); "
+			"ask for resources.gpus: 1 or more, or use --device auto or cpu\n");
+		return TRAIN_EXIT_CONFIG;
+	}
 	if (strcmp(t->o.device, "cpu") == 0 ||
-	    (strcmp(t->o.device, "auto") == 0 && !be_cuda_available())) {
+	    (strcmp(t->o.device, "auto") == 0 && (no_gpu || !be_cuda_available()))) {
 		ret = be_cpu_create(&t->m, B, t->o.threads, &t->be);
+		snprintf(t->dev_note, sizeof(t->dev_note), "%s",
+			 strcmp(t->o.device, "auto")
+				 ? ""
+				 : (no_gpu ? " (CUDA_VISIBLE_DEVICES is empty: no GPU given)"
+					   : " (no usable CUDA device)"));
 	} else {
+		char desc[256];
+
 		if (!be_cuda_available()) {
-			fprintf(stderr, "ckpt-train: --device cuda: no usable CUDA device here; "
-					"use --device cpu or auto\n");
+			fprintf(stderr,
+				"ckpt-train: --device cuda: no usable CUDA device here%s%s; "
+				"use --device cpu or auto\n",
+				cvd ? " with CUDA_VISIBLE_DEVICES=" : "", cvd ? cvd : "");
 			return TRAIN_EXIT_CONFIG;
 		}
 		ret = be_cuda_create(&t->m, B, &t->be);
 		if (ret < 0)
 			return be_cuda_corrupted() ? TRAIN_EXIT_CORRUPT : TRAIN_EXIT_FAIL;
+		be_cuda_describe(desc, sizeof(desc));
+		snprintf(t->dev_note, sizeof(t->dev_note), " (%s; CUDA_VISIBLE_DEVICES=%s)", desc,
+			 cvd ? cvd : "unset: every GPU");
 	}
 	if (ret < 0) {
 		fprintf(stderr,
@@ -496,10 +522,10 @@ int main(int argc, char **argv)
 	if (ret)
 		goto out;
 	fprintf(stderr,
-		"ckpt-train: model %s (%zu parameters, %.1f MiB with AdamW state) on %s; "
+		"ckpt-train: model %s (%zu parameters, %.1f MiB with AdamW state) on %s%s; "
 		"%" PRId64 " steps planned, %s saves into %s\n",
-		t.p->name, t.m.n, 3.0 * (double)t.m.n * 4 / (1 << 20), t.be->name, t.total_steps,
-		t.o.sync_save ? "sync" : "async", t.o.run_dir);
+		t.p->name, t.m.n, 3.0 * (double)t.m.n * 4 / (1 << 20), t.be->name, t.dev_note,
+		t.total_steps, t.o.sync_save ? "sync" : "async", t.o.run_dir);
 	ckpt_notifyf("READY=1\nSTATUS=training %s on %s", t.p->name, t.be->name);
 
 	int64_t step0 = t.st.step;

@@ -182,6 +182,9 @@ int be_cuda_available(void);
 int be_cuda_create(const struct model *m, int max_b, struct backend **out);
 /* Whether the last CUDA error means corrupted device state (ECC etc.). */
 int be_cuda_corrupted(void);
+/* "NVIDIA H200, GPU-<uuid>" for the device in use (CUDA device 0: the first
+ * of CUDA_VISIBLE_DEVICES), for the log line that says where training runs. */
+void be_cuda_describe(char *buf, size_t len);
 
 /* ---- safetensors ---- */
 /* Write tensors t[0..nt) whose data lies contiguous in `data` (in order),

@@ -10,6 +10,8 @@ SIGTERM, and injects faults on command:
 
   --fault KIND@STEP[:attempt=N]   KIND: nan, inf, exit1, exit78, sigkill,
                                   sigsegv, hang, corrupted, spike
+  --hold FILE                     after the last step, wait until FILE exists
+                                  (reporting every 50 ms), then finish
 Each run appends one line per start and end to --trace (JSON), so tests can
 see which attempt resumed from where.
 
@@ -124,6 +126,7 @@ def main():
     ap.add_argument("--report", action="append", default=[])
     ap.add_argument("--late-report", action="append", type=int, default=[])
     ap.add_argument("--symlink", action="append", default=[])
+    ap.add_argument("--hold")
     args = ap.parse_args()
     global BEST_AT
     BEST_AT = args.best_at
@@ -165,7 +168,8 @@ def main():
         trace(args.trace, event="loaded", attempt=attempt, bytes=loaded)
     trace(args.trace, event="start", attempt=attempt, resume=resume, start=start,
           pid=os.getpid(), restore_optimizer=os.environ.get("CKPT_RESTORE_OPTIMIZER"),
-          skip=skip)
+          skip=skip, gpus={k: os.environ.get(k) for k in (
+              "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")})
     print("fake_trainer: attempt %d starting at step %d%s" %
           (attempt, start, " from " + resume if resume else ""), flush=True)
 
@@ -236,6 +240,14 @@ def main():
         if step % args.ckpt_every == 0:
             save(run_dir, step, epoch, attempt, args.ckpt_bytes, "periodic", args.salt)
         step += 1
+    while args.hold and not os.path.exists(args.hold) and not stop:
+        notify("STEP=%d\nSTATUS=holding" % args.steps)
+        time.sleep(0.05)
+    if args.hold and stop:
+        save(run_dir, args.steps, args.steps // args.steps_per_epoch, attempt, args.ckpt_bytes,
+             "cancellation", args.salt)
+        trace(args.trace, event="cancelled", attempt=attempt, step=args.steps)
+        return 0
     final = os.path.join(run_dir, "step-%06d" % args.steps)
     if args.steps % args.ckpt_every or not os.path.exists(final):
         final = save(run_dir, args.steps, args.steps // args.steps_per_epoch, attempt,

@@ -44,7 +44,11 @@ def check(cond, msg):
 
 
 class Ckptd:
-    def __init__(self, ckptd_bin, config_extra="", env_extra=None, tmp=None, config=None):
+    def __init__(self, ckptd_bin, config_extra="", env_extra=None, tmp=None, config=None,
+                 gpus="0"):
+        """gpus: the config's GPU inventory ("0": none, "[0, 1]": those); by
+        default none, so that what a test sees does not depend on the host's
+        GPUs; None leaves the key out (ckptd detects them)."""
         self.bin = ckptd_bin
         self.tmp = tmp or tempfile.mkdtemp(prefix="ckptd-test-")
         self.state = os.path.join(self.tmp, "st")
@@ -52,7 +56,8 @@ class Ckptd:
         self.cfg = os.path.join(self.tmp, "cfg.yaml")
         with open(self.cfg, "w") as f:
             f.write(config if config is not None else
-                    "mount: %s\nmount_ckptfs: never\n" % self.runs + config_extra)
+                    "mount: %s\nmount_ckptfs: never\n" % self.runs +
+                    ("gpus: %s\n" % gpus if gpus is not None else "") + config_extra)
         self.sock = os.path.join(self.state, "ckptd.sock")
         self.env = dict(os.environ)
         self.env.update(env_extra or {})

@@ -471,6 +471,25 @@ def t_step_log(tmp):
     check("CKPT_TRAIN_STEP_LOG" in p.stderr, p.stderr)
 
 
+def t_cuda_visible(tmp):
+    """--device auto honors CUDA_VISIBLE_DEVICES: empty means no GPU was given
+    (ckptd's resources.gpus: 0), so the CPU, without asking CUDA; --device
+    cuda then refuses with exit 78 naming the variable. Each run says on
+    stderr which device it trains on and why."""
+    p = run(TINY + ["--max-steps", "3", "--run-dir", os.path.join(tmp, "a")],
+            {"CUDA_VISIBLE_DEVICES": ""})
+    check(" on cpu (CUDA_VISIBLE_DEVICES is empty: no GPU given);" in p.stderr, p.stderr)
+    check(os.path.isdir(os.path.join(tmp, "a", "step-00000003")), versions(os.path.join(tmp, "a")))
+    p = run(TINY + ["--max-steps", "3", "--device", "cuda", "--run-dir", os.path.join(tmp, "b")],
+            {"CUDA_VISIBLE_DEVICES": ""}, expect=78)
+    check("CUDA_VISIBLE_DEVICES is empty" in p.stderr and "resources.gpus" in p.stderr, p.stderr)
+    check(not os.path.exists(os.path.join(tmp, "b")) or not versions(os.path.join(tmp, "b")),
+          "trained after refusing")
+    p = run(TINY + ["--max-steps", "2", "--device", "cpu", "--run-dir", os.path.join(tmp, "c")],
+            {"CUDA_VISIBLE_DEVICES": ""})
+    check(" on cpu; " in p.stderr, p.stderr)
+
+
 TESTS = {name[2:]: fn for name, fn in globals().items() if name.startswith("t_")}
 
 

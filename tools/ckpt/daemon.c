@@ -205,6 +205,38 @@ static pid_t read_pid(struct ckpt_ctx *c, char *pidfile, size_t len)
 	return strncmp(comm, "ckptd", 5) == 0 ? (pid_t)v : -1;
 }
 
+/* The inventory: each GPU and who holds it, then the queue for them. */
+static void print_gpus(json_t *g)
+{
+	json_t *devs = ckpt_jget(g, "devices", NULL), *q = ckpt_jget(g, "queue", NULL), *d;
+	const char *src = ckpt_jstr(g, "source");
+	size_t i;
+
+	if (!json_is_object(g))
+		return;
+	printf("  %-17s %lld (%s), %lld free\n", "gpus",
+	       (long long)json_integer_value(ckpt_jget(g, "count", NULL)), src ? src : "?",
+	       (long long)json_integer_value(ckpt_jget(g, "free", NULL)));
+	json_array_foreach(devs, i, d)
+	{
+		const char *op = ckpt_jstr(d, "operation"), *name = ckpt_jstr(d, "name");
+		char label[32];
+
+		snprintf(label, sizeof(label), "GPU %lld",
+			 (long long)json_integer_value(ckpt_jget(d, "index", NULL)));
+		printf("    %-15s %s%s%s\n", label, op ? op : "free", name ? "  " : "",
+		       name ? name : "");
+	}
+	json_array_foreach(q, i, d)
+	{
+		long long n = (long long)json_integer_value(ckpt_jget(d, "gpus", NULL));
+		const char *op = ckpt_jstr(d, "operation");
+
+		printf("    %-15s %s (%lld GPU%s)\n", i ? "" : "waiting", op ? op : "?", n,
+		       n == 1 ? "" : "s");
+	}
+}
+
 static int daemon_status(struct ckpt_ctx *c)
 {
 	struct ckpt_resp r;
@@ -238,6 +270,7 @@ static int daemon_status(struct ckpt_ctx *c)
 			       json_is_string(v) ? json_string_value(v) : s);
 			free(s);
 		}
+		print_gpus(ckpt_jget(r.json, "gpus", NULL));
 	} else if (r.status) {
 		ckpt_api_fail(c, "asking ckptd for its status", &r);
 	} else {

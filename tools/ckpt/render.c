@@ -250,6 +250,17 @@ void ckpt_render_op(struct ckpt_ctx *c, json_t *op, FILE *f)
 	fputc('\n', f);
 	if ((s = ckpt_jstr(op, "run_dir")))
 		fprintf(f, "Run Dir:         %s\n", s);
+	{
+		json_t *gs = ckpt_jget(op, "gpus", NULL), *gi;
+		size_t i;
+
+		if (json_array_size(gs)) { /* the GPUs it holds, as CUDA_VISIBLE_DEVICES */
+			fprintf(f, "GPUs:            ");
+			json_array_foreach(gs, i, gi) fprintf(f, "%s%lld", i ? "," : "",
+							      (long long)json_integer_value(gi));
+			fputc('\n', f);
+		}
+	}
 	if (json_is_integer(ckpt_jget(op, "pid", NULL)))
 		fprintf(f, "PID:             %lld\n",
 			(long long)json_integer_value(ckpt_jget(op, "pid", NULL)));
