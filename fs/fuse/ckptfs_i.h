@@ -28,6 +28,14 @@
 
 #define CFS_MAX_WRITE (1u << 20)
 
+/* -o open_cache: which opens of files in open versions use the page cache
+ * (docs/mount.md, "Shared mmap and the page cache"). */
+enum cfs_open_cache {
+	CFS_OPEN_CACHE_AUTO, /* all but write-only opens */
+	CFS_OPEN_CACHE_ON,   /* all */
+	CFS_OPEN_CACHE_OFF,  /* none: shared mmap fails with ENODEV */
+};
+
 struct cfs_opts {
 	char *store_dir;
 	char *mountpoint;
@@ -36,7 +44,7 @@ struct cfs_opts {
 	size_t write_buffer; /* 0 = store default */
 	size_t chunk_size;   /* 0 = store default */
 	enum ckpt_direct_io direct_io;
-	bool open_cache; /* files of open versions go through the page cache */
+	enum cfs_open_cache open_cache;
 	struct ckpt_retention retention;
 };
 
@@ -53,6 +61,7 @@ struct cfs {
 	int64_t mount_ns; /* times of the root and run directories */
 	uid_t uid;
 	gid_t gid;
+	bool singlethread; /* -s: no second thread serves the kernel's write-back */
 };
 
 /* ---- options (opts.c) ---------------------------------------------------- */
@@ -178,6 +187,10 @@ struct cfs_fh {
 	char *buf;	     /* the virtual file's content */
 	size_t len;
 	bool writer; /* counted as an open writer by the autocommit tracker */
+	/* Read-write through the page cache: may back a shared writable
+	 * mapping whose dirty pages the kernel writes back later. */
+	bool mapped_rw;
+	fuse_ino_t ino;
 	char run[CKPT_NAME_MAX + 1];
 	char ver[CKPT_NAME_MAX + 1];
 	struct cfs_fh *prev, *next; /* all open handles, closed at unmount */
@@ -195,6 +208,14 @@ void cfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, of
 		      struct fuse_file_info *fi);
 void cfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void cfs_files_close_all(void);
+/* Before a commit of run/ver: have the kernel write back the pages that
+ * shared mappings of its files hold dirty, so the commit has them. */
+void cfs_files_writeback(struct cfs *c, const char *run, const char *ver);
+/* After the commit of run/ver (its old name; after cfs_nodes_move): files
+ * still open read-write through the page cache get new inodes for later
+ * lookups, so pages dirtied through an older mapping never show as the
+ * committed content. */
+void cfs_files_committed(struct cfs *c, const char *run, const char *ver);
 
 void cfs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 		     size_t size, int flags);

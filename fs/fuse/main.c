@@ -247,6 +247,7 @@ int main(int argc, char **argv)
 	c.mount_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
 	c.uid = getuid();
 	c.gid = getgid();
+	c.singlethread = co.singlethread;
 
 	c.se = fuse_session_new(&args, &cfs_ops, sizeof(cfs_ops), &c);
 	if (!c.se)

@@ -3,6 +3,9 @@
  * ops_file.c - open files: create, open, read, write, flush, fsync, release,
  * and the read-only virtual files .stats and .manifest (a snapshot taken at
  * open, served with direct_io because their size is not known in advance).
+ * Which opens use the kernel page cache, and what a commit does about the
+ * shared mappings of a version's files (docs/mount.md, "Shared mmap and the
+ * page cache").
  */
 #include "ckptfs_i.h"
 
@@ -60,6 +63,83 @@ void cfs_files_close_all(void)
 	}
 }
 
+/* The inodes of the version's files open read-write through the page cache
+ * (malloc'd; NULL and 0 when none or out of memory). */
+static size_t mapped_inodes(const char *run, const char *ver, fuse_ino_t **out)
+{
+	size_t n = 0, cap = 0;
+	fuse_ino_t *v = NULL, *nv;
+	struct cfs_fh *fh;
+
+	pthread_mutex_lock(&fh_lock);
+	for (fh = fh_all; fh; fh = fh->next) {
+		if (!fh->mapped_rw || strcmp(fh->run, run) || strcmp(fh->ver, ver))
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 8;
+			nv = realloc(v, cap * sizeof(*v));
+			if (!nv)
+				break;
+			v = nv;
+		}
+		v[n++] = fh->ino;
+	}
+	pthread_mutex_unlock(&fh_lock);
+	*out = v;
+	return n;
+}
+
+/*
+ * Without FUSE's writeback cache the kernel writes the dirty pages of a
+ * shared mapping back at msync, munmap, fsync, close and when it needs the
+ * memory; a commit must not wait for that. Invalidating the inode's pages
+ * makes the kernel write the dirty ones back first (launder), as WRITE
+ * requests that other threads of the loop serve, and this call returns once
+ * they are done. With -s there is no other thread: the commit has what was
+ * written back by then (docs/mount.md).
+ */
+void cfs_files_writeback(struct cfs *c, const char *run, const char *ver)
+{
+	fuse_ino_t *v;
+	size_t n, i;
+	int ret;
+
+	if (c->singlethread)
+		return;
+	n = mapped_inodes(run, ver, &v);
+	for (i = 0; i < n; i++) {
+		ret = fuse_lowlevel_notify_inval_inode(c->se, v[i], 0, 0);
+		if (ret < 0 && ret != -ENOENT)
+			cfs_log("writing back the mapped pages of a file of %s/%s before its "
+				"commit failed: %s",
+				run, ver, strerror(-ret));
+	}
+	free(v);
+}
+
+/*
+ * A mapping made before the commit can still be written to: its pages get
+ * dirty in the kernel, their write-back fails with EROFS, but the pages stay
+ * in the inode's cache. So that nobody reads them as the committed file, its
+ * path gets a new inode (with an empty cache) at the next lookup; the old
+ * inode lives on for the descriptors and mappings that hold it.
+ */
+void cfs_files_committed(struct cfs *c, const char *run, const char *ver)
+{
+	fuse_ino_t *v;
+	size_t n, i;
+	char *path;
+
+	n = mapped_inodes(run, ver, &v);
+	for (i = 0; i < n; i++) {
+		if (cfs_nodes_path(c->nodes, v[i], &path) < 0)
+			continue;
+		cfs_nodes_drop(c->nodes, path);
+		free(path);
+	}
+	free(v);
+}
+
 static int open_virtual(struct cfs *c, const struct cfs_path *p, struct fuse_file_info *fi,
 			struct cfs_fh *fh)
 {
@@ -69,6 +149,31 @@ static int open_virtual(struct cfs *c, const struct cfs_path *p, struct fuse_fil
 	if (p->kind == CFS_STATS)
 		return ckpt_store_stats_json(c->store, &fh->buf, &fh->len);
 	return ckpt_version_manifest_json(c->store, p->run, p->ver, &fh->buf, &fh->len);
+}
+
+/*
+ * Does an open of a file in an open version bypass the page cache? A
+ * write-only descriptor streams: FOPEN_DIRECT_IO sends the writer's own
+ * buffer to ckptfs, instead of first copying it into page-cache pages the
+ * kernel must allocate (the slowest part of the write path,
+ * docs/performance.md). But the kernel refuses a shared mmap of a
+ * FOPEN_DIRECT_IO file with ENODEV (libfuse 3.14 cannot ask for
+ * FUSE_DIRECT_IO_ALLOW_MMAP), and every mmap needs a descriptor open for
+ * reading: so descriptors that can read use the page cache. The kernel keeps
+ * both kinds of descriptor of one inode coherent (a direct write writes back
+ * the dirty pages of its range and drops the cached ones; t_mmap.sh checks
+ * it on the kernel it runs on).
+ */
+static bool open_direct(const struct cfs *c, int flags)
+{
+	switch (c->opts.open_cache) {
+	case CFS_OPEN_CACHE_ON:
+		return false;
+	case CFS_OPEN_CACHE_OFF:
+		return true;
+	default:
+		return (flags & O_ACCMODE) == O_WRONLY;
+	}
 }
 
 /* Open (or create, with O_CREAT in flags) a file of a version. */
@@ -95,15 +200,12 @@ static int open_node(struct cfs *c, const struct cfs_path *p, int flags, mode_t 
 	}
 	snprintf(fh->run, sizeof(fh->run), "%s", p->run);
 	snprintf(fh->ver, sizeof(fh->ver), "%s", p->ver);
-	/*
-	 * Committed content never changes: keep the page cache across opens.
-	 * Files of open versions bypass it (unless -o open_cache=on): a write
-	 * then goes from the writer's buffer to ckptfs in one copy, instead of
-	 * first being copied into page-cache pages the kernel must allocate
-	 * (the slowest part of the write path, docs/performance.md).
-	 */
+	/* Committed content never changes: keep the page cache across opens.
+	 * Files of open versions drop it at open (another descriptor may have
+	 * written since) and may bypass it (open_direct). */
 	fi->keep_cache = cfs_vstate_immutable(vi.state);
-	fi->direct_io = !fi->keep_cache && !c->opts.open_cache;
+	fi->direct_io = !fi->keep_cache && open_direct(c, flags);
+	fh->mapped_rw = !fi->keep_cache && !fi->direct_io && (flags & O_ACCMODE) == O_RDWR;
 	return 0;
 }
 
@@ -141,6 +243,7 @@ out:
 		fuse_reply_err(req, -ret);
 		return;
 	}
+	fh->ino = ino;
 	fh_link(fh);
 	fi->fh = (uintptr_t)fh;
 	if (fuse_reply_open(req, fi) == -ENOENT) {
@@ -199,6 +302,7 @@ reply:
 		fuse_reply_err(req, -ret);
 		return;
 	}
+	fh->ino = e.ino;
 	fh_link(fh);
 	fi->fh = (uintptr_t)fh;
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {

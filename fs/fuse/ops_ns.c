@@ -256,8 +256,10 @@ reply:
 }
 
 /* rename(2) of a version directory inside its run: an open version is
- * committed under the new name, which appears only once it is durable. */
-static int rename_version(struct cfs *c, const struct cfs_path *a, const struct cfs_path *b)
+ * committed under the new name, which appears only once it is durable
+ * (*committed is set then). */
+static int rename_version(struct cfs *c, const struct cfs_path *a, const struct cfs_path *b,
+			  bool *committed)
 {
 	struct ckpt_version_info vi;
 	int ret;
@@ -273,6 +275,7 @@ static int rename_version(struct cfs *c, const struct cfs_path *a, const struct 
 		return 0;
 	if (vi.state != CKPT_V_OPEN)
 		return ckpt_version_rename(c->store, a->run, a->ver, b->ver);
+	cfs_files_writeback(c, a->run, a->ver);
 	ret = ckpt_version_commit(c->store, a->run, a->ver, b->ver);
 	if (ret < 0) {
 		cfs_log("commit of %s/%s as %s failed: %s", a->run, a->ver, b->ver,
@@ -280,6 +283,7 @@ static int rename_version(struct cfs *c, const struct cfs_path *a, const struct 
 		return ret;
 	}
 	cfs_track_forget(c, a->run, a->ver);
+	*committed = true;
 	return 0;
 }
 
@@ -287,6 +291,7 @@ void cfs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino
 		   const char *newname, unsigned int flags)
 {
 	struct cfs *c = cfs_of(req);
+	bool committed = false;
 	struct cfs_path a, b;
 	int ret;
 
@@ -312,7 +317,7 @@ void cfs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino
 	}
 	switch (a.kind) {
 	case CFS_VERSION:
-		ret = rename_version(c, &a, &b);
+		ret = rename_version(c, &a, &b, &committed);
 		break;
 	case CFS_NODE:
 		if (b.kind != CFS_NODE)
@@ -330,6 +335,8 @@ void cfs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino
 	}
 	if (ret == 0)
 		cfs_nodes_move(c->nodes, a.full, b.full);
+	if (committed)
+		cfs_files_committed(c, a.run, a.ver);
 free_b:
 	cfs_path_free(&b);
 free_a:

@@ -294,6 +294,7 @@ static int set_version(struct cfs *c, const struct cfs_path *p, const char *key,
 	if (strcmp(key, "commit") == 0) {
 		if (parse_bool(value, size) != 1)
 			return -EINVAL;
+		cfs_files_writeback(c, p->run, p->ver);
 		ret = ckpt_version_commit(c->store, p->run, p->ver, NULL);
 		if (ret < 0) {
 			cfs_log("commit of %s/%s failed: %s", p->run, p->ver,
@@ -301,6 +302,7 @@ static int set_version(struct cfs *c, const struct cfs_path *p, const char *key,
 			return ret;
 		}
 		cfs_track_forget(c, p->run, p->ver);
+		cfs_files_committed(c, p->run, p->ver);
 		return 0;
 	}
 	if (strcmp(key, "pinned") == 0) {

@@ -130,13 +130,18 @@ static int proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 		return 0;
 	case KEY_OPEN_CACHE:
 		v++;
-		if (!strcmp(v, "on") || !strcmp(v, "off")) {
-			r->o->open_cache = !strcmp(v, "on");
-			return 0;
+		if (!strcmp(v, "auto"))
+			r->o->open_cache = CFS_OPEN_CACHE_AUTO;
+		else if (!strcmp(v, "on"))
+			r->o->open_cache = CFS_OPEN_CACHE_ON;
+		else if (!strcmp(v, "off"))
+			r->o->open_cache = CFS_OPEN_CACHE_OFF;
+		else {
+			fprintf(stderr, "ckptfs: -o open_cache=%s: expected auto, on or off\n", v);
+			r->bad = 1;
+			return -1;
 		}
-		fprintf(stderr, "ckptfs: -o open_cache=%s: expected on or off\n", v);
-		r->bad = 1;
-		return -1;
+		return 0;
 	case KEY_CHUNK_SIZE:
 		if (cfs_parse_size(v + 1, &r->o->chunk_size) < 0 || r->o->chunk_size < 4096 ||
 		    r->o->chunk_size > (64u << 20)) {
@@ -176,9 +181,11 @@ static void usage(void)
 	       "    -o odirect=on|off      chunk reads and writes bypass the page cache\n"
 	       "                           (O_DIRECT; default on, see docs/performance.md)\n"
 	       "    -o chunk_size=SIZE     size of new chunks (default 1M; 4K to 64M)\n"
-	       "    -o open_cache=on|off   files of open versions use the kernel page cache\n"
-	       "                           (default off: writes go straight to ckptfs;\n"
-	       "                           on allows shared mmap of files being written)\n"
+	       "    -o open_cache=MODE     files of open versions and the kernel page cache:\n"
+	       "                           auto (default: write-only opens bypass it, opens\n"
+	       "                           that can read use it, so shared mmap works), on\n"
+	       "                           (every open uses it) or off (none does; shared\n"
+	       "                           mmap of a file being written fails with ENODEV)\n"
 	       "    -o keep_last=N, keep_best=N, max_age_days=N\n"
 	       "                           retention for runs that set none (0 = no limit)\n\n");
 }

@@ -25,7 +25,7 @@ done
 [ "$(cat "$MNT/auto/v1/data")" = hello ] || fail "content after autocommit"
 grep -q "autocommitted auto/v1" "$DLOG" || fail "autocommit not logged"
 
-note "shared mmap of a file being written: refused by default, works with open_cache=on"
+note "shared mmap of a file being written: works by default and with open_cache=on, ENODEV with off"
 # mmap_write.py DIR: write through a shared mapping; prints ENODEV when refused
 cat >"$T/mmap_write.py" <<'PY'
 import errno, mmap, os, sys
@@ -51,19 +51,24 @@ print("mapped-ok" if ok else "mapped-wrong")
 PY
 mkdir -p "$MNT/mm" || fail "mkdir mm"
 out=$(python3 "$T/mmap_write.py" "$MNT/mm/v1") || fail "mmap_write.py (default)"
-[ "$out" = ENODEV ] || fail "shared mmap with the default open_cache=off: expected ENODEV, got '$out'"
-echo hello >"$MNT/mm/v1.tmp/plain" || fail "plain write after a refused mmap"
-[ "$(cat "$MNT/mm/v1.tmp/plain")" = hello ] || fail "plain read-back after a refused mmap"
+[ "$out" = mapped-ok ] || fail "shared mmap with the default open_cache=auto: got '$out'"
+[ "$(xattr user.ckpt.state "$MNT/mm/v1")" = committed ] || fail "mmap-written version not committed"
 umount_fs
 mount_fs -o open_cache=on
 out=$(python3 "$T/mmap_write.py" "$MNT/mm/v2") || fail "mmap_write.py (open_cache=on)"
 [ "$out" = mapped-ok ] || fail "shared mmap with open_cache=on: got '$out'"
 [ "$(xattr user.ckpt.state "$MNT/mm/v2")" = committed ] || fail "mmap-written version not committed"
 umount_fs
+mount_fs -o open_cache=off
+out=$(python3 "$T/mmap_write.py" "$MNT/mm/v3") || fail "mmap_write.py (open_cache=off)"
+[ "$out" = ENODEV ] || fail "shared mmap with open_cache=off: expected ENODEV, got '$out'"
+echo hello >"$MNT/mm/v3.tmp/plain" || fail "plain write after a refused mmap"
+[ "$(cat "$MNT/mm/v3.tmp/plain")" = hello ] || fail "plain read-back after a refused mmap"
+umount_fs
 if "$CKPTFS" "$STORE" "$MNT" -f -o open_cache=maybe 2>"$T/bad.log"; then
 	fail "open_cache=maybe accepted"
 fi
-grep -q "expected on or off" "$T/bad.log" || fail "open_cache=maybe: no clear message"
+grep -q "expected auto, on or off" "$T/bad.log" || fail "open_cache=maybe: no clear message"
 
 note "chunk_size=4M: new chunks of 4 MiB, read back equal; a bad size is refused"
 mount_fs -o chunk_size=4M
