@@ -64,8 +64,10 @@ void cfs_files_close_all(void)
 }
 
 /* The inodes of the version's files open read-write through the page cache
- * (malloc'd; NULL and 0 when none or out of memory). */
-static size_t mapped_inodes(const char *run, const char *ver, fuse_ino_t **out)
+ * (malloc'd; NULL and 0 when none or out of memory). `done`: the version is
+ * committed, those handles are not counted again (another version may get
+ * the old name). */
+static size_t mapped_inodes(const char *run, const char *ver, bool done, fuse_ino_t **out)
 {
 	size_t n = 0, cap = 0;
 	fuse_ino_t *v = NULL, *nv;
@@ -83,6 +85,7 @@ static size_t mapped_inodes(const char *run, const char *ver, fuse_ino_t **out)
 			v = nv;
 		}
 		v[n++] = fh->ino;
+		fh->mapped_rw = !done;
 	}
 	pthread_mutex_unlock(&fh_lock);
 	*out = v;
@@ -106,7 +109,7 @@ void cfs_files_writeback(struct cfs *c, const char *run, const char *ver)
 
 	if (c->singlethread)
 		return;
-	n = mapped_inodes(run, ver, &v);
+	n = mapped_inodes(run, ver, false, &v);
 	for (i = 0; i < n; i++) {
 		ret = fuse_lowlevel_notify_inval_inode(c->se, v[i], 0, 0);
 		if (ret < 0 && ret != -ENOENT)
@@ -130,7 +133,7 @@ void cfs_files_committed(struct cfs *c, const char *run, const char *ver)
 	size_t n, i;
 	char *path;
 
-	n = mapped_inodes(run, ver, &v);
+	n = mapped_inodes(run, ver, true, &v);
 	for (i = 0; i < n; i++) {
 		if (cfs_nodes_path(c->nodes, v[i], &path) < 0)
 			continue;

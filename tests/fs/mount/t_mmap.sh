@@ -27,9 +27,9 @@ mount_fs
 R=$MNT/run
 mkdir "$R" || fail "mkdir run"
 
-# same_tree A B: B (a committed version) holds what A holds, byte for byte,
+# same_files A B: B (a committed version) holds what A holds, byte for byte,
 # and its .manifest hashes equal xxhsum's of A's files.
-same_tree() {
+same_files() {
 	local f
 	diff -r --exclude=.manifest "$1" "$2" || fail "$2 differs from the plain directory $1"
 	while IFS= read -r f; do
@@ -44,7 +44,7 @@ for c in numpy torch pymmap; do
 	"$PY" "$HERE/mmap_tools.py" "$c" "$PLAIN/$c" || fail "$c in a plain directory"
 	"$PY" "$HERE/mmap_tools.py" "$c" "$R/$c.tmp" || fail "$c in an open version"
 	mv "$R/$c.tmp" "$R/$c" || fail "commit of $c"
-	same_tree "$PLAIN/$c" "$R/$c"
+	same_files "$PLAIN/$c" "$R/$c"
 done
 
 note "sqlite3 in WAL mode"
@@ -68,7 +68,7 @@ sql_run "$R/sqlite.tmp" || fail "sqlite3 in WAL mode in an open version: $(cat "
 grep -qx wal "$R/sqlite.tmp/out.txt" || fail "journal_mode is not wal: $(cat "$R/sqlite.tmp/out.txt")"
 grep -qx ok "$R/sqlite.tmp/out.txt" || fail "integrity_check: $(cat "$R/sqlite.tmp/out.txt")"
 mv "$R/sqlite.tmp" "$R/sqlite" || fail "commit of sqlite"
-same_tree "$PLAIN/sqlite" "$R/sqlite"
+same_files "$PLAIN/sqlite" "$R/sqlite"
 [ "$(sqlite3 "file:$R/sqlite/db.sqlite?immutable=1" 'SELECT count(*) FROM t')" = 4001 ] ||
 	fail "the committed database does not answer"
 
