@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""mmap_tools.py CASE DIR - memory-map files in DIR the way tools do, and
-check what they read back. t_mmap.sh runs each case once in a plain
-directory and once in an open version, commits the version, and compares the
-two trees. The bytes written are the same on every run (fixed seeds).
+"""mmap_tools.py CASE DIR... - memory-map files in each DIR the way tools do,
+and check what they read back. t_mmap.sh runs each case in a plain directory
+and in an open version (one process: torch is slow to import), commits the
+version, and compares the two trees. The bytes written are the same in every
+DIR (fixed seeds).
 
 Cases:
   numpy    np.save + np.load(mmap_mode='r'); np.lib.format.open_memmap
@@ -23,7 +24,7 @@ import sys
 
 
 def fail(msg):
-    print("FAIL:", msg)
+    print("FAIL:", msg, "in", DIR)
     sys.exit(1)
 
 
@@ -112,10 +113,12 @@ def case_pymmap(d):
         fail("a second process's shared mapping reads other bytes")
 
 
+DIR = None
 CASES = {"numpy": case_numpy, "torch": case_torch, "pymmap": case_pymmap}
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in CASES:
-        print("usage: mmap_tools.py %s DIR" % "|".join(CASES))
+    if len(sys.argv) < 3 or sys.argv[1] not in CASES:
+        print("usage: mmap_tools.py %s DIR..." % "|".join(CASES))
         sys.exit(2)
-    CASES[sys.argv[1]](sys.argv[2])
+    for DIR in sys.argv[2:]:
+        CASES[sys.argv[1]](DIR)
