@@ -324,9 +324,8 @@ static void reply_no_data(const struct cfs_fh *fh, fuse_req_t req, ssize_t n)
 		return;
 	}
 	if (n == -EIO)
-		cfs_log("read of %s/%s failed with EIO (a chunk failed its hash check; "
-			"the version is marked corrupt)",
-			fh->run, fh->ver);
+		cfs_log("read of %s/%s failed with EIO: %s", fh->run, fh->ver,
+			ckpt_store_strerror(cfs_of(req)->store));
 	fuse_reply_err(req, (int)-n);
 }
 

@@ -463,13 +463,33 @@ static void read_ahead(struct ckpt_file *h, size_t i)
 	h->ra_next = end;
 }
 
-/* Load chunk i into the handle's buffer, verifying per the verify mode: from
+/* A chunk could not be read (the disk, not the chunk): the read fails with
+ * the error and the version keeps its state, so a disk that fails for a
+ * while does not make good checkpoints unresumable. */
+static int report_read_error(struct ckpt_file *h, const struct cref *c, int err)
+{
+	char hex[CHUNK_HEX_LEN + 1];
+
+	chunk_hex(c->h, hex);
+	store_log("read of chunk %s of %s/%s/%s at offset %llu failed: %s; the version is "
+		  "left %s",
+		  hex, h->v->run->name, h->v->name, h->path, (unsigned long long)c->off,
+		  strerror(-err), ckpt_vstate_name(h->v->state));
+	return store_err(h->s, err,
+			 "reading chunk %s of %s/%s/%s (offset %llu) failed: %s; the store's "
+			 "disk gave an error, the checkpoint itself is not known to be bad: "
+			 "check the disk and retry",
+			 hex, h->v->run->name, h->v->name, h->path, (unsigned long long)c->off,
+			 strerror(-err));
+}
+
+/* Load chunk i into the handle's buffer, checked (unless verify=off): from
  * read-ahead when it is there, else from disk. */
 static int cache_chunk(struct ckpt_file *h, size_t i)
 {
 	struct ckpt_store *s = h->s;
 	const struct cref *c = &h->f->chunks[i];
-	bool verify, verified = false;
+	bool verified = false;
 	int ret;
 
 	if (h->cache_idx == (ssize_t)i)
@@ -482,28 +502,26 @@ static int cache_chunk(struct ckpt_file *h, size_t i)
 	}
 	read_ahead(h, i);
 	h->cache_idx = -1;
-	verify = chunk_needs_verify(&s->ck, c);
 	if (rc_take(s->ck.rc, c, &h->cache, h->cache_cap, &verified)) {
 		uint8_t hh[CHUNK_HASH_LEN];
 
 		ret = 0;
-		if (verify && !verified) { /* queued when the index said it was checked */
+		if (chunk_needs_verify(&s->ck, c) && !verified) {
 			hash128(h->cache, c->len, hh);
-			if (memcmp(hh, c->h, CHUNK_HASH_LEN))
+			if (memcmp(hh, c->h, CHUNK_HASH_LEN)) {
+				chunk_mark_bad(&s->ck, c->h);
 				ret = -EBADMSG;
+			}
 		}
 	} else {
-		ret = chunk_read_buf(&s->ck, c, h->cache, h->cache_cap, verify);
+		ret = chunk_load(&s->ck, c, h->cache, h->cache_cap);
 	}
 	if (ret == -EBADMSG) {
-		chunk_mark_bad(&s->ck, c->h);
 		report_bad_chunk(h, c, "does not match its XXH128 (missing, short or altered)");
 		return -EIO;
 	}
 	if (ret < 0)
-		return ret;
-	if (verify)
-		chunk_set_verified(&s->ck, c->h);
+		return report_read_error(h, c, ret);
 	h->cache_idx = (ssize_t)i;
 	return 0;
 }

@@ -20,6 +20,7 @@ int chunks_open(struct chunks *ck, struct sb *be, const struct ckpt_store_opts *
 	ck->be = be;
 	ck->verify = opts->verify;
 	pthread_mutex_init(&ck->ilock, NULL);
+	cindex_init(&ck->ix);
 	chunker_init(&ck->chunker, opts->chunking, opts->chunk_size);
 	ret = cw_start(ck, opts->inflight_bytes, &ck->cw);
 	if (ret == 0)
@@ -186,18 +187,28 @@ int chunk_read(struct chunks *ck, const struct cref *c, uint8_t *buf, bool verif
 	return chunk_read_buf(ck, c, buf, c->len, verify);
 }
 
+/*
+ * Every read from the backing store is checked unless verify=off: a chunk
+ * checked once can rot on disk later (SPEC §2: never wrong bytes). What
+ * this process holds in memory (a handle's chunk buffer, the kernel's page
+ * cache above the FUSE layer) is served without a new check. `verified`
+ * in the index still spares the size check before a dedup hit.
+ */
 bool chunk_needs_verify(struct chunks *ck, const struct cref *c)
 {
-	struct centry *e;
-	bool verify;
+	return ck->verify != CKPT_VERIFY_OFF;
+}
 
-	if (ck->verify != CKPT_VERIFY_FIRST)
-		return ck->verify == CKPT_VERIFY_ALWAYS;
-	pthread_mutex_lock(&ck->ilock);
-	e = cindex_find(&ck->ix, c->h);
-	verify = !(e && e->verified);
-	pthread_mutex_unlock(&ck->ilock);
-	return verify;
+int chunk_load(struct chunks *ck, const struct cref *c, uint8_t *buf, size_t cap)
+{
+	bool verify = chunk_needs_verify(ck, c);
+	int ret = chunk_read_buf(ck, c, buf, cap, verify);
+
+	if (ret == -EBADMSG)
+		chunk_mark_bad(ck, c->h);
+	else if (ret == 0 && verify)
+		chunk_set_verified(ck, c->h);
+	return ret;
 }
 
 void chunk_set_verified(struct chunks *ck, const uint8_t *h)
@@ -292,12 +303,9 @@ uint64_t chunks_stored_bytes(struct chunks *ck)
 	uint64_t bytes = 0;
 
 	pthread_mutex_lock(&ck->ilock);
-	for (size_t i = 0; i < ck->ix.cap; i++) {
-		struct centry *e = &ck->ix.slots[i];
-
-		if (e->used && e->refs > 0 && e->state != CE_FAILED)
+	for (struct centry *e = NULL; (e = cindex_next(&ck->ix, e));)
+		if (e->refs > 0 && e->state != CE_FAILED)
 			bytes += e->len;
-	}
 	pthread_mutex_unlock(&ck->ilock);
 	return bytes;
 }

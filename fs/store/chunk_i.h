@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "backend_i.h"
+#include "ckptfs/hmap.h"
 #include "util_i.h"
 
 #define STORE_DEF_CHUNK (1u << 20) /* the default chunk size (average for cdc) */
@@ -39,18 +40,20 @@ struct centry {
 	uint32_t len;
 	uint8_t state;
 	uint8_t verified;
-	uint8_t bad;  /* found corrupt: never dedup against it, rewrite it */
-	uint8_t used; /* slot in use */
+	uint8_t bad; /* found corrupt: never dedup against it, rewrite it */
 	int err;
 	uint64_t refs; /* chunk lists (open or committed files) that name it */
 };
 struct cindex {
-	struct centry *slots;
-	size_t cap, n;
+	struct ckpt_hmap m; /* of struct centry */
 };
+void cindex_init(struct cindex *ix);
 struct centry *cindex_find(struct cindex *ix, const uint8_t *h);
+/* A new entry (zeroed but for hash and length), or NULL without memory. */
 struct centry *cindex_insert(struct cindex *ix, const uint8_t *h, uint32_t len);
 void cindex_remove(struct cindex *ix, struct centry *e);
+/* for (e = NULL; (e = cindex_next(ix, e));) with the index unchanged */
+struct centry *cindex_next(struct cindex *ix, struct centry *prev);
 void cindex_free(struct cindex *ix);
 
 /* A chunk in a file: its hash, length and offset in the file. */
@@ -106,8 +109,14 @@ int chunk_write_errors(struct chunks *ck, const struct cref *c, size_t n, size_t
  * report -EIO) or -errno. */
 int chunk_read_buf(struct chunks *ck, const struct cref *c, uint8_t *buf, size_t cap, bool verify);
 int chunk_read(struct chunks *ck, const struct cref *c, uint8_t *buf, bool verify);
-/* Whether a read of c must check its hash, per the verify mode. */
+/* Whether a read of c from the backend must check its hash: always, unless
+ * verify=off. */
 bool chunk_needs_verify(struct chunks *ck, const struct cref *c);
+/* chunk_read_buf checked per the verify mode; a chunk that fails is marked
+ * bad (chunk_mark_bad). 0, -EBADMSG (bad: callers report -EIO and, in a
+ * committed version, mark it corrupt) or -errno (the read itself failed:
+ * an I/O error of the disk says nothing about the chunk). */
+int chunk_load(struct chunks *ck, const struct cref *c, uint8_t *buf, size_t cap);
 /* c was read and checked: verify=first need not check it again. */
 void chunk_set_verified(struct chunks *ck, const uint8_t *h);
 /* A chunk failed verification: the next write of its content rewrites it. */

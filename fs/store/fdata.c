@@ -225,6 +225,25 @@ int fdata_check_errors(struct ckpt_store *s, struct fdata *f)
 	return f->err;
 }
 
+/* Read back a chunk this file streamed earlier (into a buffer of the
+ * largest chunk size), checked like any read from the store: a mismatch is
+ * -EIO and logged (an open version cannot become corrupt; the chunk is
+ * flagged so the next write of those bytes rewrites it). */
+static int open_chunk_read(struct ckpt_store *s, const struct cref *c, uint8_t *buf)
+{
+	char hex[CHUNK_HEX_LEN + 1];
+	int ret = chunk_load(&s->ck, c, buf, s->ck.chunker.max);
+
+	if (ret == 0)
+		return 0;
+	chunk_hex(c->h, hex);
+	store_log("read of chunk %s of a file being written, at offset %llu: %s", hex,
+		  (unsigned long long)c->off,
+		  ret == -EBADMSG ? "does not match its XXH128 (missing, short or altered)"
+				  : strerror(-ret));
+	return ret == -EBADMSG ? -EIO : ret;
+}
+
 /* Switch a streaming file to a staging file holding the same bytes. */
 static int stage_begin(struct ckpt_store *s, struct fdata *f)
 {
@@ -250,9 +269,9 @@ static int stage_begin(struct ckpt_store *s, struct fdata *f)
 		}
 	}
 	for (size_t i = 0; i < f->nchunks; i++) {
-		ret = chunk_read(&s->ck, &f->chunks[i], buf, false);
-		if (ret == -EBADMSG)
-			ret = -EIO;
+		/* checked: a chunk that rotted since it was written must not
+		 * slip into the staging file and from there into a commit */
+		ret = open_chunk_read(s, &f->chunks[i], buf);
 		if (ret == 0)
 			ret = io_write_all(s->io, fd, buf, f->chunks[i].len,
 					   (off_t)f->chunks[i].off);
@@ -358,10 +377,8 @@ ssize_t fdata_read_open(struct ckpt_store *s, struct fdata *f, void *buf, size_t
 			continue;
 		if (!cbuf && !(cbuf = malloc(s->ck.chunker.max)))
 			return -ENOMEM;
-		ret = chunk_read(&s->ck, c, cbuf, false);
+		ret = open_chunk_read(s, c, cbuf);
 		if (ret < 0) {
-			if (ret == -EBADMSG)
-				ret = -EIO;
 			free(cbuf);
 			return ret;
 		}

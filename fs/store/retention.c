@@ -18,23 +18,28 @@ static int cmp_seq_desc(const void *a, const void *b)
 	return x->seq < y->seq ? 1 : x->seq > y->seq ? -1 : 0;
 }
 
-static bool mmax;
-static const struct run *mrun;
+/* What cmp_metric compares by: the run and whether its metric is :max. */
+struct metric_order {
+	const struct run *r;
+	bool max;
+};
 
-static int cmp_metric(const void *a, const void *b)
+/* qsort_r(3): the order travels with the call, no globals to guard. */
+static int cmp_metric(const void *a, const void *b, void *arg)
 {
 	const struct version *x = *(struct version *const *)a, *y = *(struct version *const *)b;
+	const struct metric_order *o = arg;
 	double mx = 0, my = 0;
-	bool hx = version_metric(mrun, x, &mx), hy = version_metric(mrun, y, &my);
+	bool hx = version_metric(o->r, x, &mx), hy = version_metric(o->r, y, &my);
 
 	if (hx != hy)
 		return hx ? -1 : 1;
 	if (mx != my)
-		return (mmax ? mx > my : mx < my) ? -1 : 1;
+		return (o->max ? mx > my : mx < my) ? -1 : 1;
 	return cmp_seq_desc(a, b);
 }
 
-/* store lock held (which also serializes the qsort globals above) */
+/* store lock held */
 int retention_apply_run(struct ckpt_store *s, struct run *r, uint32_t max_age_override)
 {
 	struct ckpt_retention rt = r->has_ret ? r->ret : s->opts.retention;
@@ -58,9 +63,11 @@ int retention_apply_run(struct ckpt_store *s, struct run *r, uint32_t max_age_ov
 			c[n++] = r->v[i];
 	qsort(c, n, sizeof(*c), cmp_seq_desc);
 	memcpy(bm, c, n * sizeof(*c));
-	mmax = strstr(r->metric, ":max") != NULL;
-	mrun = r;
-	qsort(bm, n, sizeof(*bm), cmp_metric);
+	{
+		struct metric_order o = {.r = r, .max = strstr(r->metric, ":max") != NULL};
+
+		qsort_r(bm, n, sizeof(*bm), cmp_metric, &o);
+	}
 	newest = version_pick(r, false);
 	bestv = version_pick(r, true);
 	for (size_t i = 0; i < n; i++) {

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ckptfs/hmap.h"
 #include "store_i.h"
 
 #define VF_MAX_THREADS 8
@@ -30,7 +31,7 @@ struct vjob {
 	struct version *v;
 	size_t path;  /* index into vrun.paths */
 	size_t first; /* the job that checks this chunk (itself when distinct) */
-	int res;      /* 0, -EBADMSG (bad), -EIO (read error) or -errno */
+	int res;      /* 0, -EBADMSG (bad) or -errno (the read failed) */
 	bool done;
 };
 
@@ -42,8 +43,7 @@ struct vrun {
 	size_t nuniq;
 	char **paths;
 	size_t npaths, pcap;
-	/* hash set: chunk hash -> first job (open addressing, index + 1) */
-	size_t *set, setcap;
+	struct ckpt_hmap first; /* chunk hash -> first job (struct vfirst) */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* a job finished */
@@ -52,25 +52,33 @@ struct vrun {
 	bool stop;
 };
 
-static size_t set_slot(const struct vrun *r, const uint8_t *h)
-{
-	uint64_t k;
+struct vfirst {
+	const uint8_t *h; /* the job's chunk hash */
+	size_t job;
+};
 
-	memcpy(&k, h, sizeof(k));
-	return (size_t)k & (r->setcap - 1);
+static bool match_first(const void *elem, const void *key)
+{
+	return !memcmp(((const struct vfirst *)elem)->h, key, CHUNK_HASH_LEN);
 }
 
-/* The job that first named chunk h, or (size_t)-1 (and remember j for it). */
+/* The job that first named chunk h, or (size_t)-1 (and remember j for it);
+ * -2 when memory runs out. */
 static size_t set_first(struct vrun *r, const uint8_t *h, size_t j)
 {
-	for (size_t i = set_slot(r, h);; i = (i + 1) & (r->setcap - 1)) {
-		if (!r->set[i]) {
-			r->set[i] = j + 1;
-			return (size_t)-1;
-		}
-		if (!memcmp(r->jobs[r->set[i] - 1].c->h, h, CHUNK_HASH_LEN))
-			return r->set[i] - 1;
-	}
+	uint64_t k;
+	struct vfirst *e;
+
+	memcpy(&k, h, sizeof(k)); /* the chunk hash is already uniform */
+	e = ckpt_hmap_find(&r->first, k, match_first, h);
+	if (e)
+		return e->job;
+	e = ckpt_hmap_add(&r->first, k);
+	if (!e)
+		return (size_t)-2;
+	e->h = h;
+	e->job = j;
+	return (size_t)-1;
 }
 
 static int add_job(struct vrun *r, struct version *v, const struct cref *c)
@@ -142,16 +150,14 @@ static int list_tree(struct vrun *r, struct version *v, struct node *n, char *pa
 /* Find each job's first job with the same chunk; list the distinct ones. */
 static int dedup_jobs(struct vrun *r)
 {
-	r->setcap = 1024;
-	while (r->setcap < r->njobs * 2)
-		r->setcap *= 2;
-	r->set = calloc(r->setcap, sizeof(*r->set));
 	r->uniq = calloc(r->njobs ? r->njobs : 1, sizeof(*r->uniq));
-	if (!r->set || !r->uniq)
+	if (!r->uniq)
 		return -ENOMEM;
 	for (size_t j = 0; j < r->njobs; j++) {
 		size_t f = set_first(r, r->jobs[j].c->h, j);
 
+		if (f == (size_t)-2)
+			return -ENOMEM;
 		if (f == (size_t)-1)
 			r->uniq[r->nuniq++] = j;
 		else
@@ -212,24 +218,34 @@ static int nthreads(size_t nuniq)
 	return (int)n;
 }
 
-/* Report job j (in order) through the log and the callbacks. */
+/* Report job j (in order) through the log and the callbacks: a bad chunk
+ * (-EBADMSG) is flagged for rewriting; a read that failed says nothing about
+ * the chunk, so nothing is flagged. */
 static void report(struct vrun *r, struct vjob *j, ckpt_verify_cb cb, void *arg)
 {
-	const char *what = j->res == -EIO ? "read error" : "hash mismatch";
 	const struct cref *c = j->c;
-	char hex[CHUNK_HEX_LEN + 1];
+	char hex[CHUNK_HEX_LEN + 1], what[96];
 
+	if (j->res == -EBADMSG)
+		snprintf(what, sizeof(what), "hash mismatch");
+	else
+		snprintf(what, sizeof(what), "read error (%s)", strerror(-j->res));
 	chunk_hex(c->h, hex);
-	store_log("verify: chunk %s of %s/%s/%s at offset %llu: %s", hex, j->v->run->name,
-		  j->v->name, r->paths[j->path], (unsigned long long)c->off, what);
+	store_log("verify: chunk %s of %s/%s/%s at offset %llu: %s%s", hex, j->v->run->name,
+		  j->v->name, r->paths[j->path], (unsigned long long)c->off, what,
+		  j->res == -EBADMSG ? "" : "; the version is left as it is");
 	if (cb)
 		cb(arg, j->v->run->name, j->v->name, r->paths[j->path], c->off, hex, what);
-	chunk_mark_bad(&r->s->ck, c->h);
+	if (j->res == -EBADMSG)
+		chunk_mark_bad(&r->s->ck, c->h);
 }
 
 /*
- * Check all jobs; returns the number of bad chunk references or -errno.
- * Versions with a bad chunk are marked CORRUPT.
+ * Check all jobs; returns the number of bad chunk references, else the
+ * first read error (-errno), else 0. Versions with a bad chunk are marked
+ * CORRUPT; a read error (EIO from a failing disk) leaves the version as it
+ * is: only a hash mismatch proves a checkpoint bad, and a disk that fails
+ * for a minute must not make good checkpoints unresumable.
  */
 static int run_jobs(struct vrun *r, ckpt_verify_cb cb, void *arg,
 		    void (*progress)(void *arg, uint64_t done, uint64_t total), uint64_t total)
@@ -257,8 +273,9 @@ static int run_jobs(struct vrun *r, ckpt_verify_cb cb, void *arg,
 			pthread_cond_wait(&r->cond, &r->lock);
 		pthread_mutex_unlock(&r->lock);
 		j->res = f->res;
-		if (j->res == -EBADMSG || j->res == -EIO) {
+		if (j->res < 0)
 			report(r, j, cb, arg);
+		if (j->res == -EBADMSG) {
 			bad++;
 			if (j->v != last_bad) {
 				pthread_mutex_lock(&r->s->lock);
@@ -266,9 +283,13 @@ static int run_jobs(struct vrun *r, ckpt_verify_cb cb, void *arg,
 				pthread_mutex_unlock(&r->s->lock);
 				last_bad = j->v;
 			}
-		} else if (j->res < 0) {
-			ret = j->res;
-			break;
+		} else if (j->res < 0 && ret == 0) {
+			ret = store_err(r->s, j->res,
+					"reading a chunk of %s/%s/%s failed: %s; the store's disk "
+					"gave an error, the version is left as it is: check the "
+					"disk and verify again",
+					j->v->run->name, j->v->name, r->paths[j->path],
+					strerror(-j->res));
 		}
 		done += j->c->len;
 		if (progress)
@@ -280,7 +301,7 @@ out:
 	pthread_mutex_unlock(&r->lock);
 	for (int i = 0; i < nth; i++)
 		pthread_join(th[i], NULL);
-	return ret < 0 ? ret : bad;
+	return bad ? bad : ret;
 }
 
 /* Committed versions to verify (referenced); store lock held. */
@@ -353,6 +374,7 @@ int ckpt_store_verify(struct ckpt_store *s, const char *run, const char *version
 
 	pthread_mutex_init(&r.lock, NULL);
 	pthread_cond_init(&r.cond, NULL);
+	ckpt_hmap_init(&r.first, sizeof(struct vfirst));
 	pthread_mutex_lock(&s->lock);
 	ret = pick_versions(s, run, version, &vs, &nv);
 	for (size_t i = 0; i < nv; i++)
@@ -385,7 +407,7 @@ out:
 	free(r.paths);
 	free(r.jobs);
 	free(r.uniq);
-	free(r.set);
+	ckpt_hmap_free(&r.first);
 	free(vs);
 	free(path);
 	pthread_mutex_destroy(&r.lock);

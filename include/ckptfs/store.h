@@ -43,9 +43,11 @@ struct ckpt_file;
 struct ckpt_io_ops;
 
 enum ckpt_verify_mode {
-	CKPT_VERIFY_FIRST = 0, /* check each chunk the first time it is read after open (default) */
-	CKPT_VERIFY_ALWAYS,    /* check every chunk on every read */
-	CKPT_VERIFY_OFF,       /* never check on read (ckpt_store_verify still checks) */
+	/* Both check every chunk read from the backing store; they differ only
+	 * in what the FUSE layer lets the kernel cache (docs/mount.md). */
+	CKPT_VERIFY_FIRST = 0, /* the default */
+	CKPT_VERIFY_ALWAYS,
+	CKPT_VERIFY_OFF, /* never check on read (ckpt_store_verify still checks) */
 };
 
 enum ckpt_chunking {
@@ -244,8 +246,10 @@ int ckpt_node_utimens(struct ckpt_store *s, const char *run, const char *version
  */
 int ckpt_file_open(struct ckpt_store *s, const char *run, const char *version, const char *path,
 		   int flags, uint32_t mode, struct ckpt_file **out);
-/* Read: every chunk is checked against its hash per the verify mode; a
- * mismatch returns -EIO, marks the version CORRUPT and logs the chunk. */
+/* Read: every chunk read from the backing store is checked against its hash
+ * (unless verify=off); a mismatch returns -EIO, marks the version CORRUPT
+ * and logs the chunk. A read error of the disk is returned (-EIO, ...) and
+ * logged, and leaves the version's state alone. */
 ssize_t ckpt_file_pread(struct ckpt_file *f, void *buf, size_t len, uint64_t off);
 /*
  * The same read without a copy, for files of committed versions: on success
@@ -280,8 +284,11 @@ int ckpt_file_close(struct ckpt_file *f);
 typedef void (*ckpt_verify_cb)(void *arg, const char *run, const char *version, const char *path,
 			       uint64_t offset, const char *chunk_hex, const char *what);
 /* Verify every chunk of a version (or of all committed versions when run is
- * NULL). Returns the number of bad chunks (0 = all good) or -errno. Bad
- * versions become CORRUPT. `progress` (may be NULL) gets bytes done/total. */
+ * NULL). Returns the number of bad chunks (0 = all good), else the first
+ * read error (-EIO from the disk, ...) or -errno. Versions with a bad chunk
+ * (hash mismatch, missing, short) become CORRUPT; a read error leaves the
+ * version as it is (reported through cb with what = "read error (...)").
+ * `progress` (may be NULL) gets bytes done/total. */
 int ckpt_store_verify(struct ckpt_store *s, const char *run, const char *version, ckpt_verify_cb cb,
 		      void *arg, void (*progress)(void *arg, uint64_t done, uint64_t total));
 

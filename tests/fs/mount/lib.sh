@@ -144,3 +144,29 @@ xattr() {
 xxh() {
 	xxhsum -H2 "$1" 2>/dev/null | cut -d' ' -f1
 }
+
+# flip_stored SRC OFF: flip one byte of the store's copy of SRC's bytes at
+# OFF. The bytes are found by content (the 64 bytes at OFF searched for in
+# every file under $STORE), so this does not depend on the store's layout;
+# it needs chunks stored uncompressed. Prints what it flipped.
+flip_stored() {
+	python3 - "$1" "$2" "$STORE" <<'PY'
+import os, sys
+data = open(sys.argv[1], "rb").read()
+off = int(sys.argv[2])
+needle = data[off:off + 64]
+for root, dirs, files in os.walk(sys.argv[3]):
+    for name in files:
+        p = os.path.join(root, name)
+        with open(p, "r+b") as f:
+            blob = f.read()
+            i = blob.find(needle)
+            if i < 0:
+                continue
+            f.seek(i + 7)
+            f.write(bytes([blob[i + 7] ^ 0x01]))
+            print("flipped byte %d of %s" % (i + 7, p))
+            sys.exit(0)
+sys.exit(1)
+PY
+}

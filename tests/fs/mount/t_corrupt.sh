@@ -20,25 +20,7 @@ cp "$T/b" "$MNT/r/v2/data" && setfattr -n user.ckpt.commit -v 1 "$MNT/r/v2" || f
 umount_fs
 
 note "flip one byte of v2's data in the store"
-python3 - "$T/b" "$STORE" <<'PY' || fail "could not find v2's bytes in the store"
-import os, sys
-data = open(sys.argv[1], "rb").read()
-off = len(data) // 2 + 12345
-needle = data[off:off + 64]
-for root, dirs, files in os.walk(sys.argv[2]):
-    for name in files:
-        p = os.path.join(root, name)
-        with open(p, "r+b") as f:
-            blob = f.read()
-            i = blob.find(needle)
-            if i < 0:
-                continue
-            f.seek(i + 7)
-            f.write(bytes([blob[i + 7] ^ 0x01]))
-            print("flipped byte %d of %s" % (i + 7, p))
-            sys.exit(0)
-sys.exit(1)
-PY
+flip_stored "$T/b" $(((2 << 20) / 2 + 12345)) || fail "could not find v2's bytes in the store"
 
 mount_fs
 cmp "$T/a" "$MNT/r/v1/data" || fail "v1 does not read back"

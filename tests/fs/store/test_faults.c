@@ -8,7 +8,9 @@
  *    committed verifies;
  *  - EIO and ENOSPC injected at random points: clear errors, nothing
  *    committed lost, the store keeps working;
- *  - io_uring completions turned into short writes, -EAGAIN and -EINTR.
+ *  - io_uring completions turned into short writes, -EAGAIN and -EINTR;
+ *  - reads that fail with EIO for a while: the reads and verify fail, the
+ *    version stays committed and reads back once the disk is well.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -276,6 +278,41 @@ static void test_uring_enospc(void **state)
 	free(dir);
 }
 
+/* A disk that fails every read with EIO for a while (issue 11, item 9):
+ * reads and verify fail with EIO, and the version is not marked corrupt
+ * (in memory or in its manifest); afterwards it reads and verifies. */
+static void test_read_eio(void **state)
+{
+	char *dir = ts_tmpdir("readeio");
+	struct ckpt_store_opts o = {.create = true};
+	struct ckpt_version_info in;
+	struct ckpt_store *s;
+	struct tio t;
+
+	tio_init(&t, false, NULL);
+	o.io = &t.ops;
+	assert_int_equal(ckpt_store_open(dir, &o, &s), 0);
+	make_v1(s);
+	tio_fail(&t, TIO_PREAD, 1, -EIO, true);
+	assert_int_equal(ts_check_file(s, "r", "v1", "model.bin", 1, 3 * MiB + 123), -EIO);
+	assert_non_null(strstr(ckpt_store_strerror(s), "disk"));
+	assert_int_equal(ckpt_store_verify(s, "r", "v1", NULL, NULL, NULL), -EIO);
+	assert_int_equal(ckpt_version_info(s, "r", "v1", &in), 0);
+	assert_int_equal(in.state, CKPT_V_COMMITTED);
+	assert_true(t.failed > 0);
+	/* the disk is back */
+	tio_fail(&t, 0, 0, 0, false);
+	check_v1(s);
+	ckpt_store_close(s);
+	tio_fini(&t);
+	o.io = NULL;
+	assert_int_equal(ckpt_store_open(dir, &o, &s), 0);
+	check_v1(s);
+	ckpt_store_close(s);
+	ts_rmtree(dir);
+	free(dir);
+}
+
 /* short writes, -EAGAIN and -EINTR in completions are retried correctly */
 static void test_uring_glitches(void **state)
 {
@@ -310,7 +347,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_crash_drop),     cmocka_unit_test(test_crash_keep),
 		cmocka_unit_test(test_random_faults),  cmocka_unit_test(test_uring_enospc),
-		cmocka_unit_test(test_uring_glitches),
+		cmocka_unit_test(test_uring_glitches), cmocka_unit_test(test_read_eio),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
