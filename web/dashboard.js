@@ -310,13 +310,16 @@
 	function poll() {
 		if (busy) return;
 		busy = true;
-		api('/api/v1/operations?limit=200').then(function (r) {
-			ops = r.operations || [];
-			var want = fromHash() || (cur ? cur.id : null) || (ops[0] && ops[0].id);
-			select(want);
+		// the operation named in the URL is fetched beside the list, not after it
+		if (fromHash()) select(fromHash());
+		var early = cur ? pollOp(cur) : null;
+		Promise.all([api('/api/v1/operations?limit=200'), early, pollStore()]).then(function (r) {
+			ops = r[0].operations || [];
+			var had = cur;
+			select(fromHash() || (cur ? cur.id : null) || (ops[0] && ops[0].id));
 			renderOps();
 			if (cur) renderHead(ops.filter(function (o) { return o.id === cur.id; })[0]);
-			return Promise.all([cur ? pollOp(cur) : null, pollStore()]);
+			return cur && cur !== had ? pollOp(cur) : null;
 		}).then(function () {
 			dash.polls++;
 			$('conn').textContent = '';

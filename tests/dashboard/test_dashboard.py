@@ -150,17 +150,18 @@ def cli_metrics(ckpt, d, opid, m):
         raise Fail("tmux is not installed (tools/deps.txt)")
     sess = "ckptdash%d" % os.getpid()
     sock = os.path.join(d.tmp, "tmux.sock")
-    cmd = "%s --socket %s ops metrics %s | tail -1; %s --socket %s ops metrics %s > /dev/tty" % (
-        ckpt, d.sock, opid, ckpt, d.sock, opid)
+    cmd = ("%s --socket %s ops metrics %s | tail -1; %s --socket %s ops metrics %s > /dev/tty; "
+           "%s --socket %s ops status %s" % (ckpt, d.sock, opid, ckpt, d.sock, opid, ckpt,
+                                             d.sock, opid))
     tm = ["tmux", "-S", sock]
-    subprocess.run(tm + ["new-session", "-d", "-s", sess, "-x", "160", "-y", "20",
+    subprocess.run(tm + ["new-session", "-d", "-s", sess, "-x", "160", "-y", "40",
                          "bash -c '%s; sleep 30'" % cmd], check=True)
     try:
         screen = ""
         for _ in range(100):
             screen = subprocess.run(tm + ["capture-pane", "-p", "-t", sess], capture_output=True,
                                     text=True).stdout
-            if "steps)" in screen:
+            if "Loss curve:" in screen:
                 break
             time.sleep(0.1)
         line = [l for l in screen.splitlines() if l.startswith("loss ")]
@@ -168,6 +169,9 @@ def cli_metrics(ckpt, d, opid, m):
               "(%d steps)" % len(set(m["step"])) in line[0],
               "no sparkline of %d steps on the terminal:\n%s" % (len(set(m["step"])), screen))
         print("tmux:", line[0])
+        line = [l for l in screen.splitlines() if l.startswith("Loss curve:")]
+        check(line and re.search("[\u2581-\u2588]{10,}", line[0]),
+              "ckpt ops status shows no loss sparkline on the terminal:\n%s" % screen)
     finally:
         subprocess.run(tm + ["kill-server"], capture_output=True)
 

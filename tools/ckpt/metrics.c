@@ -160,7 +160,7 @@ void ckpt_status_sparkline(struct ckpt_ctx *c, const char *id, FILE *f)
 
 	snprintf(path, sizeof(path), "/api/v1/operations/%s/metrics?resolution=step", id);
 	if (ckpt_api(c, "GET", path, NULL, NULL, &r) == 0 && r.status == 200 && r.json)
-		print_sparkline(f, r.json, "Loss:           ");
+		print_sparkline(f, r.json, "Loss curve:     ");
 	ckpt_resp_free(&r);
 }
 
