@@ -15,12 +15,18 @@ What it shows (SPEC §4):
   * it reports READY, STEP/EPOCH/LOSS, SAVING around saves and CHECKPOINT
     through ckpt_notify.py (stdlib only, next to this file);
   * SIGTERM/SIGINT save a cancellation checkpoint and exit 0; bad arguments
-    exit 78 (do not retry); --inject-nan-at N makes attempt 1 report a NaN
-    loss at step N, to watch ckptd roll back.
+    exit 78 (do not retry); a NaN/Inf loss is reported and ends the attempt
+    with exit 3 and no save (the state is poisoned);
+  * for tests and demos, on attempt 1 only: --inject-nan-at N reports a NaN
+    loss at step N (watch ckptd roll back), --inject-hang-at N stops at step
+    N and waits to be killed (kill -9 it, or let the hang timer fire).
 
-Needs torch; uses the safetensors package when installed, else writes the
-(simple) safetensors format itself. The model is a small MLP on synthetic
-data so that it runs anywhere; put your own model in build_model().
+A resumed run ends bitwise equal to an uninterrupted one (on the CPU).
+
+Needs torch (Debian: python3-torch); uses the safetensors package when
+installed, else writes the (simple) safetensors format itself. The model is
+a small MLP on synthetic data so that it runs anywhere; put your own model in
+build_model().
 """
 import argparse
 import json
@@ -30,11 +36,13 @@ import re
 import signal
 import struct
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ckpt_notify as cn  # noqa: E402
 
 EX_CONFIG = cn.EX_CONFIG
+EX_CORRUPT = 3           # a NaN/Inf loss: ckptd resumes from the newest good version
 FORMAT_VERSION = 1
 
 
@@ -42,11 +50,21 @@ def version_name(step):
     return "step-%06d" % step
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        # Bad arguments are a configuration error: exit 78 so that ckptd does
+        # not retry (argparse's own code is 2).
+        self.print_usage(sys.stderr)
+        self.exit(EX_CONFIG, "%s: error: %s\n" % (self.prog, message))
+
+
 def parse_args(argv):
-    p = argparse.ArgumentParser(description="PyTorch example trainer for ckptfs")
+    p = _Parser(description="PyTorch example trainer for ckptfs")
     p.add_argument("--run-dir", default=os.environ.get("CKPT_RUN_DIR"),
                    help="where versions go (default: $CKPT_RUN_DIR)")
     p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--epochs", type=int, default=0,
+                   help="train this many epochs (--steps = epochs x --steps-per-epoch)")
     p.add_argument("--save-every", type=int, default=100)
     p.add_argument("--steps-per-epoch", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=64)
@@ -56,9 +74,17 @@ def parse_args(argv):
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--inject-nan-at", type=int, default=0,
                    help="attempt 1 reports a NaN loss at this step (demo)")
+    p.add_argument("--inject-hang-at", type=int, default=0,
+                   help="attempt 1 stops at this step and waits to be killed (tests)")
     a = p.parse_args(argv)
-    if a.steps < 1 or a.save_every < 1 or a.steps_per_epoch < 1 or a.batch_size < 1:
-        p.error("--steps, --save-every, --steps-per-epoch and --batch-size must be >= 1")
+    if a.epochs < 0:
+        p.error("--epochs must be >= 0")
+    if a.epochs:
+        a.steps = a.epochs * a.steps_per_epoch
+    if a.steps < 1 or a.save_every < 1 or a.steps_per_epoch < 1 or a.batch_size < 1 \
+            or a.hidden < 1:
+        p.error("--steps, --save-every, --steps-per-epoch, --batch-size and --hidden "
+                "must be >= 1")
     return a
 
 
@@ -94,7 +120,9 @@ def save_tensors(tensors, path):
         header, blobs, off = {}, [], 0
         for k in sorted(tensors):
             t = tensors[k]
-            raw = t.view(torch.uint8).numpy().tobytes() if t.numel() else b""
+            # reshape(-1) first: a 0-dim tensor (AdamW's `step`) cannot be
+            # viewed as bytes, and torch 1.13 raises instead of widening it.
+            raw = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
             header[k] = {"dtype": _DTYPES[str(t.dtype).replace("torch.", "")],
                          "shape": list(t.shape), "data_offsets": [off, off + len(raw)]}
             blobs.append(raw)
@@ -175,9 +203,12 @@ def save(args, run_dir, step, epoch, loss, model, opt, gen, reason):
     final = os.path.join(run_dir, version_name(step))
     if os.path.exists(final):
         return final                        # this step is saved already
-    tmp = final + ".tmp"
+    # One temporary name per process: a version an earlier attempt left
+    # half-written (killed mid-save) is incomplete on ckptfs and cannot be
+    # written into again; `ckpt gc` removes it.
+    tmp = "%s.tmp-%d" % (final, os.getpid())
     with cn.saving():
-        os.makedirs(tmp, exist_ok=True)
+        os.makedirs(tmp)
         save_tensors(model.state_dict(), os.path.join(tmp, "model.safetensors"))
         ot = optimizer_tensors(opt)
         ot["rng.data"] = gen.get_state()
@@ -264,10 +295,15 @@ def main(argv=None):
         if args.inject_nan_at and step == args.inject_nan_at and attempt == "1":
             loss_v = float("nan")
         cn.report(step=step, epoch=epoch, loss=loss_v)
-        if math.isnan(loss_v):
-            # Do not save a poisoned state; ckptd stops us and resumes from the
-            # newest good version.
-            print("step %d: loss is nan" % step, flush=True)
+        if not math.isfinite(loss_v):
+            # The state is poisoned: no save, not even on SIGTERM. ckptd
+            # resumes from the newest good version.
+            print("loss is %s at step %d; stopping" % (loss_v, step), flush=True)
+            return EX_CORRUPT
+        if args.inject_hang_at and step == args.inject_hang_at and attempt == "1":
+            print("step %d: hanging (injected); kill me" % step, flush=True)
+            while stop["sig"] is None:
+                time.sleep(0.05)
             continue
         if step % 50 == 0:
             print("step %d epoch %d loss %.5f" % (step, epoch, loss_v), flush=True)

@@ -96,6 +96,15 @@ def main():
         check(t.resume_dir(tmp, None) == os.path.join(tmp, "step-000003"),
               "resume_dir picks the newest committed (not .tmp) version: %s" % t.resume_dir(tmp, None))
         check(t.resume_dir(tmp, "/x/step-1") == "/x/step-1", "CKPT_RESUME_FROM wins")
+        check(t.parse_args(["--epochs", "3", "--steps-per-epoch", "10"]).steps == 30,
+              "--epochs sets the steps (examples/job-any-command.yaml uses it)")
+        # Bad arguments are a configuration error: 78, so ckptd does not retry.
+        for bad in (["--steps", "0"], ["--no-such-flag"], ["--steps", "x"]):
+            try:
+                t.parse_args(bad)
+                check(False, "parse_args(%s) accepted" % bad)
+            except SystemExit as e:
+                check(e.code == 78, "parse_args(%s) exited %s, want 78" % (bad, e.code))
     finally:
         import shutil
         shutil.rmtree(tmp, ignore_errors=True)
