@@ -6,8 +6,11 @@
  * Exact resume rests on one invariant: at every point where a checkpoint is
  * taken, (params, AdamW m/v, step, epoch, micro-batch, RNG state, epoch
  * seed, early-stopping counters) is the whole state the rest of the run
- * depends on. Evaluations at checkpoints only write last_val_loss, which
- * nothing else reads.
+ * depends on. Evaluations at checkpoints write last_val_loss and lower
+ * best_val_loss (the figure people read, and what `best` follows), never
+ * the early-stopping counters (es_best_val_loss, bad_epochs): a
+ * cancellation save that an uninterrupted run never makes must not change
+ * when the run stops.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -144,6 +147,8 @@ static int save(struct trainer *t, const char *reason, int wait)
 		if (ret < 0)
 			return ret;
 		t->st.last_val_step = t->st.step;
+		if (t->st.last_val_loss < t->st.best_val_loss)
+			t->st.best_val_loss = t->st.last_val_loss;
 		t->it_eval += now_s() - e0;
 	}
 	for (int i = 0; i < 4; i++)
@@ -220,6 +225,7 @@ static int resume(struct trainer *t, const char *dir, float *p, float **mo, floa
 	t->st.micro_batch = s.micro_batch * s.batch_size / t->o.batch_size;
 	t->st.epoch_seed = s.epoch_seed;
 	t->st.best_val_loss = s.best_val_loss;
+	t->st.es_best_val_loss = s.es_best_val_loss;
 	t->st.bad_epochs = s.bad_epochs;
 	t->st.last_val_loss = s.last_val_loss;
 	t->st.last_val_step = s.last_val_step;
@@ -336,6 +342,7 @@ static int setup(struct trainer *t)
 	t->st.grad_accum = t->o.grad_accum;
 	t->st.seed = t->o.seed;
 	t->st.best_val_loss = INFINITY;
+	t->st.es_best_val_loss = INFINITY;
 	t->st.last_val_loss = NAN;
 	t->st.last_val_step = -1;
 	t->st.loss = NAN;
@@ -409,8 +416,10 @@ static int epoch_end(struct trainer *t, int *stop)
 	t->it_eval += now_s() - e0;
 	t->st.last_val_loss = val;
 	t->st.last_val_step = t->st.step;
-	if (val < t->st.best_val_loss) {
+	if (val < t->st.best_val_loss)
 		t->st.best_val_loss = val;
+	if (val < t->st.es_best_val_loss) {
+		t->st.es_best_val_loss = val;
 		t->st.bad_epochs = 0;
 	} else {
 		t->st.bad_epochs++;

@@ -212,12 +212,13 @@ struct tstate {
 	int64_t grad_accum;
 	uint64_t rng[4];
 	uint64_t epoch_seed;
-	double best_val_loss;  /* INFINITY = none yet */
-	int64_t bad_epochs;    /* epochs without improvement (early stopping) */
-	double last_val_loss;  /* NAN = none yet */
-	int64_t last_val_step; /* the step it was measured at, -1 = none */
-	double lr;	       /* learning rate of the last step */
-	double loss;	       /* training loss of the last step */
+	double best_val_loss; /* lowest of every validation, epoch end or checkpoint; INFINITY = none */
+	double es_best_val_loss; /* lowest at an epoch end: what early stopping compares with */
+	int64_t bad_epochs;	 /* epochs without improvement (early stopping) */
+	double last_val_loss;	 /* NAN = none yet */
+	int64_t last_val_step;	 /* the step it was measured at, -1 = none */
+	double lr;		 /* learning rate of the last step */
+	double loss;		 /* training loss of the last step */
 	uint64_t seed;
 	char reason[16]; /* periodic | epoch | cancel | final */
 };

@@ -52,6 +52,7 @@ char *tstate_dump(const struct tstate *s)
 	if (!o)
 		return NULL;
 	json_object_set_new(o, "grad_accum", json_integer(s->grad_accum));
+	json_object_set_new(o, "early_stopping_best_val_loss", real_or_null(s->es_best_val_loss));
 	json_object_set_new(o, "last_val_step",
 			    s->last_val_step >= 0 ? json_integer(s->last_val_step) : json_null());
 	txt = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
@@ -140,6 +141,11 @@ int tstate_load(const char *path, struct tstate *s, char *err, size_t errlen)
 	    get_hex(json_object_get(rng, "seed"), &s->seed) < 0)
 		goto bad;
 	s->best_val_loss = get_real(json_object_get(o, "best_val_loss"), INFINITY);
+	/* Before it had its own key, best_val_loss was the epoch-end figure. */
+	s->es_best_val_loss =
+		json_object_get(o, "early_stopping_best_val_loss")
+			? get_real(json_object_get(o, "early_stopping_best_val_loss"), INFINITY)
+			: s->best_val_loss;
 	s->last_val_loss = get_real(json_object_get(o, "last_val_loss"), NAN);
 	s->lr = get_real(json_object_get(o, "lr"), 0);
 	s->loss = get_real(json_object_get(o, "loss"), NAN);

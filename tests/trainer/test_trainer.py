@@ -308,6 +308,70 @@ def t_sigterm(tmp):
     lis.close()
 
 
+def t_best_val_loss(tmp):
+    """best_val_loss is the lowest validation loss so far, at epoch ends and
+    at checkpoints alike: never null once a validation happened (the `best`
+    link exists then), never above the version's own val loss. Early
+    stopping still counts epoch ends only: a run with an extra cancellation
+    save ends with the same weights and stops at the same step."""
+    import re
+    a, b = os.path.join(tmp, "a"), os.path.join(tmp, "b")
+    common = TINY + ["--dataset", small_dataset(tmp), "--epochs", "3", "--patience", "1",
+                     "--checkpoint-every-steps", "40"]
+    p = run(common + ["--run-dir", a])
+    evals = [(int(m.group(1)), float(m.group(2))) for m in
+             re.finditer(r"^epoch \d+ step (\d+) val_loss ([0-9.]+)", p.stdout, re.M)]
+    check(evals, "no epoch-end validation in the output:\n" + p.stdout[-2000:])
+    vs = versions(a)
+    for v in vs:
+        st = state(os.path.join(a, v))
+        if st["last_val_step"] == st["step"] and st["last_val_loss"] is not None:
+            evals.append((st["step"], st["last_val_loss"]))
+    for v in vs:
+        st = state(os.path.join(a, v))
+        seen = [x for s_, x in evals if s_ <= st["step"]]
+        check(seen, "%s: no validation before it" % v)
+        check(st["best_val_loss"] is not None,
+              "%s: best_val_loss is null after %d validations" % (v, len(seen)))
+        check(abs(st["best_val_loss"] - min(seen)) < 1e-6,
+              "%s: best_val_loss %s, but the lowest validation so far is %s" %
+              (v, st["best_val_loss"], min(seen)))
+        if st["last_val_step"] == st["step"]:
+            check(st["best_val_loss"] <= st["last_val_loss"],
+                  "%s: best_val_loss %s above its own val loss %s" %
+                  (v, st["best_val_loss"], st["last_val_loss"]))
+    # A cancellation save in the first epoch (an evaluation the straight run
+    # never made), then a resume: same weights, same last step.
+    lis = Listener(tmp)
+    env = dict(os.environ, CKPT_NOTIFY_SOCKET=lis.path, CKPT_RUN_DIR=b)
+    proc = subprocess.Popen([TRAIN] + common, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        while True:
+            r = lis.poll(60)
+            check(r is not None, "no report from the trainer")
+            if int(r.get("STEP", 0)) >= 50 and "LOSS" in r:
+                proc.send_signal(signal.SIGTERM)
+                break
+        proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    lis.close()
+    cancel = latest(b)
+    st = state(cancel)
+    check(st["reason"] == "cancel" and st["epoch"] == 0, "cancel state %s" % st)
+    check(st["best_val_loss"] is not None and st["best_val_loss"] <= st["last_val_loss"],
+          "cancellation in epoch 1: best_val_loss %s, last_val_loss %s" %
+          (st["best_val_loss"], st["last_val_loss"]))
+    run(common + ["--run-dir", b], {"CKPT_RESUME_FROM": cancel})
+    check(versions(a)[-1] == versions(b)[-1],
+          "early stopping moved: %s vs %s" % (versions(a)[-1], versions(b)[-1]))
+    for f in ("model.safetensors", "optimizer.safetensors"):
+        check(read_file(os.path.join(a, vs[-1], f)) == read_file(os.path.join(b, vs[-1], f)),
+              "%s differs after a cancellation save and resume" % f)
+
+
 def t_format_version(tmp):
     run(TINY + ["--max-steps", "10", "--run-dir", tmp])
     v = os.path.join(tmp, "step-00000010")

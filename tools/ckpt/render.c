@@ -94,25 +94,50 @@ void ckpt_render_checkpoint_cell(json_t *cp, char *buf, size_t len)
 	}
 }
 
+/* The newest step the operation is known to have reached. ckptd's progress
+ * is the last STEP= report it accepted, but it ignores a trainer's reports
+ * once a cancel is requested, and the trainer finishes the step in flight
+ * before its cancellation save: the checkpoint's own step (what
+ * trainer_state.json says) is then one ahead, and it is the true one. */
+static bool op_step(json_t *op, double *step)
+{
+	double ps, cs;
+	bool have_p = num_of(ckpt_jget(op, "progress", NULL), &ps, "step", NULL);
+	bool have_c = num_of(op_checkpoint(op), &cs, "step", NULL);
+
+	if (!have_p && !have_c)
+		return false;
+	*step = !have_p ? cs : !have_c ? ps : ps > cs ? ps : cs;
+	return true;
+}
+
 static void progress_cell(json_t *op, char *buf, size_t len)
 {
 	json_t *p = ckpt_jget(op, "progress", NULL);
-	double v, e, te;
+	double v = -1, e, te, st;
+	bool have_step = op_step(op, &st);
 
 	if (json_is_number(p)) {
 		v = json_number_value(p);
 		/* 0..1 fractions and 0..100 percentages both occur in the wild. */
 		if (v <= 1.0 && json_is_real(p))
 			v *= 100;
-		snprintf(buf, len, "%.0f%%", floor(v));
 	} else if (num_of(p, &v, "percent", "percentage", NULL)) {
-		snprintf(buf, len, "%.0f%%", floor(v));
 	} else if (num_of(p, &e, "epoch", NULL) && num_of(p, &te, "total_epochs", "epochs", NULL) &&
 		   te > 0) {
-		snprintf(buf, len, "%.0f%%", floor(e * 100 / te));
-	} else if (num_of(p, &e, "step", NULL) &&
-		   num_of(p, &te, "total_steps", "max_steps", NULL) && te > 0) {
-		snprintf(buf, len, "%.0f%%", floor(e * 100 / te));
+		v = e * 100 / te;
+	} else {
+		v = -1;
+	}
+	/* Before the first epoch ends the epochs say nothing (0% or no
+	 * figure at all); the steps do. */
+	if (v <= 0 && have_step && st > 0) {
+		if (num_of(p, &te, "total_steps", "max_steps", NULL) && te > 0)
+			snprintf(buf, len, "%.0f%%", floor(st * 100 / te));
+		else
+			snprintf(buf, len, "step %.0f", st);
+	} else if (v >= 0) {
+		snprintf(buf, len, "%.0f%%", floor(v));
 	} else {
 		snprintf(buf, len, "-");
 	}
@@ -219,10 +244,10 @@ void ckpt_render_op(struct ckpt_ctx *c, json_t *op, FILE *f)
 		fprintf(f, " (epoch %.0f", e);
 		if (num_of(p, &te, "epochs", "total_epochs", NULL))
 			fprintf(f, " / %.0f", te);
-		if (num_of(p, &e, "step", NULL))
+		if (op_step(op, &e))
 			fprintf(f, ", step %.0f", e);
 		fputc(')', f);
-	} else if (num_of(p, &e, "step", NULL)) {
+	} else if (op_step(op, &e) && !strstr(b, "step")) {
 		fprintf(f, " (step %.0f)", e);
 	}
 	fputc('\n', f);
