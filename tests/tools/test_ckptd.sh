@@ -133,6 +133,17 @@ lid=$(grep -o 'op_training_[0-9_a-f]*' "$T/long.out" | head -1)
 grep -q "To resume: ckpt ops resume $lid" "$T/long.out" || fail "no resume hint"
 [ "$(C ops status "$lid" --json | json "d['status'], d['resumable']")" = "CANCELLED True" ] ||
 	fail "after Ctrl-C: $(C ops status "$lid")"
+# ops status and checkpoints show name the same step: the cancellation
+# checkpoint's (ckptd drops the STEP= of the step the trainer finishes after
+# the cancel, so its progress alone is one behind), and PROGRESS says the step
+# when no epoch has ended yet.
+st=$(C ops status "$lid") cs=$(C checkpoints show "$lid")
+ps=$(grep '^Progress:' <<<"$st" | grep -o 'step [0-9]*' | tail -1 | cut -d' ' -f2)
+ks=$(awk '$1 == "Step:" {print $2}' <<<"$cs")
+[ -n "$ps" ] && [ "$ps" = "$ks" ] ||
+	fail "ops status says step '$ps', checkpoints show says Step '$ks':$(printf '\n%s\n%s' "$st" "$cs")"
+C ops list | grep -qE "^$lid +CANCELLED +step $ks " ||
+	fail "PROGRESS of an op cancelled in its first epoch: $(C ops list | grep "$lid")"
 C ops resume "$lid" | grep -q "Resuming $lid" || fail "ops resume"
 C ops resume "$lid" 2>"$T/err" && fail "second resume of a running op succeeded"
 grep -q "409" "$T/err" || fail "second resume: $(cat "$T/err")"

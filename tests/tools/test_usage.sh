@@ -46,6 +46,33 @@ check 2 "'frobnicate' is not a ckpt command" frobnicate
 check 2 'unrecognized option' --bogus
 check 0 'usage: ckpt' --help
 check 0 '^ckpt [0-9]' --version
+check 0 'usage: ckpt \[--socket' help
+
+# `ckpt help CMD` is CMD's own usage, not the top-level one.
+for c in run submit ops checkpoints ls show verify diff commit gc policy daemon; do
+	check 0 "^usage: ckpt $c" help "$c"
+	out=$("$ckpt" help "$c" 2>&1)
+	if grep -q 'Global options' <<<"$out"; then
+		echo "FAIL: ckpt help $c printed the top-level usage"
+		fails=$((fails + 1))
+	fi
+done
+check 0 '^usage: ckpt ops' help ops status
+check 2 "'frob' is not a ckpt command" help frob
+
+# A typo gets a suggestion; a word like no command gets none.
+check 2 "'chekpoints' is not a ckpt command. Did you mean 'checkpoints'\?" chekpoints
+check 2 "Did you mean 'verify'\?" verfy
+check 2 "Did you mean 'ops'\?" op
+check 2 "Did you mean 'daemon'\?" deamon
+check 2 "Did you mean 'status'\?" ops stauts "$OP"
+check 2 "Did you mean 'cleanup'\?" checkpoints clean
+check 2 "Did you mean 'stop'\?" daemon stpo
+out=$("$ckpt" xyzzy 2>&1)
+if grep -q 'Did you mean' <<<"$out"; then
+	echo "FAIL: ckpt xyzzy got a suggestion: $out"
+	fails=$((fails + 1))
+fi
 
 # --help of every subcommand.
 for c in run submit ops checkpoints ls show verify diff commit gc policy daemon; do

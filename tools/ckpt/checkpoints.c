@@ -235,11 +235,15 @@ int cmd_checkpoints(struct ckpt_ctx *c, int argc, char **argv)
 			return CKPT_EXIT_USAGE;
 		return cp_cleanup(c, d);
 	}
-	if (strcmp(sub, "show") && strcmp(sub, "delete"))
+	if (strcmp(sub, "show") && strcmp(sub, "delete")) {
+		static const char *const subs[] = {"show", "delete", "stats", "cleanup", NULL};
+		char dym[64];
+
 		return ckpt_usage_err("checkpoints",
-				      "'%s' is not a checkpoints command; use show, "
-				      "delete, stats or cleanup",
-				      sub);
+				      "'%s' is not a checkpoints command.%s Use show, "
+				      "delete, stats or cleanup.",
+				      sub, ckpt_did_you_mean(dym, sizeof(dym), sub, subs));
+	}
 	if (maxage)
 		return ckpt_usage_err("checkpoints",
 				      "--max-age-days goes with 'checkpoints cleanup'");

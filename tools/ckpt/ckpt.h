@@ -78,6 +78,12 @@ int ckpt_usage_err(const char *cmd, const char *fmt, ...) __attribute__((format(
 /* The message for an unknown option / missing argument that getopt saw. */
 int ckpt_bad_opt(const char *cmd, int opt, char **argv);
 
+/* " Did you mean 'status'?" when `word` is a typo of one of `cands`
+ * (NULL-terminated): one candidate within an edit distance of 2 (1 for
+ * words of up to 4 letters; a swap of two letters is one edit), or the one
+ * candidate it is a prefix of. Otherwise "". Returns buf. */
+const char *ckpt_did_you_mean(char *buf, size_t len, const char *word, const char *const *cands);
+
 /* Parse a non-negative integer option value; prints a usage error and returns -1 on junk. */
 long long ckpt_parse_count(const char *cmd, const char *opt, const char *val, long long max);
 /* Operation ids as ckptd makes them: op_KIND_YYYYMMDD_HHMMSS_xxxxxx. */

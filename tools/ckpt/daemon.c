@@ -358,6 +358,12 @@ int cmd_daemon(struct ckpt_ctx *c, int argc, char **argv)
 		return daemon_status(c);
 	if (!strcmp(argv[optind], "stop"))
 		return daemon_stop(c);
-	return ckpt_usage_err("daemon", "'%s' is not a daemon command; use status or stop",
-			      argv[optind]);
+	{
+		static const char *const subs[] = {"status", "stop", NULL};
+		char dym[64];
+
+		return ckpt_usage_err(
+			"daemon", "'%s' is not a daemon command.%s Use status or stop.",
+			argv[optind], ckpt_did_you_mean(dym, sizeof(dym), argv[optind], subs));
+	}
 }

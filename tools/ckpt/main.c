@@ -53,6 +53,11 @@ struct ckpt_cmd {
 	int (*fn)(struct ckpt_ctx *c, int argc, char **argv);
 };
 
+static const char *const cmd_names[] = {
+	"run",	"submit", "ops", "checkpoints", "ls",	  "show", "verify",
+	"diff", "commit", "gc",	 "policy",	"daemon", "help", NULL,
+};
+
 static const struct ckpt_cmd cmds[] = {
 	{"run", cmd_run},
 	{"submit", cmd_submit},
@@ -125,6 +130,67 @@ int ckpt_common_opt(struct ckpt_ctx *c, int opt, const char *arg)
 	return 0;
 }
 
+/* Optimal string alignment distance (Levenshtein plus adjacent swaps),
+ * for words as short as command names. */
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	size_t d[32][32];
+
+	if (la >= 32 || lb >= 32)
+		return SIZE_MAX;
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = i;
+	for (size_t j = 0; j <= lb; j++)
+		d[0][j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		for (size_t j = 1; j <= lb; j++) {
+			size_t cost = a[i - 1] != b[j - 1], v = d[i - 1][j - 1] + cost;
+
+			if (d[i - 1][j] + 1 < v)
+				v = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < v)
+				v = d[i][j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+			    d[i - 2][j - 2] + 1 < v)
+				v = d[i - 2][j - 2] + 1;
+			d[i][j] = v;
+		}
+	}
+	return d[la][lb];
+}
+
+const char *ckpt_did_you_mean(char *buf, size_t len, const char *word, const char *const *cands)
+{
+	size_t wl = strlen(word), max = wl <= 4 ? 1 : 2, best = SIZE_MAX;
+	const char *pick = NULL, *prefix = NULL;
+	int nbest = 0, nprefix = 0;
+
+	for (const char *const *c = cands; *c; c++) {
+		size_t dist = edit_distance(word, *c);
+
+		if (dist < best) {
+			best = dist;
+			pick = *c;
+			nbest = 1;
+		} else if (dist == best) {
+			nbest++;
+		}
+		if (wl >= 2 && strncmp(*c, word, wl) == 0) {
+			prefix = *c;
+			nprefix++;
+		}
+	}
+	if (!(best <= max && nbest == 1)) {
+		pick = nprefix == 1 ? prefix : NULL;
+	}
+	if (pick)
+		snprintf(buf, len, " Did you mean '%s'?", pick);
+	else if (len)
+		buf[0] = '\0';
+	return buf;
+}
+
 long long ckpt_parse_count(const char *cmd, const char *opt, const char *val, long long max)
 {
 	char *end;
@@ -184,6 +250,7 @@ int main(int argc, char **argv)
 	};
 	static char prog[64];
 	struct ckpt_ctx ctx;
+	bool help = false;
 	int opt, ret;
 
 	ctx_init(&ctx);
@@ -208,12 +275,31 @@ int main(int argc, char **argv)
 		return CKPT_EXIT_USAGE;
 	}
 	if (strcmp(argv[optind], "help") == 0) {
-		fputs(usage_text, stdout);
-		return CKPT_EXIT_OK;
+		/* `ckpt help CMD [SUB]` is `ckpt CMD [SUB] --help`. */
+		if (optind + 1 >= argc || !strcmp(argv[optind + 1], "help")) {
+			fputs(usage_text, stdout);
+			return CKPT_EXIT_OK;
+		}
+		optind++;
+		help = true;
 	}
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		char **av = NULL;
+
 		if (strcmp(argv[optind], cmds[i].name))
 			continue;
+		if (help) {
+			/* argv[optind..argc-1] then --help: one more slot, as the
+			 * subcommand parses argv[0..argc-1]. */
+			av = calloc((size_t)(argc - optind) + 2, sizeof(*av));
+			if (!av)
+				return CKPT_EXIT_FAIL;
+			memcpy(av, argv + optind, (size_t)(argc - optind) * sizeof(*av));
+			av[argc - optind] = "--help";
+			argc = argc - optind + 1;
+			argv = av;
+			optind = 0;
+		}
 		ckpt_client_global_init();
 		/* The subcommand parses argv[optind..] with its own getopt pass. */
 		argc -= optind;
@@ -224,9 +310,15 @@ int main(int argc, char **argv)
 		optind = 0; /* reset getopt (GNU: 0 also re-reads GETOPT env) */
 		ret = cmds[i].fn(&ctx, argc, argv);
 		ckpt_client_global_cleanup();
+		free(av);
 		return ret;
 	}
-	ckpt_err("'%s' is not a ckpt command.", argv[optind]);
+	{
+		char dym[64];
+
+		ckpt_err("'%s' is not a ckpt command.%s", argv[optind],
+			 ckpt_did_you_mean(dym, sizeof(dym), argv[optind], cmd_names));
+	}
 	fputs("Commands: run submit ops checkpoints ls show verify diff commit gc policy daemon "
 	      "dashboard.\n"
 	      "Try 'ckpt --help' for usage.\n",

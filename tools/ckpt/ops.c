@@ -303,11 +303,16 @@ int cmd_ops(struct ckpt_ctx *c, int argc, char **argv)
 		return ops_list(c, status, resumable);
 	}
 	if (strcmp(sub, "status") && strcmp(sub, "resume") && strcmp(sub, "cancel") &&
-	    strcmp(sub, "logs") && strcmp(sub, "events"))
+	    strcmp(sub, "logs") && strcmp(sub, "events")) {
+		static const char *const subs[] = {"list", "status", "resume", "cancel",
+						   "logs", "events", NULL};
+		char dym[64];
+
 		return ckpt_usage_err("ops",
-				      "'%s' is not an ops command; use list, status, resume, "
-				      "cancel, logs or events",
-				      sub);
+				      "'%s' is not an ops command.%s Use list, status, resume, "
+				      "cancel, logs or events.",
+				      sub, ckpt_did_you_mean(dym, sizeof(dym), sub, subs));
+	}
 	if (status || resumable)
 		return ckpt_usage_err("ops", "--status and --resumable go with 'ops list'");
 	if (optind >= argc)
