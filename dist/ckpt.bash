@@ -1,73 +1,167 @@
 # bash completion for ckpt(1), the ckptfs command line.
 # Completes commands, sub-commands, options, operation ids (from `ckpt ops
-# list --json`, when ckptd answers) and RUN/VERSION paths in the mount.
+# list --json`, when ckptd answers) and RUN/VERSION/FILE paths (from `ckpt ls
+# --json`). Where the state dir, the socket and the mount are is ckpt's to
+# say: every lookup runs ckpt with the global options already on the line
+# (--state-dir, --socket, --mount), so completion never guesses a path.
 
-_ckpt_ops_ids() {
-	ckpt ops list --json 2>/dev/null |
-		python3 -c 'import json,sys; [print(o["id"]) for o in json.load(sys.stdin)["operations"]]' 2>/dev/null
+# The global options that take a value, and those that do not.
+_ckpt_global_arg="--socket --state-dir --mount"
+_ckpt_global_flag="--json --quiet -q --help -h --version"
+
+# _ckpt_json PY ARGS...: run ckpt ARGS with the line's global options and
+# print what the Python expression PY makes of its JSON answer `d`.
+_ckpt_json() {
+	local py=$1
+	shift
+	ckpt "${_ckpt_g[@]}" "$@" --json 2>/dev/null |
+		python3 -c "import json,sys
+d=json.load(sys.stdin)
+for x in $py: print(x)" 2>/dev/null
 }
 
+_ckpt_ops_ids() {
+	_ckpt_json '[o["id"] for o in d["operations"]]' ops list
+}
+
+# RUN/, RUN/VERSION/, RUN/VERSION/FILE, level by level, as ckpt ls lists them.
 _ckpt_mount_paths() {
-	local mnt=${CKPT_MOUNT:-${CKPT_STATE_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/ckptfs}/mnt}
-	[ "$(id -u)" = 0 ] && [ -z "${CKPT_MOUNT:-}${CKPT_STATE_DIR:-}" ] && mnt=/var/lib/ckptfs/mnt
-	[ -d "$mnt" ] || return
-	(cd "$mnt" 2>/dev/null && compgen -d -- "$1" | sed 's|$|/|')
+	local cur=$1 dir p
+	case $cur in
+	/* | .*)
+		compgen -f -- "$cur"
+		return
+		;;
+	*/*/*)
+		dir=$(cut -d/ -f1-2 <<<"$cur")
+		_ckpt_json '[p["path"] for p in d]' ls "$dir" | sed "s|^|$dir/|"
+		;;
+	*/*)
+		dir=${cur%%/*}
+		_ckpt_json '[v["version"] for v in d]' ls "$dir" | sed "s|^|$dir/|; s|$|/|"
+		;;
+	*)
+		_ckpt_json '[r["run"] for r in d]' ls | sed 's|$|/|'
+		;;
+	esac | while IFS= read -r p; do
+		[[ $p == "$cur"* ]] && printf '%s\n' "$p"
+	done
 }
 
 _ckpt() {
-	local cur=${COMP_WORDS[COMP_CWORD]} cmd=${COMP_WORDS[1]:-} sub=${COMP_WORDS[2]:-}
-	local global="--socket --state-dir --mount --json --quiet --help --version"
-	local cmds="run submit ops checkpoints ls show verify diff commit gc policy daemon dashboard"
-	local opts=""
+	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]:-}
+	local cmds="run submit ops checkpoints ls show verify diff commit gc policy daemon help"
+	local opts="" cmd="" sub="" w i ci=0 npos=0
+	_ckpt_g=()
 
 	COMPREPLY=()
-	if [ "$COMP_CWORD" -eq 1 ]; then
+	# Find the command: the first word that is neither a global option nor
+	# a global option's value. Keep the global options for ckpt's lookups.
+	for ((i = 1; i < COMP_CWORD; i++)); do
+		w=${COMP_WORDS[i]}
+		if [ -z "$cmd" ]; then
+			case " $_ckpt_global_arg " in
+			*" $w "*)
+				_ckpt_g+=("$w" "${COMP_WORDS[i + 1]:-}")
+				i=$((i + 1))
+				continue
+				;;
+			esac
+			case $w in
+			--socket=* | --state-dir=* | --mount=*) _ckpt_g+=("$w") ;;
+			-*) ;;
+			*)
+				cmd=$w
+				ci=$i
+				;;
+			esac
+			continue
+		fi
+		# After the command: global options may come here too.
+		case " $_ckpt_global_arg " in
+		*" $w "*)
+			_ckpt_g+=("$w" "${COMP_WORDS[i + 1]:-}")
+			i=$((i + 1))
+			continue
+			;;
+		esac
+		case $w in
+		--socket=* | --state-dir=* | --mount=*) _ckpt_g+=("$w") ;;
+		--set | --idempotency-key | --max-attempts | --heartbeat-timeout | --name | \
+			--project | --model | --dataset | --gpus | --batch-size | --epochs | --lr | \
+			--status | --max-age-days | --keep-last | --keep-best | --metric | --store)
+			i=$((i + 1)) ;;
+		-*) ;;
+		*)
+			npos=$((npos + 1))
+			[ $npos -eq 1 ] && sub=$w
+			;;
+		esac
+	done
+
+	# The value of a global option: a directory or a socket file.
+	case $prev in
+	--state-dir | --mount | --store)
+		compopt -o dirnames 2>/dev/null
+		mapfile -t COMPREPLY < <(compgen -d -- "$cur")
+		return
+		;;
+	--socket)
+		mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+		return
+		;;
+	esac
+
+	if [ -z "$cmd" ]; then
 		if [[ $cur == -* ]]; then
-			mapfile -t COMPREPLY < <(compgen -W "$global" -- "$cur")
+			mapfile -t COMPREPLY < <(compgen -W "$_ckpt_global_arg $_ckpt_global_flag" -- "$cur")
 		else
 			mapfile -t COMPREPLY < <(compgen -W "$cmds" -- "$cur")
 		fi
 		return
 	fi
 	case $cmd in
+	help)
+		[ $npos -eq 0 ] && mapfile -t COMPREPLY < <(compgen -W "${cmds% help}" -- "$cur")
+		return
+		;;
 	run) opts="--set --idempotency-key --max-attempts --heartbeat-timeout --name --project" ;;
 	submit) opts="--set --idempotency-key --project --model --dataset --gpus --batch-size --epochs --lr --name --json" ;;
-	ops)
+	ops | operations)
 		opts="--json --follow --status --resumable"
-		[ "$sub" = metrics ] && opts="--json --csv --resolution --after"
-		if [ "$COMP_CWORD" -eq 2 ] && [[ $cur != -* ]]; then
-			mapfile -t COMPREPLY < <(compgen -W "list status resume cancel logs events metrics" -- "$cur")
-			return
-		fi
-		if [ "${COMP_WORDS[COMP_CWORD - 1]}" = --status ]; then
+		if [ "$prev" = --status ]; then
 			mapfile -t COMPREPLY < <(compgen -W "PENDING RUNNING RECOVERING COMPLETED FAILED CANCELLED" -- "$cur")
 			return
 		fi
-		if [ "$COMP_CWORD" -eq 3 ] && [ "$sub" != list ] && [[ $cur != -* ]]; then
+		if [ $npos -eq 0 ] && [[ $cur != -* ]]; then
+			mapfile -t COMPREPLY < <(compgen -W "list status resume cancel logs events" -- "$cur")
+			return
+		fi
+		if [ $npos -eq 1 ] && [ "$sub" != list ] && [[ $cur != -* ]]; then
 			mapfile -t COMPREPLY < <(compgen -W "$(_ckpt_ops_ids)" -- "$cur")
 			return
 		fi
 		;;
 	checkpoints)
 		opts="--json --force --max-age-days"
-		if [ "$COMP_CWORD" -eq 2 ] && [[ $cur != -* ]]; then
+		if [ $npos -eq 0 ] && [[ $cur != -* ]]; then
 			mapfile -t COMPREPLY < <(compgen -W "show delete stats cleanup" -- "$cur")
 			return
 		fi
-		if [ "$COMP_CWORD" -eq 3 ] && [[ $cur != -* ]] && { [ "$sub" = show ] || [ "$sub" = delete ]; }; then
+		if [ $npos -eq 1 ] && [[ $cur != -* ]] && { [ "$sub" = show ] || [ "$sub" = delete ]; }; then
 			mapfile -t COMPREPLY < <(compgen -W "$(_ckpt_ops_ids)" -- "$cur")
 			return
 		fi
 		;;
 	daemon)
 		opts="--json"
-		if [ "$COMP_CWORD" -eq 2 ]; then
+		if [ $npos -eq 0 ] && [[ $cur != -* ]]; then
 			mapfile -t COMPREPLY < <(compgen -W "status stop" -- "$cur")
 			return
 		fi
 		;;
 	ls | show | verify | diff | commit | policy)
-		opts="--json --mount"
+		opts="--json"
 		[ "$cmd" = verify ] && opts="$opts --store --quiet"
 		[ "$cmd" = policy ] && opts="$opts --keep-last --keep-best --metric --max-age-days"
 		if [[ $cur != -* ]]; then
@@ -78,14 +172,10 @@ _ckpt() {
 		;;
 	gc) opts="--store --json" ;;
 	esac
-	if [ "$cmd" = run ] && [[ $cur != -* ]]; then
+	if { [ "$cmd" = run ] || [ "$cmd" = submit ]; } && [[ $cur != -* ]]; then
 		mapfile -t COMPREPLY < <(compgen -f -- "$cur")
 		return
 	fi
-	if [ "$cmd" = submit ] && [[ $cur != -* ]]; then
-		mapfile -t COMPREPLY < <(compgen -f -- "$cur")
-		return
-	fi
-	mapfile -t COMPREPLY < <(compgen -W "$opts --socket --state-dir --help" -- "$cur")
+	mapfile -t COMPREPLY < <(compgen -W "$opts $_ckpt_global_arg --help" -- "$cur")
 }
 complete -F _ckpt ckpt
