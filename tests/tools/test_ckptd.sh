@@ -95,6 +95,14 @@ C ls "$id" | grep -q "committed" || fail "ls of the run"
 C verify "$id" >/dev/null || fail "verify of the run's versions"
 C checkpoints stats --json | json "d['total_checkpoints']" | grep -qv '^0$' || fail "stats"
 
+echo "--- cleanup on a terminal: progress while ckptd works, then the result"
+script -qec "'$ckpt' checkpoints cleanup --max-age-days 30" /dev/null </dev/null >"$T/tty" 2>&1 ||
+	fail "cleanup on a terminal: $(cat -v "$T/tty")"
+grep -q "Cleaning up checkpoints older than 30 days  | 0 s" "$T/tty" ||
+	fail "cleanup on a terminal showed no progress: $(cat -v "$T/tty")"
+grep -q $'\r\033\[KCleanup (older than 30 days): 0 checkpoints' "$T/tty" ||
+	fail "cleanup on a terminal: $(cat -v "$T/tty")"
+
 echo "--- submit: the example job spec, idempotency"
 a=$(C submit "$src/dist/job.yaml" --set 'hyperparams.epochs=1' --idempotency-key t-1) ||
 	fail "submit of dist/job.yaml was refused"

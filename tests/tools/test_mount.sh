@@ -118,6 +118,15 @@ echo "$out"
 n=$(sed -n 's/.*removed \([0-9]*\) chunks.*/\1/p' <<<"$out")
 [ -n "$n" ] && [ "$n" -ge 1 ] || fail "gc through the mount removed no chunk of the deleted r/g1: $out"
 [ "$(C gc --json | json "d['chunks_removed']")" = 0 ] || fail "a second gc removed chunks"
+# On a terminal gc says what it is doing while it runs (one setxattr that
+# can take seconds), then clears that line before the result.
+script -qec "'$ckpt' --mount '$MNT' --state-dir '$T/state' gc" /dev/null </dev/null >"$T/tty" 2>&1 ||
+	fail "ckpt gc on a terminal: $(cat -v "$T/tty")"
+grep -q "Collecting garbage in the store mounted at $MNT  | 0 s" "$T/tty" ||
+	fail "ckpt gc on a terminal showed no progress: $(cat -v "$T/tty")"
+grep -q $'\r\033\[Kgc of .*: removed 0 chunks' "$T/tty" ||
+	fail "ckpt gc on a terminal did not clear its progress line: $(cat -v "$T/tty")"
+[ -z "$(C gc 2>&1 >/dev/null)" ] || fail "ckpt gc without a terminal wrote to stderr"
 [ "$(cat "$MNT/r/v3/f")" = "$(printf 'open\nmore')" ] || fail "the open r/v3 lost data to gc"
 cmp -s "$T/new" "$MNT/r/v2/opt.bin" || fail "committed r/v2 changed after gc"
 umount_fs

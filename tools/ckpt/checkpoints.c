@@ -151,12 +151,14 @@ static int cp_cleanup(struct ckpt_ctx *c, long long days)
 	char path[128];
 	int rc = CKPT_EXIT_OK;
 
+	char what[96];
+	struct ckpt_busy *busy;
+
 	snprintf(path, sizeof(path), "/api/v1/checkpoints/cleanup?max_age_days=%lld", days);
-	if (c->err_tty && !c->quiet && !c->json)
-		fprintf(stderr, "Cleaning up checkpoints older than %lld days...", days);
+	snprintf(what, sizeof(what), "Cleaning up checkpoints older than %lld days", days);
+	busy = ckpt_busy_start(c, what);
 	ckpt_api(c, "POST", path, NULL, NULL, &r);
-	if (c->err_tty && !c->quiet && !c->json)
-		fputs("\r\033[K", stderr);
+	ckpt_busy_end(busy);
 	if (r.status < 200 || r.status >= 300) {
 		rc = ckpt_api_fail(c, "cleaning up checkpoints", &r);
 	} else if (c->json && r.json) {

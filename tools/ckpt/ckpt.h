@@ -227,4 +227,12 @@ void ckpt_json_print(json_t *j);
 void ckpt_progress(struct ckpt_ctx *c, const char *what, uint64_t done, uint64_t total);
 void ckpt_progress_end(struct ckpt_ctx *c);
 
+/* For work that reports no fraction (gc through the mount is one setxattr,
+ * cleanup one request): on a TTY stderr, "WHAT  | 3 s" at once and then
+ * redrawn by a thread several times a second with the time spent, until
+ * ckpt_busy_end() clears the line. Nothing otherwise, or with -q/--json. */
+struct ckpt_busy;
+struct ckpt_busy *ckpt_busy_start(struct ckpt_ctx *c, const char *what);
+void ckpt_busy_end(struct ckpt_busy *b);
+
 #endif /* CKPT_CLI_H */

@@ -580,9 +580,11 @@ static const char gc_help[] =
 static int gc_via_mount(struct ckpt_ctx *c)
 {
 	const char *e = getenv("CKPT_MOUNT");
-	char mnt[4200], stats[4300], *res;
+	char mnt[4200], stats[4300], what[4300], *res;
+	struct ckpt_busy *busy;
 	struct stat st;
 	json_t *j;
+	int ret;
 
 	snprintf(mnt, sizeof(mnt), "%s", c->mount ? c->mount : e && e[0] ? e : ckpt_state_dir(c));
 	if (!c->mount && !(e && e[0]))
@@ -590,11 +592,15 @@ static int gc_via_mount(struct ckpt_ctx *c)
 	snprintf(stats, sizeof(stats), "%s/.stats", mnt);
 	if (stat(stats, &st) < 0)
 		return -1; /* not mounted: open the store directly */
-	if (setxattr(mnt, "user.ckpt.gc", "1", 1, 0) < 0) {
-		if (errno == ENOTSUP || errno == ENODATA || errno == EINVAL || errno == EPERM ||
-		    errno == EACCES)
+	snprintf(what, sizeof(what), "Collecting garbage in the store mounted at %s", mnt);
+	busy = ckpt_busy_start(c, what);
+	ret = setxattr(mnt, "user.ckpt.gc", "1", 1, 0) < 0 ? errno : 0;
+	ckpt_busy_end(busy); /* may change errno */
+	if (ret) {
+		if (ret == ENOTSUP || ret == ENODATA || ret == EINVAL || ret == EPERM ||
+		    ret == EACCES)
 			return -1;
-		ckpt_err("gc through the mount %s failed: %s", mnt, strerror(errno));
+		ckpt_err("gc through the mount %s failed: %s", mnt, strerror(ret));
 		return CKPT_EXIT_FAIL;
 	}
 	res = ckpt_xattr_get(mnt, "user.ckpt.gc");
@@ -673,11 +679,13 @@ int cmd_gc(struct ckpt_ctx *c, int argc, char **argv)
 				      : "");
 			return CKPT_EXIT_FAIL;
 		}
-		if (c->err_tty && !c->quiet && !c->json)
-			fprintf(stderr, "Collecting garbage in %s...", store);
+		char what[4300];
+		struct ckpt_busy *busy;
+
+		snprintf(what, sizeof(what), "Collecting garbage in %s", store);
+		busy = ckpt_busy_start(c, what);
 		ret = ckpt_store_gc(s, &res);
-		if (c->err_tty && !c->quiet && !c->json)
-			fputs("\r\033[K", stderr);
+		ckpt_busy_end(busy);
 		if (ret < 0) {
 			ckpt_err("gc of %s failed: %s", store, ckpt_store_strerror(s));
 			ckpt_store_close(s);

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,4 +218,92 @@ void ckpt_progress_end(struct ckpt_ctx *c)
 		return;
 	fputs("\r\033[K", stderr);
 	fflush(stderr);
+}
+
+struct ckpt_busy {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+	struct timespec t0;
+	char what[256];
+};
+
+static double busy_elapsed(const struct ckpt_busy *b)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - b->t0.tv_sec) + (double)(now.tv_nsec - b->t0.tv_nsec) / 1e9;
+}
+
+static void busy_draw(const struct ckpt_busy *b, unsigned frame)
+{
+	static const char spin[] = "|/-\\";
+
+	fprintf(stderr, "\r%s  %c %.0f s\033[K", b->what, spin[frame % 4], floor(busy_elapsed(b)));
+	fflush(stderr);
+}
+
+static void *busy_loop(void *arg)
+{
+	struct ckpt_busy *b = arg;
+	unsigned frame = 0;
+
+	pthread_mutex_lock(&b->mu);
+	while (!b->done) {
+		struct timespec dl;
+
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_nsec += 200 * 1000000L;
+		if (dl.tv_nsec >= 1000000000L) {
+			dl.tv_sec++;
+			dl.tv_nsec -= 1000000000L;
+		}
+		if (pthread_cond_timedwait(&b->cv, &b->mu, &dl) == ETIMEDOUT && !b->done)
+			busy_draw(b, ++frame);
+	}
+	pthread_mutex_unlock(&b->mu);
+	return NULL;
+}
+
+struct ckpt_busy *ckpt_busy_start(struct ckpt_ctx *c, const char *what)
+{
+	struct ckpt_busy *b;
+
+	if (!c->err_tty || c->quiet || c->json)
+		return NULL;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return NULL;
+	snprintf(b->what, sizeof(b->what), "%s", what);
+	clock_gettime(CLOCK_MONOTONIC, &b->t0);
+	pthread_mutex_init(&b->mu, NULL);
+	pthread_cond_init(&b->cv, NULL);
+	/* The first frame now, so that even instant work shows what it did. */
+	busy_draw(b, 0);
+	if (pthread_create(&b->th, NULL, busy_loop, b) != 0) {
+		pthread_cond_destroy(&b->cv);
+		pthread_mutex_destroy(&b->mu);
+		free(b);
+		fputs("\r\033[K", stderr);
+		return NULL;
+	}
+	return b;
+}
+
+void ckpt_busy_end(struct ckpt_busy *b)
+{
+	if (!b)
+		return;
+	pthread_mutex_lock(&b->mu);
+	b->done = true;
+	pthread_cond_signal(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+	pthread_join(b->th, NULL);
+	pthread_cond_destroy(&b->cv);
+	pthread_mutex_destroy(&b->mu);
+	fputs("\r\033[K", stderr);
+	fflush(stderr);
+	free(b);
 }
