@@ -487,7 +487,8 @@ static int train(struct trainer *t)
 		if (inject_due(&t->o, INJ_SPIKE, t->st.step))
 			loss *= 100; /* reported only: the weights stay as they are */
 		ckpt_notifyf("STEP=%" PRId64 "\nLOSS=%.9g", t->st.step, loss);
-		if (t->st.step % log_every == 0)
+		/* Step 1 too: where the loss starts (ln 256 = 5.545 is chance). */
+		if (t->st.step % log_every == 0 || t->st.step == 1)
 			printf("step %" PRId64 " loss %.6f lr %.3g\n", t->st.step, loss, lr);
 		inject_after_step(t, t->st.step);
 		if (t->st.micro_batch + t->o.grad_accum > t->mbpe) {
