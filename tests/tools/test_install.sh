@@ -56,10 +56,38 @@ grep -q "^ExecStart=$prefix/bin/ckptd " "$units/ckptd.service" 2>/dev/null ||
 	fail "ckptd.service does not start $prefix/bin/ckptd"
 grep -q "^ExecStart=$prefix/bin/ckptfs " "$units/ckptfs@.service" 2>/dev/null ||
 	fail "ckptfs@.service does not start $prefix/bin/ckptfs"
+uunits=$root/lib/systemd/user
+[ -s "$uunits/ckptd.service" ] || fail "the systemctl --user unit lib/systemd/user/ckptd.service is missing"
+grep -q "^ExecStart=$prefix/bin/ckptd --state-dir %S/ckptfs" "$uunits/ckptd.service" 2>/dev/null ||
+	fail "the user ckptd.service does not start $prefix/bin/ckptd in %S/ckptfs"
+# Trainers run in ckptd's cgroup: no device list may shut them out of the
+# GPUs (any DeviceAllow= closes every device not on it).
+for u in "$units/ckptd.service" "$uunits/ckptd.service"; do
+	bad=$(grep -E '^(DeviceAllow|DevicePolicy|PrivateDevices)=' "$u" 2>/dev/null |
+		grep -vE '^DevicePolicy=auto$|^PrivateDevices=(no|false)$')
+	[ -z "$bad" ] || fail "$u keeps trainers off the GPUs: $bad"
+done
 if command -v systemd-analyze >/dev/null; then
-	# verify needs the binaries at their real paths; only syntax here.
-	systemd-analyze verify "$units/ckptd.service" 2>&1 | grep -i "unknown\|invalid" &&
-		fail "systemd-analyze finds errors in ckptd.service"
+	# verify wants the binaries at their real paths: check copies that
+	# name the installed ones in the destdir.
+	run=$(mktemp -d /tmp/ckpt-install-run.XXXXXX)
+	chmod 700 "$run"
+	for mode in system user; do
+		u=$units/ckptd.service
+		[ $mode = user ] && u=$uunits/ckptd.service
+		[ -s "$u" ] || continue
+		mkdir -p "$run/$mode"
+		sed "s|$prefix/bin/|$bin/|g" "$u" >"$run/$mode/ckptd.service"
+		flags=()
+		[ $mode = user ] && flags=(--user)
+		if ! out=$(MANPATH=$root/share/man XDG_RUNTIME_DIR=$run systemd-analyze "${flags[@]}" verify \
+			"$run/$mode/ckptd.service" 2>&1) || grep -qi "unknown\|invalid\|ignoring" <<<"$out"; then
+			fail "systemd-analyze ${flags[*]} verify finds errors in the $mode ckptd.service: $out"
+		fi
+	done
+	rm -rf "$run"
+else
+	echo "note: no systemd-analyze; the units' syntax is not checked"
 fi
 
 comp=$root/share/bash-completion/completions/ckpt
