@@ -150,6 +150,11 @@ ps=$(grep '^Progress:' <<<"$st" | grep -o 'step [0-9]*' | tail -1 | cut -d' ' -f
 ks=$(awk '$1 == "Step:" {print $2}' <<<"$cs")
 [ -n "$ps" ] && [ "$ps" = "$ks" ] ||
 	fail "ops status says step '$ps', checkpoints show says Step '$ks':$(printf '\n%s\n%s' "$st" "$cs")"
+# The cancellation save evaluated these weights: a val loss, and a best val
+# loss that is set and not above it.
+vl=$(sed -n 's/^  Val Loss: *//p' <<<"$cs") bvl=$(sed -n 's/^  Best Val Loss: *//p' <<<"$cs")
+[ -n "$vl" ] && [ -n "$bvl" ] && python3 -c "import sys; sys.exit(not $bvl <= $vl)" ||
+	fail "checkpoints show: Val Loss '$vl', Best Val Loss '$bvl':$(printf '\n%s' "$cs")"
 C ops list | grep -qE "^$lid +CANCELLED +step $ks " ||
 	fail "PROGRESS of an op cancelled in its first epoch: $(C ops list | grep "$lid")"
 C ops resume "$lid" | grep -q "Resuming $lid" || fail "ops resume"
