@@ -51,33 +51,16 @@ _ckpt_mount_paths() {
 _ckpt() {
 	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]:-}
 	local cmds="run submit ops checkpoints ls show verify diff commit gc policy daemon help"
-	local opts="" cmd="" sub="" w i ci=0 npos=0
+	local opts="" cmd="" sub="" w i npos=0
 	_ckpt_g=()
 
 	COMPREPLY=()
-	# Find the command: the first word that is neither a global option nor
-	# a global option's value. Keep the global options for ckpt's lookups.
+	# The command is the first word that is neither an option nor a global
+	# option's value; npos counts the words after it (sub is the first).
+	# The global options are kept for ckpt's lookups.
 	for ((i = 1; i < COMP_CWORD; i++)); do
 		w=${COMP_WORDS[i]}
-		if [ -z "$cmd" ]; then
-			case " $_ckpt_global_arg " in
-			*" $w "*)
-				_ckpt_g+=("$w" "${COMP_WORDS[i + 1]:-}")
-				i=$((i + 1))
-				continue
-				;;
-			esac
-			case $w in
-			--socket=* | --state-dir=* | --mount=*) _ckpt_g+=("$w") ;;
-			-*) ;;
-			*)
-				cmd=$w
-				ci=$i
-				;;
-			esac
-			continue
-		fi
-		# After the command: global options may come here too.
+		# Global options come before or after the command.
 		case " $_ckpt_global_arg " in
 		*" $w "*)
 			_ckpt_g+=("$w" "${COMP_WORDS[i + 1]:-}")
@@ -90,11 +73,15 @@ _ckpt() {
 		--set | --idempotency-key | --max-attempts | --heartbeat-timeout | --name | \
 			--project | --model | --dataset | --gpus | --batch-size | --epochs | --lr | \
 			--status | --max-age-days | --keep-last | --keep-best | --metric | --store)
-			i=$((i + 1)) ;;
+			[ -n "$cmd" ] && i=$((i + 1)) ;;
 		-*) ;;
 		*)
-			npos=$((npos + 1))
-			[ $npos -eq 1 ] && sub=$w
+			if [ -z "$cmd" ]; then
+				cmd=$w
+			else
+				npos=$((npos + 1))
+				[ $npos -eq 1 ] && sub=$w
+			fi
 			;;
 		esac
 	done

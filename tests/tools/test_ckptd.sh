@@ -9,61 +9,11 @@
 # `ckpt ops resume` and `ckpt daemon stop` work. Skips (77) when a component
 # is not built or FUSE is missing.
 set -u
-ckpt=$1 ckptd=${2:-} ckptfs=${3:-} train=${4:-}
-for b in "$ckptd" "$ckptfs" "$train"; do
-	if [ -z "$b" ] || [ ! -x "$b" ]; then
-		echo "SKIP: ckptd, ckptfs or ckpt-train is not built; nothing to test against"
-		exit 77
-	fi
-done
-if [ ! -c /dev/fuse ] || ! command -v fusermount3 >/dev/null; then
-	echo "SKIP: /dev/fuse or fusermount3 is missing; ckptd needs a ckptfs mount"
-	exit 77
-fi
-src=${CKPTFS_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-T=$(mktemp -d /tmp/ckpt-ckptd.XXXXXX)
-export CKPT_STATE_DIR=$T/state CKPTD=$ckptd
-unset CKPT_SOCKET CKPT_MOUNT
+. "$(dirname "$0")/ckptd_lib.sh"
+ckptd_init "$1" "${2:-}" "${3:-}" "${4:-}"
+train=$4
 export PATH=$(dirname "$train"):$PATH
-runpid=
-cleanup() {
-	local rc=$?
-	[ -n "$runpid" ] && kill "$runpid" 2>/dev/null
-	# Trainers outlive ckptd by design: cancel what still runs, then stop it.
-	for op in $("$ckpt" ops list --status RUNNING --json 2>/dev/null |
-		python3 -c 'import json,sys; [print(o["id"]) for o in json.load(sys.stdin)["operations"]]' 2>/dev/null); do
-		"$ckpt" ops cancel "$op" >/dev/null 2>&1
-	done
-	for _ in $(seq 1 100); do
-		[ -z "$("$ckpt" ops list --status RUNNING --json 2>/dev/null | grep '"id"')" ] && break
-		sleep 0.1
-	done
-	"$ckpt" daemon stop >/dev/null 2>&1
-	# ckptd leaves its mount (and trainers) running by design; take it down.
-	fusermount3 -u "$T/state/mnt" 2>/dev/null || umount -l "$T/state/mnt" 2>/dev/null
-	if [ "$rc" -ne 0 ] && ! stat "$T/state/mnt/.stats" >/dev/null 2>&1; then
-		echo "--- note: the ckptfs mount ckptd made is gone:" \
-			"$(stat "$T/state/mnt/.stats" 2>&1 | head -1)"
-	fi
-	if [ "$rc" -ne 0 ] && [ -f "$T/state/ckptd.log" ]; then
-		echo "--- ckptd.log, last lines:"
-		tail -n 30 "$T/state/ckptd.log"
-	fi
-	rm -rf "$T"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-fail() {
-	echo "FAIL: $*"
-	exit 1
-}
 C() { "$ckpt" "$@"; }
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-
-# The example config, with the ckptfs of this build.
-mkdir -p "$T/state"
-{ cat "$src/dist/ckptd.yaml"; echo "ckptfs: $ckptfs"; } >"$T/state/config.yaml"
 
 echo "--- ckpt run: NaN at step 30 on attempt 1, recovered"
 C run -- "$train" --model tiny --max-steps 60 --checkpoint-every-steps 20 \

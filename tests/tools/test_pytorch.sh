@@ -8,17 +8,7 @@
 # uninterrupted run's, no FAILED operation and no open version. Skips (77)
 # when a component is not built, FUSE is missing or no Python imports torch.
 set -u
-ckpt=$1 ckptd=${2:-} ckptfs=${3:-}
-for b in "$ckptd" "$ckptfs"; do
-	if [ -z "$b" ] || [ ! -x "$b" ]; then
-		echo "SKIP: ckptd or ckptfs is not built; nothing to run the example under"
-		exit 77
-	fi
-done
-if [ ! -c /dev/fuse ] || ! command -v fusermount3 >/dev/null; then
-	echo "SKIP: /dev/fuse or fusermount3 is missing; ckptd needs a ckptfs mount"
-	exit 77
-fi
+. "$(dirname "$0")/ckptd_lib.sh"
 # Debian's python3-torch is for /usr/bin/python3; a python3 earlier in PATH
 # (a virtualenv, pyenv) may not see it.
 py=
@@ -32,38 +22,8 @@ if [ -z "$py" ]; then
 	echo "SKIP: no python3 imports torch; install Debian's python3-torch (tools/install-deps does)"
 	exit 77
 fi
-src=${CKPTFS_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-T=$(mktemp -d /tmp/ckpt-pytorch.XXXXXX)
-export CKPT_STATE_DIR=$T/state CKPTD=$ckptd
-unset CKPT_SOCKET CKPT_MOUNT
-runpid=
-cleanup() {
-	local rc=$?
-	[ -n "$runpid" ] && kill "$runpid" 2>/dev/null
-	for op in $("$ckpt" ops list --status RUNNING --json 2>/dev/null |
-		python3 -c 'import json,sys; [print(o["id"]) for o in json.load(sys.stdin)["operations"]]' 2>/dev/null); do
-		"$ckpt" ops cancel "$op" >/dev/null 2>&1
-	done
-	"$ckpt" daemon stop >/dev/null 2>&1
-	fusermount3 -u "$T/state/mnt" 2>/dev/null || umount -l "$T/state/mnt" 2>/dev/null
-	if [ "$rc" -ne 0 ] && [ -f "$T/state/ckptd.log" ]; then
-		echo "--- ckptd.log, last lines:"
-		tail -n 30 "$T/state/ckptd.log"
-	fi
-	rm -rf "$T"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-fail() {
-	echo "FAIL: $*"
-	exit 1
-}
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-mkdir -p "$T/state"
-{ cat "$src/dist/ckptd.yaml"; echo "ckptfs: $ckptfs"; } >"$T/state/config.yaml"
+ckptd_init "$1" "${2:-}" "${3:-}"
 
-# Small and short: 60 steps of a 32-wide MLP, a version every 20 steps.
 # No backoff to wait out: the test is about what is resumed, not when.
 fast=(--set recovery.backoff_ms=0)
 train=("$py" "$src/examples/pytorch_train.py" --steps 60 --save-every 20 --steps-per-epoch 20

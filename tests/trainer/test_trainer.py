@@ -164,6 +164,7 @@ class Listener:
         self.stop = True
         self.thread.join()
         self.sock.close()
+        os.unlink(self.path)
 
 
 def small_dataset(tmp, size=4000):
@@ -172,6 +173,29 @@ def small_dataset(tmp, size=4000):
     with open(corpus, "rb") as f, open(path, "wb") as g:
         g.write(f.read(size))
     return path
+
+
+def sigterm_after(tmp, args, run_dir, step):
+    """Run ckpt-train ARGS into run_dir, SIGTERM it once it reports a loss at
+    `step` or later; returns (exit code, stderr, the reports it sent)."""
+    lis = Listener(tmp)
+    env = dict(os.environ, CKPT_NOTIFY_SOCKET=lis.path, CKPT_RUN_DIR=run_dir)
+    proc = subprocess.Popen([TRAIN] + args, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        while True:
+            r = lis.poll(60)
+            check(r is not None, "no report from the trainer")
+            if int(r.get("STEP", 0)) >= step and "LOSS" in r:
+                proc.send_signal(signal.SIGTERM)
+                break
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    lis.drain()
+    lis.close()
+    return proc.returncode, err, lis.reports
 
 
 # ---- tests ----
@@ -269,32 +293,17 @@ def t_sigterm(tmp):
     a, b = os.path.join(tmp, "a"), os.path.join(tmp, "b")
     common = TINY + ["--max-steps", "1000", "--checkpoint-every-steps", "300"]
     run(common + ["--run-dir", a])
-    lis = Listener(tmp)
-    env = dict(os.environ, CKPT_NOTIFY_SOCKET=lis.path, CKPT_RUN_DIR=b)
-    proc = subprocess.Popen([TRAIN] + common, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        while True:
-            r = lis.poll(60)
-            check(r is not None, "no report from the trainer")
-            if int(r.get("STEP", 0)) >= 50 and "LOSS" in r:
-                proc.send_signal(signal.SIGTERM)
-                break
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    check(proc.returncode == 0, "SIGTERM: rc %d\n%s" % (proc.returncode, err))
-    lis.drain()
-    keys = [k for r in lis.reports for k in r]
+    rc, err, reports = sigterm_after(tmp, common, b, 50)
+    check(rc == 0, "SIGTERM: rc %d\n%s" % (rc, err))
+    keys = [k for r in reports for k in r]
     check("STOPPING" in keys, "no STOPPING=1")
-    cps = [r["CHECKPOINT"] for r in lis.reports if "CHECKPOINT" in r]
+    cps = [r["CHECKPOINT"] for r in reports if "CHECKPOINT" in r]
     check(cps, "no CHECKPOINT report")
     cp = cps[-1]
     check(os.path.isdir(cp) and not cp.endswith(".tmp"), "checkpoint %s not committed" % cp)
     st = validate_version(cp)
     check(st["reason"] == "cancel" and 50 <= st["step"] < 1000, "cancel state %s" % st)
-    lis.reports.clear()
+    lis = Listener(tmp)
     env = dict(os.environ, CKPT_NOTIFY_SOCKET=lis.path, CKPT_RUN_DIR=b, CKPT_RESUME_FROM=cp)
     p = subprocess.run([TRAIN] + common, env=env, capture_output=True, text=True, timeout=240)
     check(p.returncode == 0, "resume after SIGTERM: rc %d\n%s" % (p.returncode, p.stderr))
@@ -342,22 +351,8 @@ def t_best_val_loss(tmp):
                   (v, st["best_val_loss"], st["last_val_loss"]))
     # A cancellation save in the first epoch (an evaluation the straight run
     # never made), then a resume: same weights, same last step.
-    lis = Listener(tmp)
-    env = dict(os.environ, CKPT_NOTIFY_SOCKET=lis.path, CKPT_RUN_DIR=b)
-    proc = subprocess.Popen([TRAIN] + common, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        while True:
-            r = lis.poll(60)
-            check(r is not None, "no report from the trainer")
-            if int(r.get("STEP", 0)) >= 50 and "LOSS" in r:
-                proc.send_signal(signal.SIGTERM)
-                break
-        proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    lis.close()
+    rc, err, _ = sigterm_after(tmp, common, b, 50)
+    check(rc == 0, "SIGTERM: rc %d\n%s" % (rc, err))
     cancel = latest(b)
     st = state(cancel)
     check(st["reason"] == "cancel" and st["epoch"] == 0, "cancel state %s" % st)
