@@ -50,7 +50,7 @@ _ckpt_mount_paths() {
 
 _ckpt() {
 	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]:-}
-	local cmds="run submit ops checkpoints ls show verify diff commit gc policy daemon help"
+	local cmds="run submit ops checkpoints ls show verify diff commit gc policy daemon dashboard help"
 	local opts="" cmd="" sub="" w i npos=0
 	_ckpt_g=()
 
@@ -72,7 +72,8 @@ _ckpt() {
 		--socket=* | --state-dir=* | --mount=*) _ckpt_g+=("$w") ;;
 		--set | --idempotency-key | --max-attempts | --heartbeat-timeout | --name | \
 			--project | --model | --dataset | --gpus | --batch-size | --epochs | --lr | \
-			--status | --max-age-days | --keep-last | --keep-best | --metric | --store)
+			--status | --max-age-days | --keep-last | --keep-best | --metric | --store | \
+			--resolution | --after)
 			[ -n "$cmd" ] && i=$((i + 1)) ;;
 		-*) ;;
 		*)
@@ -115,13 +116,13 @@ _ckpt() {
 	run) opts="--set --idempotency-key --max-attempts --heartbeat-timeout --name --project" ;;
 	submit) opts="--set --idempotency-key --project --model --dataset --gpus --batch-size --epochs --lr --name --json" ;;
 	ops | operations)
-		opts="--json --follow --status --resumable"
+		opts="--json --follow --status --resumable --csv --resolution --after"
 		if [ "$prev" = --status ]; then
 			mapfile -t COMPREPLY < <(compgen -W "PENDING RUNNING RECOVERING COMPLETED FAILED CANCELLED" -- "$cur")
 			return
 		fi
 		if [ $npos -eq 0 ] && [[ $cur != -* ]]; then
-			mapfile -t COMPREPLY < <(compgen -W "list status resume cancel logs events" -- "$cur")
+			mapfile -t COMPREPLY < <(compgen -W "list status resume cancel logs events metrics" -- "$cur")
 			return
 		fi
 		if [ $npos -eq 1 ] && [ "$sub" != list ] && [[ $cur != -* ]]; then

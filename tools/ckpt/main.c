@@ -54,8 +54,8 @@ struct ckpt_cmd {
 };
 
 static const char *const cmd_names[] = {
-	"run",	"submit", "ops", "checkpoints", "ls",	  "show", "verify",
-	"diff", "commit", "gc",	 "policy",	"daemon", "help", NULL,
+	"run",	  "submit", "ops",    "checkpoints", "ls",	  "show", "verify", "diff",
+	"commit", "gc",	    "policy", "daemon",	     "dashboard", "help", NULL,
 };
 
 static const struct ckpt_cmd cmds[] = {

@@ -304,13 +304,13 @@ int cmd_ops(struct ckpt_ctx *c, int argc, char **argv)
 	}
 	if (strcmp(sub, "status") && strcmp(sub, "resume") && strcmp(sub, "cancel") &&
 	    strcmp(sub, "logs") && strcmp(sub, "events")) {
-		static const char *const subs[] = {"list", "status", "resume", "cancel",
-						   "logs", "events", NULL};
+		static const char *const subs[] = {"list", "status", "resume",	"cancel",
+						   "logs", "events", "metrics", NULL};
 		char dym[64];
 
 		return ckpt_usage_err("ops",
 				      "'%s' is not an ops command.%s Use list, status, resume, "
-				      "cancel, logs or events.",
+				      "cancel, logs, events or metrics.",
 				      sub, ckpt_did_you_mean(dym, sizeof(dym), sub, subs));
 	}
 	if (status || resumable)
