@@ -116,7 +116,12 @@ _ckpt() {
 	run) opts="--set --idempotency-key --max-attempts --heartbeat-timeout --name --project" ;;
 	submit) opts="--set --idempotency-key --project --model --dataset --gpus --batch-size --epochs --lr --name --json" ;;
 	ops | operations)
-		opts="--json --follow --status --resumable --csv --resolution --after"
+		opts="--json --follow --status --resumable"
+		[ "$sub" = metrics ] && opts="--json --csv --resolution --after"
+		if [ "$prev" = --resolution ]; then
+			mapfile -t COMPREPLY < <(compgen -W "step 30s 5m 1h" -- "$cur")
+			return
+		fi
 		if [ "$prev" = --status ]; then
 			mapfile -t COMPREPLY < <(compgen -W "PENDING RUNNING RECOVERING COMPLETED FAILED CANCELLED" -- "$cur")
 			return

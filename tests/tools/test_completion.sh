@@ -77,6 +77,8 @@ want "ckpt --state-dir $T ops --json st" status
 want "ckpt --state-dir $T checkpoints " show delete stats cleanup
 want "ckpt --state-dir $T daemon s" status stop
 want "ckpt --state-dir $T ops status --" --json --follow
+want "ckpt --state-dir $T ops metrics x --" --csv --resolution --after
+want "ckpt ops metrics x --resolution " step 30s 5m 1h
 
 note "operation ids from the ckptd of the state dir on the line"
 python3 "$src/tests/tools/fake_ckptd.py" "$T/ckptd.sock" "$src/tests/tools/routes.json" \
