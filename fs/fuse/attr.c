@@ -30,6 +30,20 @@ static void set_times(struct stat *st, int64_t ns)
 	st->st_ctim = st->st_mtim;
 }
 
+static void ts_of(struct timespec *ts, int64_t ns)
+{
+	ts->tv_sec = ns / 1000000000;
+	ts->tv_nsec = ns % 1000000000;
+}
+
+/* The times of something inside a version, as the store keeps them. */
+static void node_times(struct stat *st, const struct ckpt_node_stat *ns)
+{
+	ts_of(&st->st_atim, ns->atime_ns);
+	ts_of(&st->st_mtim, ns->mtime_ns);
+	ts_of(&st->st_ctim, ns->ctime_ns);
+}
+
 static void base(struct cfs *c, struct stat *st, mode_t mode)
 {
 	memset(st, 0, sizeof(*st));
@@ -42,8 +56,9 @@ static void base(struct cfs *c, struct stat *st, mode_t mode)
 }
 
 /* A version directory: its mode is the one chmod gave it while open (0755
- * from mkdir), without write bits once committed; its link count counts
- * its subdirectories (the store keeps the count: no walk). */
+ * from mkdir), without write bits once committed (the store says so); its
+ * times change with its entries; its link count counts its subdirectories
+ * (the store keeps the count: no walk). */
 int cfs_attr_version(struct cfs *c, const char *run, const struct ckpt_version_info *vi,
 		     struct stat *st, double *ttl)
 {
@@ -54,9 +69,9 @@ int cfs_attr_version(struct cfs *c, const char *run, const struct ckpt_version_i
 	ret = ckpt_node_stat(c->store, run, vi->name, "", &ns);
 	if (ret < 0)
 		return ret;
-	base(c, st, S_IFDIR | (imm ? 0555 : (ns.mode & 07777)));
+	base(c, st, S_IFDIR | (ns.mode & 07777));
 	st->st_nlink += ns.nsubdirs;
-	set_times(st, vi->committed_ns ? vi->committed_ns : vi->created_ns);
+	node_times(st, &ns);
 	*ttl = imm ? CFS_TTL_IMMUTABLE : CFS_TTL_NONE;
 	return 0;
 }
@@ -141,17 +156,16 @@ int cfs_attr(struct cfs *c, const struct cfs_path *p, struct stat *st, double *t
 		ret = ckpt_node_stat(c->store, p->run, p->ver, p->rel, &ns);
 		if (ret < 0)
 			return ret;
+		/* modes as set, without write bits once committed (the store) */
 		if (ns.type == CKPT_NODE_DIR) {
-			base(c, st,
-			     S_IFDIR | (cfs_vstate_immutable(vi.state) ? 0555 : (ns.mode & 07777)));
+			base(c, st, S_IFDIR | (ns.mode & 07777));
 			st->st_nlink += ns.nsubdirs;
 		} else {
-			base(c, st,
-			     S_IFREG | (cfs_vstate_immutable(vi.state) ? 0444 : (ns.mode & 07777)));
+			base(c, st, S_IFREG | (ns.mode & 07777));
 			st->st_size = (off_t)ns.size;
 			st->st_blocks = (blkcnt_t)((ns.size + 511) / 512);
 		}
-		set_times(st, ns.mtime_ns);
+		node_times(st, &ns);
 		*ttl = cfs_vstate_immutable(vi.state) ? CFS_TTL_IMMUTABLE : CFS_TTL_NONE;
 		return 0;
 	default:

@@ -51,6 +51,10 @@ static void cfs_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
 	/* Write-through keeps write errors at write(2), as SPEC §3 asks. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/* The kernel clears S_ISUID/S_ISGID on writes and truncates by
+	 * non-owners (and knows who has CAP_FSETID): it sends the mode change
+	 * as a setattr. */
+	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 }

@@ -115,70 +115,87 @@ static int check_owner(struct cfs *c, const struct stat *attr, int to_set)
 	return 0;
 }
 
+/* The store's form of a setattr request: mode, times, size. */
+static void setattr_of(const struct stat *attr, int to_set, struct ckpt_setattr *a)
+{
+	memset(a, 0, sizeof(*a));
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		a->what |= CKPT_SET_MODE;
+		a->mode = attr->st_mode & 07777;
+	}
+	if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW)) {
+		a->what |= CKPT_SET_ATIME;
+		a->atime_ns =
+			(to_set & FUSE_SET_ATTR_ATIME_NOW) ? CKPT_TIME_NOW : ts_ns(&attr->st_atim);
+	}
+	if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
+		a->what |= CKPT_SET_MTIME;
+		a->mtime_ns =
+			(to_set & FUSE_SET_ATTR_MTIME_NOW) ? CKPT_TIME_NOW : ts_ns(&attr->st_mtim);
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		a->what |= CKPT_SET_SIZE;
+		a->size = (uint64_t)attr->st_size;
+	}
+}
+
 static int setattr_node(struct cfs *c, const struct cfs_path *p, struct stat *attr, int to_set,
 			struct fuse_file_info *fi)
 {
 	struct cfs_fh *fh = fi ? (struct cfs_fh *)(uintptr_t)fi->fh : NULL;
+	struct ckpt_setattr a;
 	int ret;
 
 	ret = check_owner(c, attr, to_set);
 	if (ret < 0)
 		return ret;
-	if (to_set & FUSE_SET_ATTR_MODE) {
-		ret = ckpt_node_chmod(c->store, p->run, p->ver, p->rel, attr->st_mode & 07777);
-		if (ret < 0)
-			return ret;
-	}
-	if (to_set & FUSE_SET_ATTR_SIZE) {
-		if (fh && fh->f)
-			ret = ckpt_file_ftruncate(fh->f, (uint64_t)attr->st_size);
-		else
-			ret = ckpt_node_truncate(c->store, p->run, p->ver, p->rel,
-						 (uint64_t)attr->st_size);
-		if (ret < 0)
-			return ret;
+	setattr_of(attr, to_set, &a);
+	if (!a.what)
+		return 0; /* chown to the owner */
+	if (fh && fh->f)
+		ret = ckpt_file_setattr(fh->f, &a);
+	else
+		ret = ckpt_node_setattr(c->store, p->run, p->ver, p->rel, &a);
+	if (ret == 0 && (a.what & CKPT_SET_SIZE))
 		cfs_track_touch(c, p->run, p->ver, 0);
-	}
-	if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
-		struct timespec now;
-
-		clock_gettime(CLOCK_REALTIME, &now);
-		ret = ckpt_node_utimens(c->store, p->run, p->ver, p->rel,
-					(to_set & FUSE_SET_ATTR_MTIME_NOW) ? ts_ns(&now)
-									   : ts_ns(&attr->st_mtim));
-		if (ret < 0)
-			return ret;
-	}
-	return 0;
+	return ret;
 }
 
 /* The tree's own directories and files. An open version's directory takes
- * chmod like any directory inside it; runs and the root have no settable
- * mode. Times are accepted and ignored so that `cp -a` and `touch` into the
- * tree work. */
+ * chmod and times like any directory inside it; runs and the root have no
+ * settable mode, and their times (and a committed version's) are accepted
+ * and ignored so that `cp -a` and `touch` into the tree work. */
 static int setattr_other(struct cfs *c, const struct cfs_path *p, struct stat *attr, int to_set)
 {
 	struct ckpt_version_info vi;
+	struct ckpt_setattr a;
+	bool open = false;
 	int ret;
 
-	if (!(to_set &
-	      (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE)))
-		return 0;
 	if (p->kind == CFS_VERSION || p->kind == CFS_MANIFEST) {
 		ret = ckpt_version_state(c->store, p->run, p->ver, &vi);
 		if (ret < 0)
 			return ret;
-		if (cfs_vstate_immutable(vi.state))
-			return -EROFS;
+		open = !cfs_vstate_immutable(vi.state);
 	}
+	if (!(to_set &
+	      (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE))) {
+		if (!open || p->kind != CFS_VERSION)
+			return 0;
+		setattr_of(attr, to_set, &a);
+		return a.what ? ckpt_node_setattr(c->store, p->run, p->ver, "", &a) : 0;
+	}
+	if ((p->kind == CFS_VERSION || p->kind == CFS_MANIFEST) && !open)
+		return -EROFS;
 	if (to_set & FUSE_SET_ATTR_SIZE)
 		return (p->kind == CFS_STATS || p->kind == CFS_MANIFEST) ? -EACCES : -EISDIR;
 	ret = check_owner(c, attr, to_set);
-	if (ret < 0 || !(to_set & FUSE_SET_ATTR_MODE))
+	if (ret < 0)
 		return ret;
 	if (p->kind != CFS_VERSION)
-		return -EPERM;
-	return ckpt_node_chmod(c->store, p->run, p->ver, "", attr->st_mode & 07777);
+		return (to_set & FUSE_SET_ATTR_MODE) ? -EPERM : 0;
+	setattr_of(attr, to_set, &a);
+	return a.what ? ckpt_node_setattr(c->store, p->run, p->ver, "", &a) : 0;
 }
 
 void cfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,

@@ -392,6 +392,22 @@ void cfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct 
 	free(buf);
 }
 
+/*
+ * A write by someone other than the file's owner (everything belongs to the
+ * mount's owner) clears S_ISUID and S_ISGID, as on ext4; root keeps them
+ * (CAP_FSETID). Page-cache writes get this from the kernel (which sends
+ * the mode change: FUSE_CAP_HANDLE_KILLPRIV is off, main.c); direct writes
+ * arrive here with the writer's uid.
+ */
+static void kill_priv(fuse_req_t req, struct cfs_fh *fh)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct ckpt_setattr a = {.what = CKPT_SET_KILL_PRIV};
+
+	if (ctx->uid != cfs_of(req)->uid && ctx->uid != 0)
+		ckpt_file_setattr(fh->f, &a);
+}
+
 void cfs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		  struct fuse_file_info *fi)
 {
@@ -407,6 +423,7 @@ void cfs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, 
 		fuse_reply_err(req, (int)-n);
 		return;
 	}
+	kill_priv(req, fh);
 	cfs_track_touch(cfs_of(req), fh->run, fh->ver, 0);
 	fuse_reply_write(req, (size_t)n);
 }

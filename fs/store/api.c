@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "store_i.h"
@@ -49,6 +50,17 @@ static int writable(struct ckpt_store *s, struct version *v)
 	return 0;
 }
 
+/* Attributes as stat shows them: a version that can no longer change
+ * shows its modes without write bits (SPEC §2: a 0600 file becomes 0400,
+ * never world-readable, a 0755 script keeps its x bits). */
+static void attr_out(const struct version *v, const struct nattr *a, struct ckpt_node_stat *st)
+{
+	st->mode = v->state == CKPT_V_OPEN ? a->mode : a->mode & ~0222u;
+	st->atime_ns = a->atime_ns;
+	st->mtime_ns = a->mtime_ns;
+	st->ctime_ns = a->ctime_ns;
+}
+
 int ckpt_node_stat(struct ckpt_store *s, const char *run, const char *version, const char *path,
 		   struct ckpt_node_stat *st)
 {
@@ -61,11 +73,11 @@ int ckpt_node_stat(struct ckpt_store *s, const char *run, const char *version, c
 	if (ret == 0) {
 		memset(st, 0, sizeof(*st));
 		st->type = n->type;
-		st->mode = n->mode;
-		st->mtime_ns = n == v->root ? v->created_ns : n->mtime_ns;
 		st->nsubdirs = n->ndirs;
+		attr_out(v, &n->a, st);
 		if (n->type == CKPT_NODE_FILE) {
 			pthread_mutex_lock(&n->f->lock);
+			attr_out(v, &n->f->a, st);
 			st->size = n->f->size;
 			if (n->f->mode == F_FINAL && n->f->has_hash) {
 				st->has_hash = true;
@@ -163,6 +175,8 @@ int ckpt_node_mkdir(struct ckpt_store *s, const char *run, const char *version, 
 	ret = node_attach(parent, n);
 	if (ret < 0)
 		node_free(s, n);
+	else
+		node_touch(parent);
 out:
 	pthread_mutex_unlock(&s->lock);
 	return ret;
@@ -202,6 +216,7 @@ static int remove_node(struct ckpt_store *s, const char *run, const char *versio
 	}
 	/* in a RETIRED or INCOMPLETE version this only hides the path (the
 	 * version is removed whole by ckpt_version_delete) */
+	node_touch(n->parent);
 	node_detach(n);
 	node_free(s, n);
 	v->totals_ok = false;
@@ -271,75 +286,112 @@ int ckpt_node_rename(struct ckpt_store *s, const char *run, const char *version,
 		node_detach(dst);
 		node_free(s, dst);
 	}
+	node_touch(src->parent);
+	node_touch(parent);
 	node_detach(src);
 	free(src->name);
 	src->name = nm;
 	ret = node_attach(parent, src);
+	if (src->f) { /* rename changes the inode's ctime (as ext4) */
+		pthread_mutex_lock(&src->f->lock);
+		src->f->a.ctime_ns = parent->a.mtime_ns;
+		pthread_mutex_unlock(&src->f->lock);
+	} else {
+		src->a.ctime_ns = parent->a.mtime_ns;
+	}
 out:
 	pthread_mutex_unlock(&s->lock);
 	return ret;
 }
 
-static int node_change(struct ckpt_store *s, const char *run, const char *version, const char *path,
-		       struct node **n)
+/* Apply `a` to attributes `na` (the file's lock or the store lock held). */
+static void attr_apply(struct nattr *na, const struct ckpt_setattr *a)
+{
+	int64_t now = now_ns();
+
+	if (a->what & CKPT_SET_MODE)
+		na->mode = a->mode & 07777;
+	if (a->what & CKPT_SET_ATIME)
+		na->atime_ns = a->atime_ns == CKPT_TIME_NOW ? now : a->atime_ns;
+	if (a->what & CKPT_SET_MTIME)
+		na->mtime_ns = a->mtime_ns == CKPT_TIME_NOW ? now : a->mtime_ns;
+	if (a->what & CKPT_SET_KILL_PRIV) {
+		/* as should_remove_suid(): S_ISGID only with group execute */
+		na->mode &= ~(uint32_t)S_ISUID;
+		if (na->mode & S_IXGRP)
+			na->mode &= ~(uint32_t)S_ISGID;
+	}
+	na->ctime_ns = now;
+}
+
+/* A file's attributes and size, under its own lock (the size may mean I/O:
+ * never under the store lock). */
+static int file_setattr(struct ckpt_store *s, struct fdata *f, const struct ckpt_setattr *a)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&f->lock);
+	if (a->what & CKPT_SET_SIZE) {
+		ret = fdata_truncate(s, f, a->size);
+		if (ret == 0)
+			nattr_touch(&f->a);
+	}
+	if (ret == 0 && (a->what & ~CKPT_SET_SIZE))
+		attr_apply(&f->a, a);
+	pthread_mutex_unlock(&f->lock);
+	return ret;
+}
+
+int ckpt_node_setattr(struct ckpt_store *s, const char *run, const char *version, const char *path,
+		      const struct ckpt_setattr *a)
 {
 	struct version *v;
-	int ret = resolve(s, run, version, path, &v, n);
+	struct fdata *f = NULL;
+	struct node *n;
+	int ret;
 
-	return ret < 0 ? ret : writable(s, v);
+	pthread_mutex_lock(&s->lock);
+	ret = resolve(s, run, version, path, &v, &n);
+	if (ret == 0)
+		ret = writable(s, v);
+	if (ret == 0 && (a->what & CKPT_SET_SIZE) && n->type != CKPT_NODE_FILE)
+		ret = n->type == CKPT_NODE_DIR ? -EISDIR : -EINVAL;
+	if (ret == 0 && n->f) {
+		f = n->f;
+		fdata_get(f);
+	} else if (ret == 0) {
+		attr_apply(&n->a, a);
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (!f)
+		return ret;
+	ret = file_setattr(s, f, a);
+	fdata_put(s, f);
+	return ret;
 }
 
 int ckpt_node_truncate(struct ckpt_store *s, const char *run, const char *version, const char *path,
 		       uint64_t size)
 {
-	struct node *n;
-	struct fdata *f = NULL;
-	int ret;
+	struct ckpt_setattr a = {.what = CKPT_SET_SIZE, .size = size};
 
-	pthread_mutex_lock(&s->lock);
-	ret = node_change(s, run, version, path, &n);
-	if (ret == 0 && n->type != CKPT_NODE_FILE)
-		ret = -EISDIR;
-	if (ret == 0) {
-		f = n->f;
-		fdata_get(f);
-	}
-	pthread_mutex_unlock(&s->lock);
-	if (!f)
-		return ret;
-	pthread_mutex_lock(&f->lock);
-	ret = fdata_truncate(s, f, size);
-	pthread_mutex_unlock(&f->lock);
-	fdata_put(s, f);
-	return ret;
+	return ckpt_node_setattr(s, run, version, path, &a);
 }
 
 int ckpt_node_chmod(struct ckpt_store *s, const char *run, const char *version, const char *path,
 		    uint32_t mode)
 {
-	struct node *n;
-	int ret;
+	struct ckpt_setattr a = {.what = CKPT_SET_MODE, .mode = mode};
 
-	pthread_mutex_lock(&s->lock);
-	ret = node_change(s, run, version, path, &n);
-	if (ret == 0)
-		n->mode = mode & 07777;
-	pthread_mutex_unlock(&s->lock);
-	return ret;
+	return ckpt_node_setattr(s, run, version, path, &a);
 }
 
 int ckpt_node_utimens(struct ckpt_store *s, const char *run, const char *version, const char *path,
 		      int64_t mtime_ns)
 {
-	struct node *n;
-	int ret;
+	struct ckpt_setattr a = {.what = CKPT_SET_MTIME, .mtime_ns = mtime_ns};
 
-	pthread_mutex_lock(&s->lock);
-	ret = node_change(s, run, version, path, &n);
-	if (ret == 0)
-		n->mtime_ns = mtime_ns;
-	pthread_mutex_unlock(&s->lock);
-	return ret;
+	return ckpt_node_setattr(s, run, version, path, &a);
 }
 
 /* ---- file handles ---- */
@@ -374,6 +426,7 @@ int ckpt_file_open(struct ckpt_store *s, const char *run, const char *version, c
 			node_free(s, n);
 			goto fail;
 		}
+		node_touch(parent);
 	} else if (ret < 0) {
 		goto fail;
 	} else if ((flags & O_CREAT) && (flags & O_EXCL)) {
@@ -402,6 +455,8 @@ int ckpt_file_open(struct ckpt_store *s, const char *run, const char *version, c
 	if ((flags & O_TRUNC) && acc != O_RDONLY) {
 		pthread_mutex_lock(&h->f->lock);
 		ret = fdata_truncate(s, h->f, 0);
+		if (ret == 0)
+			nattr_touch(&h->f->a); /* O_TRUNC always changes the times */
 		pthread_mutex_unlock(&h->f->lock);
 		if (ret < 0) {
 			ckpt_file_close(h);
@@ -659,6 +714,8 @@ ssize_t ckpt_file_pwrite(struct ckpt_file *h, const void *buf, size_t len, uint6
 	if (h->flags & O_APPEND)
 		off = f->size;
 	ret = fdata_write(h->s, f, buf, len, off);
+	if (ret == 0)
+		nattr_touch(&f->a);
 	pthread_mutex_unlock(&f->lock);
 	if (ret < 0)
 		return store_err(h->s, ret, "write to %s/%s/%s failed: %s", h->v->run->name,
@@ -719,6 +776,9 @@ int ckpt_file_fallocate(struct ckpt_file *h, int mode, uint64_t off, uint64_t le
 		ret = write_zeros(h->s, f, off, (end < size ? end : size) - off);
 	if (ret == 0 && !keep && end > f->size)
 		ret = fdata_truncate(h->s, f, end);
+	if (ret == 0 &&
+	    (f->size != size || (mode & (CKPT_FALLOC_PUNCH_HOLE | CKPT_FALLOC_ZERO_RANGE))))
+		nattr_touch(&f->a);
 	pthread_mutex_unlock(&f->lock);
 	if (ret < 0)
 		return store_err(h->s, ret, "fallocate of %s/%s/%s failed: %s", h->v->run->name,
@@ -726,18 +786,27 @@ int ckpt_file_fallocate(struct ckpt_file *h, int mode, uint64_t off, uint64_t le
 	return 0;
 }
 
-int ckpt_file_ftruncate(struct ckpt_file *h, uint64_t size)
+int ckpt_file_setattr(struct ckpt_file *h, const struct ckpt_setattr *a)
 {
 	int ret;
 
-	if ((h->flags & O_ACCMODE) == O_RDONLY)
+	if ((a->what & CKPT_SET_SIZE) && (h->flags & O_ACCMODE) == O_RDONLY)
 		return -EBADF;
-	if (h->v->state != CKPT_V_OPEN)
+	if (__atomic_load_n(&h->v->busy, __ATOMIC_SEQ_CST))
+		return -EBUSY;
+	if (h->v->state != CKPT_V_OPEN || h->v->dead)
 		return -EROFS;
-	pthread_mutex_lock(&h->f->lock);
-	ret = fdata_truncate(h->s, h->f, size);
-	pthread_mutex_unlock(&h->f->lock);
-	return ret;
+	ret = file_setattr(h->s, h->f, a);
+	return ret < 0 ? store_err(h->s, ret, "changing %s/%s/%s failed: %s", h->v->run->name,
+				   h->v->name, h->path, strerror(-ret))
+		       : 0;
+}
+
+int ckpt_file_ftruncate(struct ckpt_file *h, uint64_t size)
+{
+	struct ckpt_setattr a = {.what = CKPT_SET_SIZE, .size = size};
+
+	return ckpt_file_setattr(h, &a);
 }
 
 /* Errors of earlier asynchronous writes surface here. Data of an open

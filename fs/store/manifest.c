@@ -14,7 +14,32 @@
 
 #include "store_i.h"
 
-static int add_nodes(json_t *files, struct node *n, char *path, size_t plen, bool with_chunks)
+/* mode and times; a version that is no longer open keeps its modes
+ * without write bits (SPEC §2) */
+static void attr_to_json(json_t *o, const struct nattr *a, bool open)
+{
+	json_object_set_new(o, "mode", json_integer(open ? a->mode : a->mode & ~0222u));
+	json_object_set_new(o, "mtime_ns", json_integer(a->mtime_ns));
+	json_object_set_new(o, "atime_ns", json_integer(a->atime_ns));
+	json_object_set_new(o, "ctime_ns", json_integer(a->ctime_ns));
+}
+
+/* Manifests before issue 12 have only mode and mtime_ns (and no "root"):
+ * atime and ctime are then the mtime, and a missing mtime is `dflt`. */
+static void attr_from_json(json_t *o, struct nattr *a, uint32_t dmode, int64_t dflt)
+{
+	json_t *m = json_object_get(o, "mode"), *t = json_object_get(o, "mtime_ns");
+
+	a->mode = json_is_integer(m) ? (uint32_t)json_integer_value(m) & 07777 : dmode;
+	a->mtime_ns = json_is_integer(t) ? json_integer_value(t) : dflt;
+	t = json_object_get(o, "atime_ns");
+	a->atime_ns = json_is_integer(t) ? json_integer_value(t) : a->mtime_ns;
+	t = json_object_get(o, "ctime_ns");
+	a->ctime_ns = json_is_integer(t) ? json_integer_value(t) : a->mtime_ns;
+}
+
+static int add_nodes(json_t *files, struct node *n, char *path, size_t plen, bool with_chunks,
+		     bool open)
 {
 	for (size_t i = 0; i < n->nkids; i++) {
 		struct node *k = n->kids[i];
@@ -30,11 +55,13 @@ static int add_nodes(json_t *files, struct node *n, char *path, size_t plen, boo
 		json_object_set_new(o, "path", json_string(path));
 		json_object_set_new(o, "type",
 				    json_string(k->type == CKPT_NODE_DIR ? "dir" : "file"));
-		json_object_set_new(o, "mode", json_integer(k->mode));
-		json_object_set_new(o, "mtime_ns", json_integer(k->mtime_ns));
+		if (k->type != CKPT_NODE_FILE)
+			attr_to_json(o, &k->a, open);
 		if (k->type == CKPT_NODE_FILE) {
 			struct fdata *f = k->f;
 
+			pthread_mutex_lock(&f->lock);
+			attr_to_json(o, &f->a, open);
 			json_object_set_new(o, "size", json_integer((json_int_t)f->size));
 			if (f->has_hash) {
 				char hex[CHUNK_HEX_LEN + 1];
@@ -55,10 +82,12 @@ static int add_nodes(json_t *files, struct node *n, char *path, size_t plen, boo
 				}
 				json_object_set_new(o, "chunks", cl);
 			}
+			pthread_mutex_unlock(&f->lock);
 		}
 		json_array_append_new(files, o);
 		if (k->type == CKPT_NODE_DIR) {
-			int ret = add_nodes(files, k, path, plen + l + (plen ? 1 : 0), with_chunks);
+			int ret = add_nodes(files, k, path, plen + l + (plen ? 1 : 0), with_chunks,
+					    open);
 
 			if (ret < 0)
 				return ret;
@@ -96,8 +125,13 @@ json_t *manifest_build(struct ckpt_store *s, struct version *v, bool with_chunks
 			    json_string(s->ck.chunker.kind == CKPT_CHUNK_CDC ? "cdc" : "fixed"));
 	json_object_set_new(o, "metadata", json_deep_copy(v->meta));
 	path = calloc(1, 4096);
-	if (path && v->root)
-		add_nodes(files, v->root, path, 0, with_chunks);
+	if (path && v->root) {
+		json_t *root = json_object();
+
+		attr_to_json(root, &v->root->a, v->state == CKPT_V_OPEN);
+		json_object_set_new(o, "root", root);
+		add_nodes(files, v->root, path, 0, with_chunks, v->state == CKPT_V_OPEN);
+	}
 	free(path);
 	for (size_t i = 0; i < json_array_size(files); i++) {
 		json_t *f = json_array_get(files, i);
@@ -205,6 +239,8 @@ int manifest_load(struct ckpt_store *s, struct run *r, const char *name, json_t 
 	v->root = node_new("", CKPT_NODE_DIR, 0755);
 	if (!v->root)
 		goto fail;
+	attr_from_json(json_object_get(doc, "root"), &v->root->a, 0755,
+		       v->committed_ns ? v->committed_ns : v->created_ns);
 	ret = -EINVAL;
 	if (!json_is_array(files))
 		goto fail;
@@ -219,13 +255,12 @@ int manifest_load(struct ckpt_store *s, struct run *r, const char *name, json_t 
 		ret = node_lookup_parent(v->root, path, &parent, &last);
 		if (ret < 0 || name_check_kind(last, NAME_COMP, NULL) < 0)
 			goto fail_inval;
-		n = node_new(last, strcmp(type, "dir") ? CKPT_NODE_FILE : CKPT_NODE_DIR,
-			     (uint32_t)json_integer_value(json_object_get(jf, "mode")));
+		n = node_new(last, strcmp(type, "dir") ? CKPT_NODE_FILE : CKPT_NODE_DIR, 0);
 		if (!n) {
 			ret = -ENOMEM;
 			goto fail;
 		}
-		n->mtime_ns = json_integer_value(json_object_get(jf, "mtime_ns"));
+		attr_from_json(jf, n->f ? &n->f->a : &n->a, n->f ? 0444 : 0555, v->created_ns);
 		ret = node_attach(parent, n);
 		if (ret < 0) {
 			node_free(s, n);

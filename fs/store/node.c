@@ -22,8 +22,7 @@ struct node *node_new(const char *name, enum ckpt_node_type type, uint32_t mode)
 		return NULL;
 	}
 	n->type = type;
-	n->mode = mode & 07777;
-	n->mtime_ns = now_ns();
+	nattr_init(&n->a, mode);
 	if (type == CKPT_NODE_FILE) {
 		n->f = fdata_new();
 		if (!n->f) {
@@ -31,8 +30,25 @@ struct node *node_new(const char *name, enum ckpt_node_type type, uint32_t mode)
 			free(n);
 			return NULL;
 		}
+		n->f->a = n->a;
 	}
 	return n;
+}
+
+void nattr_init(struct nattr *a, uint32_t mode)
+{
+	a->mode = mode & 07777;
+	a->atime_ns = a->mtime_ns = a->ctime_ns = now_ns();
+}
+
+void nattr_touch(struct nattr *a)
+{
+	a->mtime_ns = a->ctime_ns = now_ns();
+}
+
+void node_touch(struct node *d)
+{
+	nattr_touch(&d->a);
 }
 
 void node_free(struct ckpt_store *s, struct node *n)

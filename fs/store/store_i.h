@@ -25,11 +25,23 @@
 
 #define STORE_DEF_INFLIGHT (64u << 20)
 
+/* What stat(2) shows of a file, directory or symlink besides its size.
+ * Times are CLOCK_REALTIME nanoseconds; atime changes only by utimensat
+ * (reads do not update it, as with noatime). */
+struct nattr {
+	uint32_t mode; /* permission bits as set (committed: shown without write bits) */
+	int64_t atime_ns, mtime_ns, ctime_ns;
+};
+void nattr_init(struct nattr *a, uint32_t mode);
+/* The content or the entries changed: mtime and ctime are now. */
+void nattr_touch(struct nattr *a);
+
 /* ---- the bytes of a file (fdata.c) ---- */
 enum fmode { F_STREAM = 0, F_STAGED, F_FINAL };
 struct fdata {
 	pthread_mutex_t lock;
-	int refs; /* nodes and handles */
+	struct nattr a; /* the file's attributes (under lock): shared by its hard links */
+	int refs;	/* nodes and handles */
 	enum fmode mode;
 	uint64_t size;
 	struct cref *chunks;
@@ -64,8 +76,7 @@ void fdata_seal(struct ckpt_store *s, struct fdata *f);
 struct node {
 	char *name;
 	enum ckpt_node_type type;
-	uint32_t mode;
-	int64_t mtime_ns;
+	struct nattr a; /* directories (under the store lock); files use f->a */
 	struct node *parent;
 	struct node **kids;
 	size_t nkids, kcap;
@@ -74,6 +85,8 @@ struct node {
 };
 struct node *node_new(const char *name, enum ckpt_node_type type, uint32_t mode);
 void node_free(struct ckpt_store *s, struct node *n);
+/* A directory's entries changed. */
+void node_touch(struct node *d);
 struct node *node_child(struct node *d, const char *name);
 int node_attach(struct node *d, struct node *n);
 void node_detach(struct node *n);

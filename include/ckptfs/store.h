@@ -206,8 +206,8 @@ enum ckpt_node_type { CKPT_NODE_FILE = 1, CKPT_NODE_DIR = 2 };
 struct ckpt_node_stat {
 	enum ckpt_node_type type;
 	uint64_t size;
-	uint32_t mode; /* permission bits as created (committed content is shown 0444/0555) */
-	int64_t mtime_ns;
+	uint32_t mode; /* permission bits (07777); without write bits once committed */
+	int64_t atime_ns, mtime_ns, ctime_ns; /* CLOCK_REALTIME */
 	uint64_t nsubdirs;  /* directories: how many of their entries are directories */
 	bool has_hash;	    /* committed files carry their whole-file XXH128 */
 	uint8_t xxh128[16]; /* canonical (big-endian) form, as xxhsum -H2 prints */
@@ -230,6 +230,22 @@ int ckpt_node_rename(struct ckpt_store *s, const char *run, const char *version,
 		     const char *to);
 int ckpt_node_truncate(struct ckpt_store *s, const char *run, const char *version, const char *path,
 		       uint64_t size);
+/* Attributes to change (ckpt_node_setattr, ckpt_file_setattr). Every change
+ * sets ctime; a size change also mtime, as truncate(2). */
+#define CKPT_SET_MODE 0x01
+#define CKPT_SET_ATIME 0x02
+#define CKPT_SET_MTIME 0x04
+#define CKPT_SET_SIZE 0x08
+#define CKPT_SET_KILL_PRIV 0x10 /* clear S_ISUID, and S_ISGID with group x (a non-owner wrote) */
+#define CKPT_TIME_NOW INT64_MIN /* atime_ns/mtime_ns: the current time */
+struct ckpt_setattr {
+	unsigned what;
+	uint32_t mode;
+	int64_t atime_ns, mtime_ns;
+	uint64_t size;
+};
+int ckpt_node_setattr(struct ckpt_store *s, const char *run, const char *version, const char *path,
+		      const struct ckpt_setattr *a);
 int ckpt_node_chmod(struct ckpt_store *s, const char *run, const char *version, const char *path,
 		    uint32_t mode);
 int ckpt_node_utimens(struct ckpt_store *s, const char *run, const char *version, const char *path,
@@ -262,6 +278,8 @@ ssize_t ckpt_file_read_ref(struct ckpt_file *f, size_t len, uint64_t off, const 
 void ckpt_file_read_release(struct ckpt_file *f);
 ssize_t ckpt_file_pwrite(struct ckpt_file *f, const void *buf, size_t len, uint64_t off);
 int ckpt_file_ftruncate(struct ckpt_file *f, uint64_t size);
+/* ckpt_node_setattr through a handle (the file may have been unlinked). */
+int ckpt_file_setattr(struct ckpt_file *f, const struct ckpt_setattr *a);
 /*
  * fallocate(2) of a file being written. mode 0 extends the size to off+len
  * (zeros); KEEP_SIZE alone changes nothing a reader sees (nothing is

@@ -4,7 +4,10 @@
 # blocks them); names of rsync's temp files (.ckpt.pt.XXXXXX) and others
 # starting with .ckpt; FIFOs and device nodes refused with EPERM; chmod and
 # chown of the open version directory; fallocate (mode 0, KEEP_SIZE,
-# PUNCH_HOLE, ZERO_RANGE).
+# PUNCH_HOLE, ZERO_RANGE); modes kept at commit without their write bits;
+# times as on ext4 (write, append, O_TRUNC, truncate, chmod, directory
+# entries, utimensat of atime) and kept by the commit; S_ISUID/S_ISGID
+# cleared when someone else writes.
 . "$(dirname "$0")/lib.sh"
 lib_init "$@"
 
@@ -106,6 +109,91 @@ expect_err "Operation not supported" fallocate -c -o 0 -l 4096 "$V/g"
 mv "$V" "$R/v-falloc-done" || fail "commit"
 cmp "$T/rnd.want" "$R/v-falloc-done/g" || fail "committed punched file differs"
 expect_err "Read-only file system" fallocate -l 20M "$R/v-falloc-done/f"
+
+note "modes: kept at commit, without write bits"
+V=$R/v-modes
+mkdir "$V" "$V/priv" "$V/pub" || fail "mkdir"
+for m in 600 644 755 640 4755; do
+	echo "$m" >"$V/f$m" && chmod "$m" "$V/f$m" || fail "chmod $m"
+done
+chmod 700 "$V/priv" && chmod 755 "$V/pub" && chmod 750 "$V" || fail "chmod of directories"
+[ "$(stat -c %a "$V/f600")" = 600 ] || fail "open file mode 600 shown as $(stat -c %a "$V/f600")"
+mv "$V" "$R/v-modes-c" || fail "commit"
+V=$R/v-modes-c
+for mw in 600:400 644:444 755:555 640:440 4755:4555; do
+	got=$(stat -c %a "$V/f${mw%%:*}")
+	[ "$got" = "${mw#*:}" ] || fail "committed f${mw%%:*} has mode $got, expected ${mw#*:}"
+done
+[ "$(stat -c %a "$V/priv")" = 500 ] || fail "committed 0700 dir has mode $(stat -c %a "$V/priv")"
+[ "$(stat -c %a "$V/pub")" = 555 ] || fail "committed 0755 dir has mode $(stat -c %a "$V/pub")"
+[ "$(stat -c %a "$V")" = 550 ] || fail "committed version dir (0750) has mode $(stat -c %a "$V")"
+grep -q '"mode": *256' "$V/.manifest" || fail ".manifest does not show 0400 (256) for f600"
+expect_err "Read-only file system" sh -c "echo x >>'$V/f644'"
+[ "$(stat -c %a "$V/f644")" = 444 ] || fail "committed mode changed by a refused write"
+
+note "times as on ext4, and kept by the commit"
+# ns PATH: "atime mtime ctime" in nanoseconds
+ns() {
+	python3 -c 'import os, sys; s = os.stat(sys.argv[1]); print(s.st_atime_ns, s.st_mtime_ns, s.st_ctime_ns)' "$1"
+}
+# changed WHAT OP...: OP must move mtime and ctime of $F past the old ones
+changed() {
+	local what=$1 a0 m0 c0 a1 m1 c1
+	shift
+	touch -d @1000000000 "$F" || fail "touch -d"
+	read -r a0 m0 c0 <<<"$(ns "$F")"
+	"$@" || fail "$what failed"
+	read -r a1 m1 c1 <<<"$(ns "$F")"
+	[ "$m1" -gt "$m0" ] || fail "$what did not change mtime ($m0 -> $m1)"
+	[ "$c1" -gt "$c0" ] || fail "$what did not change ctime ($c0 -> $c1)"
+}
+V=$R/v-times
+mkdir "$V" && echo first >"$V/f" || fail "mkdir"
+F=$V/f
+changed "a write" sh -c "echo more >'$F.tmp' && dd if='$F.tmp' of='$F' bs=1 seek=2 conv=notrunc status=none"
+changed "an append" sh -c "echo app >>'$F'"
+changed "O_TRUNC" sh -c ": >'$F'"
+changed "truncate" truncate -s 100 "$F"
+rm -f "$F.tmp"
+touch -d @1000000000 "$F"
+read -r _ m0 c0 <<<"$(ns "$F")"
+chmod 640 "$F" || fail "chmod"
+read -r _ m1 c1 <<<"$(ns "$F")"
+[ "$m1" = "$m0" ] || fail "chmod changed mtime"
+[ "$c1" -gt "$c0" ] || fail "chmod did not change ctime"
+F=$V
+changed "creating an entry" sh -c ": >'$V/new'"
+changed "removing an entry" rm "$V/new"
+mkdir "$V/sub" || fail "mkdir sub"
+F=$V/sub
+changed "mkdir in a directory" mkdir "$V/sub/dir"
+changed "rename out of a directory" mv "$V/sub/dir" "$V/dir"
+touch -a -d @1234567890 "$V/f" || fail "touch -a"
+touch -m -d @1111111111 "$V/sub" || fail "touch -m of a directory"
+read -r a m c <<<"$(ns "$V/f")"
+[ "$a" = 1234567890000000000 ] || fail "explicit atime not kept: $a"
+[ "$m" != 1234567890000000000 ] || fail "touch -a changed mtime"
+before_f=$(ns "$V/f") before_sub=$(ns "$V/sub")
+mv "$V" "$R/v-times-c" || fail "commit"
+[ "$(ns "$R/v-times-c/f")" = "$before_f" ] || fail "commit changed f's times: $before_f -> $(ns "$R/v-times-c/f")"
+[ "$(ns "$R/v-times-c/sub")" = "$before_sub" ] || fail "commit changed sub's times"
+umount_fs
+mount_fs
+[ "$(ns "$R/v-times-c/f")" = "$before_f" ] || fail "f's times lost by a remount"
+expect_err "Read-only file system" touch -d @1 "$R/v-times-c/f"
+
+note "S_ISUID and S_ISGID cleared when someone else writes"
+umount_fs
+mount_fs -o allow_other
+chmod 711 "$T" # mktemp made it 0700: let uid 65534 reach the mount
+V=$R/v-suid
+mkdir "$V" && echo x >"$V/s" && echo x >"$V/r" || fail "mkdir"
+chmod 6777 "$V/s" "$V/r" || fail "chmod 6777"
+setpriv --reuid=65534 --regid=65534 --clear-groups sh -c "echo y >>'$V/s'" ||
+	fail "a write as uid 65534"
+[ "$(stat -c %a "$V/s")" = 777 ] || fail "after another user's write the mode is $(stat -c %a "$V/s")"
+echo y >>"$V/r" || fail "a write as root"
+[ "$(stat -c %a "$V/r")" = 6777 ] || fail "root's write changed the mode to $(stat -c %a "$V/r")"
 
 alive "after the POSIX checks"
 umount_fs

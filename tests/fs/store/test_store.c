@@ -270,6 +270,87 @@ static void test_names(void **state)
 	}
 }
 
+/* write `txt` to dir/rel (directories made as needed) */
+static void put_file(const char *dir, const char *rel, const char *txt, size_t len)
+{
+	char path[4200], *slash;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, rel);
+	for (slash = strchr(path + strlen(dir) + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+		*slash = 0;
+		mkdir(path, 0755);
+		*slash = '/';
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, txt, len), (ssize_t)len);
+	close(fd);
+}
+
+/*
+ * A store written by the code before issue 12 (files copied from one that
+ * ckptfs of that time made: mkdir sub, a 0600 file in a 0700 directory,
+ * commit by rename): manifests without atime/ctime, without "root", without
+ * symlinks or hard links. It opens, reads and verifies; modes show without
+ * write bits, atime and ctime are the mtime, the version directory's times
+ * are its commit time.
+ */
+static void test_old_manifest(void **state)
+{
+	static const char manifest[] =
+		"{\"format\":1,\"run\":\"r\",\"version\":\"old\",\"id\":\"517186ccd25d20ff\","
+		"\"state\":\"committed\",\"seq\":1,\"created\":\"2026-12-02T06:27:17Z\","
+		"\"created_ns\":1796192837330817289,\"committed\":\"2026-12-02T06:27:17Z\","
+		"\"committed_ns\":1796192837386828869,\"pinned\":false,\"chunking\":\"fixed\","
+		"\"metadata\":{},\"logical_bytes\":16,\"nfiles\":1,\"files\":[{\"path\":\"sub\","
+		"\"type\":\"dir\",\"mode\":448,\"mtime_ns\":1796192837337025581},{\"path\":"
+		"\"sub/a.txt\",\"type\":\"file\",\"mode\":384,\"mtime_ns\":1796192837337658508,"
+		"\"size\":16,\"xxh128\":\"83d52b22487d7eac98bb652bc61db8d4\",\"chunks\":[["
+		"\"83d52b22487d7eac98bb652bc61db8d4\",16]]}]}";
+	static const char content[] = "hello old store\n";
+	struct fix *x = *state;
+	struct ckpt_node_stat st;
+	struct ckpt_file *f;
+	char buf[64];
+
+	ckpt_store_close(x->s);
+	x->s = NULL;
+	put_file(x->dir, "runs/r/run.json", "{\"metric\":\"\"}", 13);
+	put_file(x->dir, "runs/r/versions/old", manifest, sizeof(manifest) - 1);
+	{
+		char open_dir[4200];
+
+		snprintf(open_dir, sizeof(open_dir), "%s/runs/r/open", x->dir);
+		assert_int_equal(mkdir(open_dir, 0755), 0);
+	}
+	put_file(x->dir, "chunks/83/83d52b22487d7eac98bb652bc61db8d4", content,
+		 sizeof(content) - 1);
+	assert_int_equal(ckpt_store_open(x->dir, &x->o, &x->s), 0);
+
+	assert_int_equal(ckpt_node_stat(x->s, "r", "old", "sub/a.txt", &st), 0);
+	assert_int_equal(st.type, CKPT_NODE_FILE);
+	assert_int_equal(st.mode, 0400);
+	assert_int_equal(st.size, 16);
+	assert_true(st.has_hash);
+	assert_int_equal(st.mtime_ns, 1796192837337658508LL);
+	assert_int_equal(st.atime_ns, st.mtime_ns);
+	assert_int_equal(st.ctime_ns, st.mtime_ns);
+	assert_int_equal(ckpt_node_stat(x->s, "r", "old", "sub", &st), 0);
+	assert_int_equal(st.mode, 0500);
+	assert_int_equal(st.mtime_ns, 1796192837337025581LL);
+	assert_int_equal(ckpt_node_stat(x->s, "r", "old", "", &st), 0);
+	assert_int_equal(st.mode, 0555);
+	assert_int_equal(st.mtime_ns, 1796192837386828869LL);
+	assert_int_equal(st.nsubdirs, 1);
+
+	assert_int_equal(ckpt_file_open(x->s, "r", "old", "sub/a.txt", O_RDONLY, 0, &f), 0);
+	assert_int_equal(ckpt_file_pread(f, buf, sizeof(buf), 0), 16);
+	assert_memory_equal(buf, content, 16);
+	assert_int_equal(ckpt_file_close(f), 0);
+	assert_int_equal(ckpt_store_verify(x->s, "r", "old", NULL, NULL, NULL), 0);
+}
+
 static void test_format_refused(void **state)
 {
 	struct fix *x = *state;
@@ -775,8 +856,8 @@ static void test_namespace_ops(void **state)
 	assert_int_equal(ckpt_node_rename(x->s, "r", "v", "a", "a/b/c"), -EINVAL);
 	assert_int_equal(ckpt_node_unlink(x->s, "r", "v", "a/b"), -EISDIR);
 	assert_int_equal(ckpt_node_chmod(x->s, "r", "v", "a/b/f", 0600), 0);
-	assert_int_equal(ckpt_node_utimens(x->s, "r", "v", "a/b/f", 12345), 0);
 	assert_int_equal(ckpt_node_truncate(x->s, "r", "v", "a/b/f", 5), 0);
+	assert_int_equal(ckpt_node_utimens(x->s, "r", "v", "a/b/f", 12345), 0);
 	assert_int_equal(ckpt_node_stat(x->s, "r", "v", "a/b/f", &st), 0);
 	assert_int_equal(st.size, 5);
 	assert_int_equal(st.mode, 0600);
@@ -789,7 +870,7 @@ static void test_namespace_ops(void **state)
 	assert_int_equal(ts_check_file(x->s, "r", "v", "a/b/f", 2, 5), 0);
 	assert_int_equal(ckpt_node_stat(x->s, "r", "v", "a", &st), 0);
 	assert_int_equal(st.type, CKPT_NODE_DIR);
-	assert_int_equal(st.mode, 0700);
+	assert_int_equal(st.mode, 0500); /* committed: without write bits */
 	assert_int_equal(ckpt_node_truncate(x->s, "r", "v", "a/b/f", 1), -EROFS);
 	assert_int_equal(ckpt_node_rename(x->s, "r", "v", "a/b/f", "x"), -EROFS);
 	assert_int_equal(ckpt_node_chmod(x->s, "r", "v", "a/b/f", 0777), -EROFS);
@@ -808,6 +889,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_roundtrip_large, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_format_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_old_manifest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_a_store, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nonsequential, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_versions, setup, teardown),
