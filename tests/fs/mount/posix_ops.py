@@ -13,8 +13,8 @@ retiring in one never changes what the next one sees):
              and an open version `w`
 Each version holds f (100 bytes, 0644), x (0755), p (0600), d/ (0777, with
 d/g), e/ (an empty directory) and s -> f (a symlink, where the mount makes
-them). Committed versions therefore hold files whose mode bits allow
-writing: immutability must not come from the modes.
+them). The script runs as root, who passes every mode check: in committed
+versions the EROFS comes from the version, not from the modes.
 
 Exits 0 when every cell matches, 1 listing the cells that do not.
 """
