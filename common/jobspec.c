@@ -326,12 +326,23 @@ static int apply_resources(struct ckpt_jobspec *js, struct ctx *c, json_t *o)
 
 	json_object_foreach(o, k, v)
 	{
-		if (!strcmp(k, "gpus")) {
-			if (get_int(c, k, v, 0, 1024, &js->resources.gpus))
-				return -EINVAL;
-		} else {
-			return unknown_key(c, k, "gpus");
-		}
+		int ret;
+
+		if (!strcmp(k, "gpus"))
+			ret = get_int(c, k, v, 0, 1024, &js->resources.gpus);
+		else if (!strcmp(k, "nodes"))
+			ret = get_int(c, k, v, 1, 1024, &js->resources.nodes);
+		else if (!strcmp(k, "procs_per_node"))
+			ret = get_int(c, k, v, 1, 1024, &js->resources.procs_per_node);
+		else if (!strcmp(k, "node_rank"))
+			ret = get_int(c, k, v, 0, 1023, &js->resources.node_rank);
+		else if (!strcmp(k, "rdzv"))
+			ret = json_is_null(v) ? set_str(&js->resources.rdzv, NULL)
+					      : get_str(c, k, v, 512, &js->resources.rdzv);
+		else
+			return unknown_key(c, k, "gpus, nodes, procs_per_node, node_rank, rdzv");
+		if (ret)
+			return ret;
 	}
 	return 0;
 }
@@ -484,6 +495,8 @@ static int apply_recovery(struct ckpt_jobspec *js, struct ctx *c, json_t *o)
 			ret = get_int(c, k, v, 0, 3600, &js->recovery.grace_s);
 		else if (!strcmp(k, "hook_timeout_s"))
 			ret = get_int(c, k, v, 1, 3600, &js->recovery.hook_timeout_s);
+		else if (!strcmp(k, "gang_timeout_s"))
+			ret = get_int(c, k, v, 1, 604800, &js->recovery.gang_timeout_s);
 		else if (!strcmp(k, "on_recovery"))
 			ret = get_argv(c, k, v, &js->recovery.on_recovery);
 		else if (!strcmp(k, "on_failure"))
@@ -501,7 +514,7 @@ static int apply_recovery(struct ckpt_jobspec *js, struct ctx *c, json_t *o)
 				"enabled, checkpoint_strategy, restore_optimizer, "
 				"from_scratch, poll_interval_ms, max_attempts, backoff_ms, "
 				"max_backoff_ms, heartbeat_timeout_s, grace_s, loss_spike, "
-				"on_recovery, on_failure, hook_timeout_s");
+				"on_recovery, on_failure, hook_timeout_s, gang_timeout_s");
 		if (ret)
 			return ret;
 	}
@@ -771,6 +784,7 @@ int ckpt_jobspec_init(struct ckpt_jobspec *js)
 	js->recovery.heartbeat_timeout_s = 300;
 	js->recovery.grace_s = 10;
 	js->recovery.hook_timeout_s = 30;
+	js->recovery.gang_timeout_s = 300;
 	js->recovery.from_scratch = false;
 	js->recovery.loss_spike.factor = 0;
 	js->recovery.loss_spike.window = 100;
@@ -788,6 +802,7 @@ void ckpt_jobspec_free(struct ckpt_jobspec *js)
 	free(js->dataset);
 	free(js->hyperparams.lr_scheduler);
 	free(js->checkpoint.metric);
+	free(js->resources.rdzv);
 	free(js->recovery.specific_path);
 	free_argv(js->recovery.on_recovery);
 	free_argv(js->recovery.on_failure);
@@ -939,6 +954,76 @@ int ckpt_jobspec_set(struct ckpt_jobspec *js, const char *path, const char *valu
 	return ret;
 }
 
+/* etcd://HOST:PORT/JOB: host and port of the etcd the gang's hosts share,
+ * and the gang's name there (1..64 of [A-Za-z0-9._-]). */
+int ckpt_rdzv_parse(const char *url, char *host, size_t hostlen, int *port, char *job,
+		    size_t joblen)
+{
+	const char *h, *colon, *slash;
+	char *end;
+	long p;
+	size_t n;
+
+	if (strncmp(url, "etcd://", 7))
+		return -EINVAL;
+	h = url + 7;
+	slash = strchr(h, '/');
+	colon = slash ? memrchr(h, ':', (size_t)(slash - h)) : NULL;
+	if (!slash || !colon || colon == h || (size_t)(colon - h) >= hostlen)
+		return -EINVAL;
+	p = strtol(colon + 1, &end, 10);
+	if (end != slash || p < 1 || p > 65535)
+		return -EINVAL;
+	n = strlen(slash + 1);
+	if (n < 1 || n > 64 || n >= joblen ||
+	    strspn(slash + 1, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			      "abcdefghijklmnopqrstuvwxyz"
+			      "0123456789._-") != n)
+		return -EINVAL;
+	memcpy(host, h, (size_t)(colon - h));
+	host[colon - h] = '\0';
+	*port = (int)p;
+	snprintf(job, joblen, "%s", slash + 1);
+	return 0;
+}
+
+static int validate_gang(const struct ckpt_jobspec *js, char *err, size_t errlen)
+{
+	int64_t nodes = js->resources.nodes > 0 ? js->resources.nodes : 1;
+	char host[256], job[72];
+	int port;
+
+	if (js->resources.node_rank >= nodes) {
+		snprintf(err, errlen,
+			 "resources.node_rank: %lld is not a host of a gang of %lld (node_rank "
+			 "counts from 0 to resources.nodes - 1)",
+			 (long long)js->resources.node_rank, (long long)nodes);
+		return -EINVAL;
+	}
+	if (nodes > 1 && !js->resources.rdzv) {
+		snprintf(err, errlen,
+			 "resources.rdzv: needed when resources.nodes is more than 1: the etcd "
+			 "that the gang's hosts share, etcd://HOST:PORT/JOB (--rdzv)");
+		return -EINVAL;
+	}
+	if (js->resources.rdzv &&
+	    ckpt_rdzv_parse(js->resources.rdzv, host, sizeof(host), &port, job, sizeof(job))) {
+		snprintf(err, errlen,
+			 "resources.rdzv: '%.200s' is not etcd://HOST:PORT/JOB (JOB: 1 to 64 "
+			 "letters, digits, '.', '_' or '-'); only etcd rendezvous is supported",
+			 js->resources.rdzv);
+		return -EINVAL;
+	}
+	if ((js->resources.rdzv || js->resources.node_rank) && !ckpt_jobspec_gang(js)) {
+		snprintf(err, errlen,
+			 "resources.%s: only for a gang of ranks; set resources.nodes and "
+			 "resources.procs_per_node too",
+			 js->resources.rdzv ? "rdzv" : "node_rank");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int ckpt_jobspec_validate(const struct ckpt_jobspec *js, char *err, size_t errlen)
 {
 	if (js->recovery.backoff_ms > js->recovery.max_backoff_ms) {
@@ -961,7 +1046,7 @@ int ckpt_jobspec_validate(const struct ckpt_jobspec *js, char *err, size_t errle
 		snprintf(err, errlen, "command: missing; give the trainer's argv");
 		return -EINVAL;
 	}
-	return 0;
+	return validate_gang(js, err, errlen);
 }
 
 int ckpt_jobspec_load_file(const char *path, struct ckpt_jobspec *out, char *err, size_t errlen)
@@ -1063,6 +1148,19 @@ char *ckpt_jobspec_to_json(const struct ckpt_jobspec *js)
 		      secrets);
 	if (!o)
 		return NULL;
+	if (ckpt_jobspec_gang(js)) {
+		json_t *r = json_object_get(o, "resources");
+
+		json_object_set_new(r, "nodes", json_integer(js->resources.nodes ?: 1));
+		json_object_set_new(r, "procs_per_node",
+				    json_integer(js->resources.procs_per_node ?: 1));
+		json_object_set_new(r, "node_rank", json_integer(js->resources.node_rank));
+		json_object_set_new(r, "rdzv",
+				    js->resources.rdzv ? json_string(js->resources.rdzv)
+						       : json_null());
+		json_object_set_new(json_object_get(o, "recovery"), "gang_timeout_s",
+				    json_integer(js->recovery.gang_timeout_s));
+	}
 	out = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
 	json_decref(o);
 	return out;

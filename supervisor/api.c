@@ -280,6 +280,7 @@ static enum MHD_Result logs(struct MHD_Connection *c, struct op *op)
 {
 	int64_t off = arg_int(c, "offset", 0, INT64_MAX / 2);
 	int64_t lim = arg_int(c, "limit", 1, BODY_MAX);
+	int64_t rank = arg_int(c, "rank", 0, 1 << 20); /* a gang's rank; default the first */
 	char path[CKPTD_PATH_MAX + 64], next[32], *buf;
 	struct MHD_Response *r;
 	enum MHD_Result ret;
@@ -297,7 +298,14 @@ static enum MHD_Result logs(struct MHD_Connection *c, struct op *op)
 	buf = malloc((size_t)lim + 1);
 	if (!buf)
 		return send_err(c, 500, "internal", "out of memory");
-	snprintf(path, sizeof(path), "%s/logs/%s.log", g.state_dir, op->id);
+	if (rank == -2 || (rank >= 0 && !rank_find(op, (int)rank))) {
+		free(buf);
+		return send_err(c, 404, "not_found",
+				"rank: operation %s has no rank %s on this host (%s)%s", op->id,
+				arg(c, "rank"), g.host,
+				op->gang ? "; see its ranks in GET .../operations/ID" : "");
+	}
+	rank_log(op, rank >= 0 ? rank_find(op, (int)rank) : &op->r[0], path, sizeof(path));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		n = pread(fd, buf, (size_t)lim, off);

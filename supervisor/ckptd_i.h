@@ -35,10 +35,12 @@ enum op_status {
 /* Where a RECOVERING operation is. Stored, so a restarted ckptd goes on. */
 enum op_stage {
 	STAGE_NONE,
-	STAGE_STOPPING,	 /* old trainer group got SIGTERM; waiting for its exit */
-	STAGE_QUEUED,	 /* waiting for one of max_concurrent recovery slots */
-	STAGE_BACKOFF,	 /* checkpoint chosen; waiting until restart_at */
-	STAGE_LAUNCHING, /* attempt number bumped; shim being started */
+	STAGE_STOPPING,	      /* old trainer group got SIGTERM; waiting for its exit */
+	STAGE_QUEUED,	      /* waiting for one of max_concurrent recovery slots */
+	STAGE_BACKOFF,	      /* checkpoint chosen; waiting until restart_at */
+	STAGE_LAUNCHING,      /* attempt number bumped; shim being started */
+	STAGE_STOPPING_FINAL, /* like STOPPING, then FAILED without a retry (a
+			       * rank exited 78 while others ran) */
 };
 
 /* One checkpoint version as found in a run dir. */
@@ -52,6 +54,28 @@ struct version {
 	double val_loss;    /* NAN when unknown */
 	double committed;   /* unix seconds */
 	int64_t size_bytes; /* -1 until asked for */
+};
+
+/* One rank of the running attempt: one process under its own shim, with its
+ * own notify socket and detection state (docs/ranks.md). A plain job has
+ * exactly one; a gang has resources.procs_per_node on this host. */
+struct rank {
+	int rank;  /* RANK: node_rank * procs_per_node + local */
+	int local; /* LOCAL_RANK */
+	pid_t shim_pid, trainer_pid, trainer_pgid;
+	uint64_t shim_start;
+	int pidfd, notify_fd;
+	bool ended;		    /* its shim reported the end of this attempt */
+	int exit_code, exit_signal; /* -1 when none */
+	double last_report;
+	bool saving;
+	int64_t step;
+	double loss;
+	bool have_step, have_loss;
+	/* loss-spike moving average (op->ring_len entries) */
+	double *ring;
+	int64_t ring_pos, ring_count;
+	double ring_sum;
 };
 
 struct op {
@@ -83,19 +107,18 @@ struct op {
 	int64_t bad_step; /* versions with step >= bad_step are skipped; -1 none */
 	double bad_since; /* versions committed at or after are skipped; 0 none */
 
-	/* the running attempt */
-	pid_t shim_pid, trainer_pid, trainer_pgid;
-	uint64_t shim_start;
-	int pidfd, notify_fd;
-	double last_report, stop_deadline, next_poll;
-	bool saving, killed, dirty;
+	/* the running attempt: its ranks (one for a plain job), whose progress
+	 * (step, loss, ...) is rank 0's (the lowest rank on this host) */
+	struct rank *r;
+	int nranks;
+	bool gang;	 /* resources.nodes/procs_per_node: the torchrun environment */
+	int master_port; /* MASTER_PORT of the current attempt */
+	double stop_deadline, next_poll;
+	bool killed, dirty;
 	int64_t step, epoch;
 	double loss, val_loss;
 	bool have_step, have_epoch, have_loss, have_val_loss;
-	/* loss-spike moving average */
-	double *ring;
-	int64_t ring_len, ring_pos, ring_count;
-	double ring_sum;
+	int64_t ring_len; /* loss_spike.window */
 	/* current 30 s metrics window */
 	int64_t win_start, win_count, win_step;
 	double win_sum, win_min, win_max, win_val;
@@ -119,6 +142,7 @@ struct hook {
 
 struct ckptd {
 	char state_dir[CKPTD_PATH_MAX];
+	char host[256]; /* this host's name in events and rank lists (config `host`) */
 	char sock_path[CKPTD_PATH_MAX];
 	char store[CKPTD_PATH_MAX];
 	char mount[CKPTD_PATH_MAX];
@@ -215,9 +239,12 @@ int dashboard_serve(struct MHD_Connection *c, const char *url, const char *metho
 int dashboard_open(char *err, size_t errlen);
 json_t *dashboard_info(void);
 
-/* events.c */
+/* events.c: `rank` names the rank the event is about (NULL: none, or a
+ * plain job); events of gangs also carry `host`. */
 void event_emit(struct op *op, const char *event, const char *reason, const char *checkpoint,
 		int64_t step, int64_t delay_ms, pid_t pid);
+void event_emit_rank(struct op *op, const struct rank *r, const char *event, const char *reason,
+		     const char *checkpoint, int64_t step, int64_t delay_ms, pid_t pid);
 
 /* versions.c */
 int versions_list(const char *run_dir, struct version **out, size_t *n);
@@ -226,9 +253,24 @@ int64_t version_step(const char *path);
 void version_pin(const char *path, bool pin);
 bool is_mountpoint(const char *path);
 
+/* ranks.c */
+int ranks_setup(struct op *op);
+void ranks_free(struct op *op);
+void rank_dir(const struct op *op, const struct rank *r, char *buf, size_t len);
+void rank_log(const struct op *op, const struct rank *r, char *buf, size_t len);
+void rank_notify_name(const struct op *op, const struct rank *r, char *buf, size_t len);
+void rank_reset(struct op *op, struct rank *r);
+void rank_read_trainer(const struct op *op, struct rank *r);
+void ranks_signal(struct op *op, int sig);
+bool ranks_all_ended(const struct op *op);
+bool ranks_any_alive(const struct op *op);
+struct rank *rank_find(struct op *op, int rank);
+int pick_free_port(void);
+json_t *ranks_json(const struct op *op);
+
 /* launch.c */
 int launch_attempt(struct op *op);
-int notify_open(struct op *op);
+int notify_open(struct op *op, struct rank *r);
 void notify_close(struct op *op);
 void build_resolved_spec(struct op *op);
 
@@ -239,8 +281,8 @@ void op_free(struct op *op);
 void op_link(struct op *op);
 int op_load_spec(struct op *op, char *err, size_t errlen);
 void ops_tick(double now, double *next);
-void op_on_shim_exit(struct op *op);
-void op_on_notify(struct op *op);
+void op_on_shim_exit(struct op *op, struct rank *r);
+void op_on_notify(struct op *op, struct rank *r);
 int op_cancel(struct op *op);
 int op_resume(struct op *op, char *err, size_t errlen);
 void op_adopt(struct op *op);

@@ -252,9 +252,10 @@ static void bind_op(sqlite3_stmt *st, const struct op *op)
 	sqlite3_bind_int(st, 18, op->cancel_requested);
 	sqlite3_bind_int64(st, 19, op->bad_step);
 	sqlite3_bind_double(st, 20, op->bad_since);
-	sqlite3_bind_int(st, 21, op->shim_pid);
-	sqlite3_bind_int64(st, 22, (sqlite3_int64)op->shim_start);
-	sqlite3_bind_int(st, 23, op->trainer_pid);
+	/* the first rank's (re-adoption reads every rank's attempt files) */
+	sqlite3_bind_int(st, 21, op->nranks ? op->r[0].shim_pid : 0);
+	sqlite3_bind_int64(st, 22, op->nranks ? (sqlite3_int64)op->r[0].shim_start : 0);
+	sqlite3_bind_int(st, 23, op->nranks ? op->r[0].trainer_pid : 0);
 	if (op->have_step)
 		sqlite3_bind_int64(st, 24, op->step);
 	else
@@ -382,9 +383,6 @@ int db_load_ops(void)
 		op->cancel_requested = sqlite3_column_int(st, 20);
 		op->bad_step = sqlite3_column_int64(st, 21);
 		op->bad_since = sqlite3_column_double(st, 22);
-		op->shim_pid = sqlite3_column_int(st, 23);
-		op->shim_start = (uint64_t)sqlite3_column_int64(st, 24);
-		op->trainer_pid = sqlite3_column_int(st, 25);
 		op->have_step = sqlite3_column_type(st, 26) != SQLITE_NULL;
 		op->step = sqlite3_column_int64(st, 26);
 		op->have_epoch = sqlite3_column_type(st, 27) != SQLITE_NULL;

@@ -60,33 +60,21 @@ static void env_free(struct envb *e)
 	free(e->v);
 }
 
-static void notify_name(const struct op *op, char *buf, size_t len)
-{
-	struct sockaddr_un sa;
-
-	snprintf(buf, len, "%s/notify/%s", g.state_dir, op->id);
-	if (strlen(buf) >= sizeof(sa.sun_path)) {
-		/* too long for sun_path: the abstract namespace, unique per state
-		 * dir through its inode */
-		struct stat st;
-
-		stat(g.state_dir, &st);
-		snprintf(buf, len, "@ckptd-%llx-%s", (unsigned long long)st.st_ino, op->id);
-	}
-}
-
-int notify_open(struct op *op)
+int notify_open(struct op *op, struct rank *r)
 {
 	char name[CKPTD_PATH_MAX];
 
-	if (op->notify_fd >= 0)
+	if (r->notify_fd >= 0)
 		return 0;
-	notify_name(op, name, sizeof(name));
-	op->notify_fd = ckpt_notify_listen(name);
-	if (op->notify_fd < 0) {
+	rank_notify_name(op, r, name, sizeof(name));
+	r->notify_fd = ckpt_notify_listen(name);
+	if (r->notify_fd < 0) {
+		int ret = r->notify_fd;
+
 		ckptd_log("operation %s: cannot bind the notify socket %s: %s", op->id, name,
-			  strerror(-op->notify_fd));
-		return op->notify_fd;
+			  strerror(-ret));
+		r->notify_fd = -1;
+		return ret;
 	}
 	if (name[0] == '/')
 		chmod(name, 0666); /* the trainer may run as another user */
@@ -98,14 +86,18 @@ void notify_close(struct op *op)
 {
 	char name[CKPTD_PATH_MAX];
 
-	if (op->notify_fd < 0)
-		return;
-	close(op->notify_fd);
-	op->notify_fd = -1;
-	notify_name(op, name, sizeof(name));
-	if (name[0] == '/' && unlink(name) < 0 && errno != ENOENT)
-		ckptd_log("operation %s: cannot remove the notify socket %s: %s", op->id, name,
-			  strerror(errno));
+	for (int i = 0; i < op->nranks; i++) {
+		struct rank *r = &op->r[i];
+
+		if (r->notify_fd < 0)
+			continue;
+		close(r->notify_fd);
+		r->notify_fd = -1;
+		rank_notify_name(op, r, name, sizeof(name));
+		if (name[0] == '/' && unlink(name) < 0 && errno != ENOENT)
+			ckptd_log("operation %s: cannot remove the notify socket %s: %s", op->id,
+				  name, strerror(errno));
+	}
 }
 
 /* The job's retention and metric as the run dir's xattrs (SPEC §2), so
@@ -161,7 +153,78 @@ static bool gpu_var(const char *kv)
 	return false;
 }
 
-static int build_env(struct op *op, struct envb *e, char *err, size_t errlen)
+/*
+ * The torchrun environment of a gang's rank (torch.distributed.run 1.13 as
+ * Debian ships it; tests/supervisor/test_ranks.py diffs the two). What is
+ * deliberately not the same, and why, is in docs/ranks.md:
+ * TORCHELASTIC_USE_AGENT_STORE is not set (there is no agent store: rank 0
+ * serves the c10d store on MASTER_PORT, as without an agent), MASTER_PORT is
+ * a port ckptd found free, TORCHELASTIC_RUN_ID is the operation (or the
+ * rdzv job), TORCHELASTIC_ERROR_FILE is in the rank's attempt dir.
+ */
+static int torchrun_env(struct op *op, struct rank *r, struct envb *e)
+{
+	const int64_t world = ckpt_jobspec_world(&op->spec), local = op->nranks;
+	const int64_t nodes = op->spec.resources.nodes > 0 ? op->spec.resources.nodes : 1;
+	char buf[CKPTD_PATH_MAX + 64], job[72] = "", host[256];
+	int ret = 0, port;
+	const struct {
+		const char *k;
+		long long v;
+	} nums[] = {
+		{"RANK", r->rank},
+		{"LOCAL_RANK", r->local},
+		{"WORLD_SIZE", world},
+		{"LOCAL_WORLD_SIZE", local},
+		{"GROUP_RANK", op->spec.resources.node_rank},
+		{"GROUP_WORLD_SIZE", nodes},
+		{"ROLE_RANK", r->rank},
+		{"ROLE_WORLD_SIZE", world},
+		{"MASTER_PORT", op->master_port},
+		{"TORCHELASTIC_RESTART_COUNT", op->attempt - op->round_start},
+		{"TORCHELASTIC_MAX_RESTARTS", op->spec.recovery.max_attempts - 1},
+	};
+
+	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]) && !ret; i++) {
+		snprintf(buf, sizeof(buf), "%lld", nums[i].v);
+		ret = env_add(e, nums[i].k, buf);
+	}
+	ret = ret ?: env_add(e, "ROLE_NAME", "default");
+	ret = ret ?: env_add(e, "MASTER_ADDR", "127.0.0.1");
+	if (op->spec.resources.rdzv)
+		ckpt_rdzv_parse(op->spec.resources.rdzv, host, sizeof(host), &port, job,
+				sizeof(job));
+	ret = ret ?: env_add(e, "TORCHELASTIC_RUN_ID", job[0] ? job : op->id);
+	rank_dir(op, r, buf, CKPTD_PATH_MAX);
+	strcat(buf, "/error.json");
+	ret = ret ?: env_add(e, "TORCHELASTIC_ERROR_FILE", buf);
+	/* as torchrun: one OpenMP thread per rank unless the user says */
+	if (!getenv("OMP_NUM_THREADS") && local > 1)
+		ret = ret ?: env_add(e, "OMP_NUM_THREADS", "1");
+	if (!getenv("NCCL_ASYNC_ERROR_HANDLING"))
+		ret = ret ?: env_add(e, "NCCL_ASYNC_ERROR_HANDLING", "1");
+	return ret;
+}
+
+/* Variables ckptd sets itself: a value in ckptd's own environment would be
+ * a second copy (a ckptd started under torchrun, or by a job's hook). */
+static bool ours(const char *kv, bool gang)
+{
+	static const char *const torchrun[] = {
+		"RANK=",       "LOCAL_RANK=",	    "WORLD_SIZE=",  "LOCAL_WORLD_SIZE=",
+		"GROUP_RANK=", "GROUP_WORLD_SIZE=", "ROLE_RANK=",   "ROLE_WORLD_SIZE=",
+		"ROLE_NAME=",  "MASTER_ADDR=",	    "MASTER_PORT=", "TORCHELASTIC_",
+	};
+
+	if (!strncmp(kv, "CKPT_", 5))
+		return true;
+	for (size_t i = 0; gang && i < sizeof(torchrun) / sizeof(torchrun[0]); i++)
+		if (!strncmp(kv, torchrun[i], strlen(torchrun[i])))
+			return true;
+	return false;
+}
+
+static int build_env(struct op *op, struct rank *r, struct envb *e, char *err, size_t errlen)
 {
 	char buf[CKPTD_PATH_MAX + 64], set[GPU_SET_LEN];
 	int ret = 0;
@@ -169,7 +232,7 @@ static int build_env(struct op *op, struct envb *e, char *err, size_t errlen)
 	for (char **p = environ; *p && !ret; p++) {
 		char *eq = strchr(*p, '=');
 
-		if (!strncmp(*p, "CKPT_", 5) || !eq || gpu_var(*p))
+		if (ours(*p, op->gang) || !eq || gpu_var(*p))
 			continue;
 		*eq = '\0';
 		ret = env_add(e, *p, eq + 1);
@@ -179,6 +242,13 @@ static int build_env(struct op *op, struct envb *e, char *err, size_t errlen)
 	/* The operation's GPUs, numbered as nvidia-smi numbers them; empty for
 	 * a job of 0 GPUs, which CUDA then runs without any (docs/supervisor.md). */
 	gpu_set_format(op->gpu_ids, op->gpu_n, set, sizeof(set));
+	if (op->gang) {
+		/* a gang's rank: its share of the set, by LOCAL_RANK (gpu_i.h) */
+		int first = 0, count = 0;
+
+		if (gpu_share(op->gpu_n, r->local, op->nranks, &first, &count) == 0)
+			gpu_set_format(op->gpu_ids + first, count, set, sizeof(set));
+	}
 	ret = ret ?: env_add(e, "CUDA_VISIBLE_DEVICES", set);
 	ret = ret ?: env_add(e, "NVIDIA_VISIBLE_DEVICES", set);
 	ret = ret ?: env_add(e, "CUDA_DEVICE_ORDER", "PCI_BUS_ID");
@@ -190,13 +260,15 @@ static int build_env(struct op *op, struct envb *e, char *err, size_t errlen)
 		snprintf(buf, sizeof(buf), "%lld", (long long)op->skip_batches);
 		ret = ret ?: env_add(e, "CKPT_SKIP_BATCHES", buf);
 	}
-	notify_name(op, buf, sizeof(buf));
+	rank_notify_name(op, r, buf, sizeof(buf));
 	ret = ret ?: env_add(e, "CKPT_NOTIFY_SOCKET", buf);
 	ret = ret ?: env_add(e, "CKPT_OPERATION_ID", op->id);
 	snprintf(buf, sizeof(buf), "%d", op->attempt);
 	ret = ret ?: env_add(e, "CKPT_ATTEMPT", buf);
 	snprintf(buf, sizeof(buf), "%s/ops/%s/job.yaml", g.state_dir, op->id);
 	ret = ret ?: env_add(e, "CKPT_JOB", buf);
+	if (op->gang && !ret)
+		ret = torchrun_env(op, r, e);
 	for (size_t i = 0; i < op->spec.nsecrets && !ret; i++) {
 		char *v = ckpt_secret_resolve(&op->spec.secrets[i], err, errlen);
 
@@ -211,39 +283,26 @@ static int build_env(struct op *op, struct envb *e, char *err, size_t errlen)
 	return ret;
 }
 
-/*
- * Start attempt op->attempt. The caller has saved the bumped attempt with
- * stage LAUNCHING; on success the op is RUNNING with the shim's pid stored.
- * Returns 0 or -errno with op->reason set.
- */
-int launch_attempt(struct op *op)
+/* Fork rank r's shim, waiting for its go byte on *go_w. Returns 0 or
+ * -errno with op->reason set. */
+static int start_shim(struct op *op, struct rank *r, const char *adir, int *go_w)
 {
-	char adir[CKPTD_PATH_MAX], logf[CKPTD_PATH_MAX], att[16], shimf[CKPTD_PATH_MAX + 16];
-	char line[64], err[512] = "";
+	char logf[CKPTD_PATH_MAX], att[16], err[512] = "";
 	struct envb env = {0};
 	const char **args = NULL;
 	int go[2] = {-1, -1}, ret;
 	size_t argc = 0;
 	pid_t pid;
 
-	snprintf(adir, sizeof(adir), "%s/ops/%s/attempt-%d", g.state_dir, op->id, op->attempt);
-	snprintf(logf, sizeof(logf), "%s/logs/%s.log", g.state_dir, op->id);
+	rank_log(op, r, logf, sizeof(logf));
 	snprintf(att, sizeof(att), "%d", op->attempt);
-	rm_rf(adir); /* a half-made attempt dir from a ckptd that died before the go */
-	if ((ret = mkdir_p(adir, 0700)) < 0 || (ret = mkdir_p(op->run_dir, 0755)) < 0) {
-		snprintf(op->reason, sizeof(op->reason), "cannot create %s: %s", ret ? adir : "",
-			 strerror(-ret));
-		return ret;
-	}
-	set_run_policy(op);
-	build_resolved_spec(op);
-	ret = notify_open(op);
+	ret = notify_open(op, r);
 	if (ret < 0) {
 		snprintf(op->reason, sizeof(op->reason), "cannot bind the notify socket: %s",
 			 strerror(-ret));
 		return ret;
 	}
-	ret = build_env(op, &env, err, sizeof(err));
+	ret = build_env(op, r, &env, err, sizeof(err));
 	if (ret) {
 		snprintf(op->reason, sizeof(op->reason), "%s", err);
 		goto out;
@@ -285,34 +344,12 @@ int launch_attempt(struct op *op)
 		execve(g.shim_bin, (char *const *)args, env.v);
 		_exit(126);
 	}
-	close(go[0]);
-	go[0] = -1;
-	op->shim_pid = pid;
-	op->shim_start = proc_start_time(pid);
-	op->trainer_pid = 0;
-	op->trainer_pgid = 0;
-	snprintf(shimf, sizeof(shimf), "%s/shim", adir);
-	snprintf(line, sizeof(line), "%d %llu\n", (int)pid, (unsigned long long)op->shim_start);
-	write_file_atomic(shimf, line, strlen(line), 0644);
-	op->status = OP_RUNNING;
-	op->stage = STAGE_NONE;
-	op->killed = false;
-	op->saving = false;
-	op->last_report = now_s();
-	op->updated_at = op->last_report;
-	op->exit_code = -1;
-	op->exit_signal = -1;
-	op->reason[0] = '\0';
-	ret = db_save_op(op);
-	if (ret) {
-		/* no go byte: the shim exits and nothing runs */
-		kill(pid, SIGKILL);
-		snprintf(op->reason, sizeof(op->reason), "cannot record the launch in ckptd.db");
-		goto out;
-	}
-	if (write(go[1], "g", 1) != 1)
-		ret = -errno;
-	op->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	r->shim_pid = pid;
+	r->shim_start = proc_start_time(pid);
+	r->trainer_pid = 0;
+	r->trainer_pgid = 0;
+	*go_w = go[1];
+	go[1] = -1;
 out:
 	if (go[0] >= 0)
 		close(go[0]);
@@ -320,5 +357,98 @@ out:
 		close(go[1]);
 	free(args);
 	env_free(&env);
+	return ret;
+}
+
+/*
+ * Start attempt op->attempt: every rank of this host. The caller has saved
+ * the bumped attempt with stage LAUNCHING; on success the op is RUNNING with
+ * the shims' pids stored. Each rank's shim file is written durably and the db
+ * row saved before any shim gets its go byte, so a ckptd that dies in
+ * between leaves either nothing started (every shim sees EOF) or ranks it
+ * finds again. Returns 0 or -errno with op->reason set.
+ */
+int launch_attempt(struct op *op)
+{
+	char adir[CKPTD_PATH_MAX], shimf[CKPTD_PATH_MAX + 16], line[64];
+	int *go = calloc((size_t)op->nranks, sizeof(int)), ret = 0, port;
+
+	if (!go)
+		return -ENOMEM;
+	for (int i = 0; i < op->nranks; i++)
+		go[i] = -1;
+	snprintf(adir, sizeof(adir), "%s/ops/%s/attempt-%d", g.state_dir, op->id, op->attempt);
+	rm_rf(adir); /* a half-made attempt dir from a ckptd that died before the go */
+	if ((ret = mkdir_p(adir, 0700)) < 0 || (ret = mkdir_p(op->run_dir, 0755)) < 0) {
+		snprintf(op->reason, sizeof(op->reason), "cannot create %s: %s",
+			 ret ? adir : op->run_dir, strerror(-ret));
+		goto out;
+	}
+	set_run_policy(op);
+	build_resolved_spec(op);
+	if (op->gang) {
+		port = pick_free_port();
+		if (port < 0) {
+			ret = port;
+			snprintf(op->reason, sizeof(op->reason),
+				 "cannot find a free port for MASTER_PORT: %s", strerror(-ret));
+			goto out;
+		}
+		op->master_port = port;
+	}
+	for (int i = 0; i < op->nranks && !ret; i++) {
+		struct rank *r = &op->r[i];
+
+		rank_dir(op, r, adir, sizeof(adir));
+		if ((ret = mkdir_p(adir, 0700)) < 0) {
+			snprintf(op->reason, sizeof(op->reason), "cannot create %s: %s", adir,
+				 strerror(-ret));
+			break;
+		}
+		ret = start_shim(op, r, adir, &go[i]);
+		if (ret)
+			break;
+		snprintf(shimf, sizeof(shimf), "%s/shim", adir);
+		snprintf(line, sizeof(line), "%d %llu\n", (int)r->shim_pid,
+			 (unsigned long long)r->shim_start);
+		write_file_atomic(shimf, line, strlen(line), 0644);
+	}
+	if (ret) {
+		/* no go byte: every shim started exits, and nothing runs */
+		for (int i = 0; i < op->nranks; i++)
+			if (go[i] >= 0)
+				kill(op->r[i].shim_pid, SIGKILL);
+		goto out;
+	}
+	op->status = OP_RUNNING;
+	op->stage = STAGE_NONE;
+	op->killed = false;
+	op->updated_at = now_s();
+	op->exit_code = -1;
+	op->exit_signal = -1;
+	op->reason[0] = '\0';
+	for (int i = 0; i < op->nranks; i++) {
+		rank_reset(op, &op->r[i]);
+		op->r[i].exit_code = op->r[i].exit_signal = -1;
+	}
+	ret = db_save_op(op);
+	if (ret) {
+		for (int i = 0; i < op->nranks; i++)
+			kill(op->r[i].shim_pid, SIGKILL);
+		snprintf(op->reason, sizeof(op->reason), "cannot record the launch in ckptd.db");
+		goto out;
+	}
+	for (int i = 0; i < op->nranks; i++) {
+		struct rank *r = &op->r[i];
+
+		if (write(go[i], "g", 1) != 1)
+			ret = -errno;
+		r->pidfd = (int)syscall(SYS_pidfd_open, r->shim_pid, 0);
+	}
+out:
+	for (int i = 0; i < op->nranks; i++)
+		if (go[i] >= 0)
+			close(go[i]);
+	free(go);
 	return ret;
 }

@@ -135,6 +135,8 @@ static int load_config(const char *path, bool required)
 			ret = cfg_str(v, k, g.policy_file, sizeof(g.policy_file));
 		else if (!strcmp(k, "token_file"))
 			ret = cfg_str(v, k, tok, sizeof(tok));
+		else if (!strcmp(k, "host"))
+			ret = cfg_str(v, k, g.host, sizeof(g.host));
 		else if (!strcmp(k, "mount_ckptfs")) {
 			char m[16];
 
@@ -165,7 +167,7 @@ static int load_config(const char *path, bool required)
 			fprintf(stderr,
 				"ckptd: %s: %s: unknown key (known: store, mount, mount_ckptfs, "
 				"ckptfs, policy, max_concurrent, listen_tcp, token_file, "
-				"cleanup_interval_s, metrics_keep_steps, gpus)\n",
+				"cleanup_interval_s, metrics_keep_steps, gpus, host)\n",
 				path, k);
 			ret = -EINVAL;
 		}
@@ -322,6 +324,7 @@ static int main_loop(int sfd)
 {
 	struct pollfd *pfds = NULL;
 	struct op **owners = NULL;
+	struct rank **ranks = NULL;
 	size_t cap = 0;
 
 	while (!g.stopping) {
@@ -337,12 +340,13 @@ static int main_loop(int sfd)
 			g.next_cleanup = now + g.cleanup_interval_s;
 		}
 		for (struct op *op = g.ops; op; op = op->next)
-			nops++;
+			nops += (size_t)op->nranks;
 		if (cap < nops * 2 + 4) {
 			cap = nops * 2 + 16;
 			pfds = realloc(pfds, cap * sizeof(*pfds));
 			owners = realloc(owners, cap * sizeof(*owners));
-			if (!pfds || !owners)
+			ranks = realloc(ranks, cap * sizeof(*ranks));
+			if (!pfds || !owners || !ranks)
 				return -ENOMEM;
 		}
 		pfds[n] = (struct pollfd){.fd = sfd, .events = POLLIN};
@@ -352,13 +356,21 @@ static int main_loop(int sfd)
 		pfds[n] = (struct pollfd){.fd = api_epoll_fd(g.httpd_tcp), .events = POLLIN};
 		owners[n++] = NULL;
 		for (struct op *op = g.ops; op; op = op->next) {
-			if (op->pidfd >= 0) {
-				pfds[n] = (struct pollfd){.fd = op->pidfd, .events = POLLIN};
-				owners[n++] = op;
-			}
-			if (op->notify_fd >= 0) {
-				pfds[n] = (struct pollfd){.fd = op->notify_fd, .events = POLLIN};
-				owners[n++] = op;
+			for (int k = 0; k < op->nranks; k++) {
+				struct rank *rk = &op->r[k];
+
+				if (rk->pidfd >= 0) {
+					pfds[n] =
+						(struct pollfd){.fd = rk->pidfd, .events = POLLIN};
+					ranks[n] = rk;
+					owners[n++] = op;
+				}
+				if (rk->notify_fd >= 0) {
+					pfds[n] = (struct pollfd){.fd = rk->notify_fd,
+								  .events = POLLIN};
+					ranks[n] = rk;
+					owners[n++] = op;
+				}
 			}
 		}
 		timeout = (int)((next - now_s()) * 1000.0);
@@ -380,20 +392,25 @@ static int main_loop(int sfd)
 					g.stopping = true;
 			}
 		}
+		/* a handler may close another rank's descriptors (the gang's last
+		 * exit finishes the operation): each fd is checked against its
+		 * rank's current ones before it is handled */
 		for (size_t i = 3; r > 0 && i < n; i++) {
 			struct op *op = owners[i];
+			struct rank *rk = ranks[i];
 
 			if (!pfds[i].revents)
 				continue;
-			if (pfds[i].fd == op->pidfd)
-				op_on_shim_exit(op);
-			else if (pfds[i].fd == op->notify_fd)
-				op_on_notify(op);
+			if (pfds[i].fd == rk->pidfd)
+				op_on_shim_exit(op, rk);
+			else if (pfds[i].fd == rk->notify_fd)
+				op_on_notify(op, rk);
 		}
 		api_run();
 	}
 	free(pfds);
 	free(owners);
+	free(ranks);
 	return 0;
 }
 
@@ -437,6 +454,8 @@ int main(int argc, char **argv)
 	g.max_concurrent = 1;
 	g.cleanup_interval_s = 86400;
 	g.keep_steps = 100000;
+	if (gethostname(g.host, sizeof(g.host)) < 0 || !g.host[0])
+		snprintf(g.host, sizeof(g.host), "localhost");
 	snprintf(g.store, sizeof(g.store), "%s/store", g.state_dir);
 	snprintf(g.mount, sizeof(g.mount), "%s/mnt", g.state_dir);
 	snprintf(g.policy_file, sizeof(g.policy_file), "%s/policy.yaml", g.state_dir);

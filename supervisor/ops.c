@@ -34,6 +34,7 @@
 enum det_kind { DET_EXIT, DET_HANG, DET_NAN, DET_SPIKE, DET_CORRUPTED, DET_VERIFY };
 
 static void recover_after_stop(struct op *op);
+static void stopped(struct op *op);
 
 struct op *op_new(void)
 {
@@ -41,8 +42,6 @@ struct op *op_new(void)
 
 	if (!op)
 		return NULL;
-	op->pidfd = -1;
-	op->notify_fd = -1;
 	op->exit_code = -1;
 	op->exit_signal = -1;
 	op->bad_step = -1;
@@ -53,13 +52,9 @@ void op_free(struct op *op)
 {
 	if (!op)
 		return;
-	if (op->pidfd >= 0)
-		close(op->pidfd);
-	if (op->notify_fd >= 0)
-		close(op->notify_fd);
+	ranks_free(op);
 	ckpt_jobspec_free(&op->spec);
 	free(op->spec_json);
-	free(op->ring);
 	metrics_free(op);
 	free(op);
 }
@@ -92,11 +87,11 @@ int op_load_spec(struct op *op, char *err, size_t errlen)
 	ret = ckpt_jobspec_apply_json(&op->spec, op->spec_json, strlen(op->spec_json), err, errlen);
 	if (!ret)
 		ret = ckpt_jobspec_validate(&op->spec, err, errlen);
-	free(op->ring);
-	op->ring = calloc((size_t)op->spec.recovery.loss_spike.window, sizeof(double));
 	op->ring_len = op->spec.recovery.loss_spike.window;
-	op->ring_pos = op->ring_count = 0;
-	op->ring_sum = 0;
+	if (ranks_setup(op) < 0 && !ret) {
+		snprintf(err, errlen, "out of memory");
+		ret = -ENOMEM;
+	}
 	return ret;
 }
 
@@ -123,35 +118,15 @@ static int count_slots(void)
 	return n;
 }
 
-static void read_trainer_pid(struct op *op)
-{
-	char path[CKPTD_PATH_MAX + 32], *buf;
-	int pid = 0;
-
-	if (op->trainer_pgid > 0)
-		return;
-	snprintf(path, sizeof(path), "%s/ops/%s/attempt-%d/trainer", g.state_dir, op->id,
-		 op->attempt);
-	buf = read_file(path, 128, NULL);
-	if (buf && sscanf(buf, "%d", &pid) == 1 && pid > 0) {
-		op->trainer_pid = pid;
-		op->trainer_pgid = pid; /* the shim puts it in its own group */
-	}
-	free(buf);
-}
-
+/* SIGTERM/SIGKILL to every rank's process group that is still running. */
 static void stop_group(struct op *op, int sig)
 {
-	read_trainer_pid(op);
-	if (op->trainer_pgid > 0 && kill(-op->trainer_pgid, sig) < 0 && errno != ESRCH)
-		ckptd_log("operation %s: kill(-%d, %d) failed: %s", op->id, op->trainer_pgid, sig,
-			  strerror(errno));
+	ranks_signal(op, sig);
 }
 
-static bool shim_alive(const struct op *op)
+static bool shim_alive(const struct rank *r)
 {
-	return op->shim_pid > 0 && op->shim_start &&
-	       proc_start_time(op->shim_pid) == op->shim_start;
+	return r->shim_pid > 0 && r->shim_start && proc_start_time(r->shim_pid) == r->shim_start;
 }
 
 /* Run a hook (argv, no shell) in the background; its end is collected by
@@ -256,8 +231,8 @@ static void finish(struct op *op, enum op_status st, const char *event, const ch
 	op->slot = false;
 	gpus_release(op); /* the one place an operation gives its GPUs back */
 	op->finished_at = now_s();
-	op->trainer_pid = 0;
-	op->trainer_pgid = 0;
+	for (int i = 0; i < op->nranks; i++)
+		op->r[i].trainer_pid = op->r[i].trainer_pgid = 0;
 	if (reason && reason != op->reason)
 		snprintf(op->reason, sizeof(op->reason), "%s", reason);
 	if (st == OP_COMPLETED || st == OP_CANCELLED)
@@ -275,30 +250,46 @@ static void fail_op(struct op *op, const char *reason)
 	finish(op, OP_FAILED, "failed", reason);
 }
 
-/* Something is wrong with the running attempt: say so, stop the group. */
-static void detect(struct op *op, enum det_kind kind, const char *reason, int64_t bad_step,
-		   bool exited)
+/* Something is wrong with rank `r` of the running attempt (of a gang: of
+ * any rank): say so, stop every rank; the recovery begins once all have
+ * ended. `final`: no retry after the stop (a rank exited 78). */
+static void detect(struct op *op, struct rank *r, enum det_kind kind, const char *why,
+		   int64_t bad_step, bool final)
 {
+	char reason[sizeof(op->reason)];
+
 	g.n_detect[kind]++;
+	if (op->gang)
+		snprintf(reason, sizeof(reason), "rank %d on %s: %s", r->rank, g.host, why);
+	else
+		snprintf(reason, sizeof(reason), "%s", why);
 	op->status = OP_RECOVERING;
-	op->stage = STAGE_STOPPING;
+	op->stage = final ? STAGE_STOPPING_FINAL : STAGE_STOPPING;
 	snprintf(op->reason, sizeof(op->reason), "%s", reason);
 	op->bad_step = bad_step;
 	op->bad_since = kind == DET_EXIT || kind == DET_HANG ? 0 : now_s();
 	op->skip_batches = kind == DET_SPIKE ? op->spec.recovery.loss_spike.skip_batches : 0;
-	if (!exited) {
-		/* SPEC §5: SIGTERM, grace_s, then SIGKILL (ops_tick). A trainer
-		 * finishes an in-flight save of a good step; one that knows its
-		 * state is poisoned should exit without a cancellation save (any
-		 * such save is skipped at selection anyway). */
+	if (!ranks_all_ended(op)) {
+		/* SPEC §5: SIGTERM, grace_s, then SIGKILL (ops_tick), to every
+		 * rank. A trainer finishes an in-flight save of a good step; one
+		 * that knows its state is poisoned should exit without a
+		 * cancellation save (any such save is skipped at selection
+		 * anyway). */
 		stop_group(op, SIGTERM);
 		op->killed = true;
 		op->stop_deadline = now_s() + (double)op->spec.recovery.grace_s;
 	}
-	transition(op, "detected", reason, NULL, op->have_step ? op->step : -1, -1,
-		   op->trainer_pid);
-	if (exited)
-		recover_after_stop(op);
+	op->updated_at = now_s();
+	if (db_begin() == 0) {
+		db_save_op(op);
+		event_emit_rank(op, op->gang ? r : NULL, "detected", reason, NULL,
+				r->have_step ? r->step : (op->have_step ? op->step : -1), -1,
+				r->trainer_pid);
+		if (db_commit() < 0)
+			db_rollback();
+	}
+	if (ranks_all_ended(op))
+		stopped(op);
 }
 
 /* Pick the version to resume from, newest good first (or best by metric),
@@ -425,8 +416,8 @@ static void recover_after_stop(struct op *op)
 	int failed = op->attempt - op->round_start + 1;
 	char reason[700];
 
-	op->trainer_pid = 0;
-	op->trainer_pgid = 0;
+	for (int i = 0; i < op->nranks; i++)
+		op->r[i].trainer_pid = op->r[i].trainer_pgid = 0;
 	if (!op->spec.recovery.enabled) {
 		snprintf(reason, sizeof(reason),
 			 "%s; recovery is disabled (recovery.enabled: false)", op->reason);
@@ -451,12 +442,10 @@ static void recover_after_stop(struct op *op)
 
 static void reset_runtime(struct op *op)
 {
-	op->saving = false;
 	op->killed = false;
 	op->stop_deadline = 0;
-	op->ring_pos = op->ring_count = 0;
-	op->ring_sum = 0;
-	op->last_report = now_s();
+	for (int i = 0; i < op->nranks; i++)
+		rank_reset(op, &op->r[i]);
 	op->next_poll = now_s() + (double)op->spec.recovery.poll_interval_ms / 1000.0;
 }
 
@@ -464,7 +453,7 @@ static void reset_runtime(struct op *op)
 static void relaunch(struct op *op, const char *event)
 {
 	char old[16], new[16];
-	int prev = op->trainer_pid;
+	int prev = op->r[0].trainer_pid;
 
 	if (op->pinned[0] && strcmp(op->pinned, op->resume_from))
 		version_pin(op->pinned, false);
@@ -491,10 +480,10 @@ static void relaunch(struct op *op, const char *event)
 	}
 	op->slot = false;
 	transition(op, event, op->resume_from[0] ? "resuming" : "fresh start", op->resume_from,
-		   version_step(op->resume_from), -1, op->shim_pid);
+		   version_step(op->resume_from), -1, op->r[0].shim_pid);
 	if (!strcmp(event, "client_created")) {
 		snprintf(old, sizeof(old), "%d", prev);
-		snprintf(new, sizeof(new), "%d", op->shim_pid);
+		snprintf(new, sizeof(new), "%d", op->r[0].shim_pid);
 		run_hook(op, op->spec.recovery.on_recovery, "on_recovery", old, new);
 	}
 }
@@ -603,42 +592,76 @@ static void exit_reason(int code, int sig, char *buf, size_t len)
 		snprintf(buf, len, "the trainer ended without a recorded status");
 }
 
-void op_on_shim_exit(struct op *op)
+/* Every rank of the attempt has ended while the operation was being
+ * stopped after a detection: recover, or fail (STOPPING_FINAL). */
+static void stopped(struct op *op)
+{
+	if (op->stage == STAGE_STOPPING_FINAL) {
+		fail_op(op, op->reason);
+		return;
+	}
+	recover_after_stop(op);
+}
+
+void op_on_shim_exit(struct op *op, struct rank *r)
 {
 	char path[CKPTD_PATH_MAX + 32], *buf, reason[300];
 	int code = -1, sig = -1, v;
 
-	if (op->pidfd >= 0) {
-		close(op->pidfd);
-		op->pidfd = -1;
+	if (r->pidfd >= 0) {
+		close(r->pidfd);
+		r->pidfd = -1;
 	}
 	/* the trainer's last datagrams may still be queued behind its exit */
-	if (op->notify_fd >= 0 && op->status == OP_RUNNING && !op->cancel_requested)
-		op_on_notify(op);
-	reconcile_attempt_end(op);
-	snprintf(path, sizeof(path), "%s/ops/%s/attempt-%d/exit", g.state_dir, op->id, op->attempt);
+	if (r->notify_fd >= 0 && op->status == OP_RUNNING && !op->cancel_requested)
+		op_on_notify(op, r);
+	rank_dir(op, r, path, CKPTD_PATH_MAX);
+	strcat(path, "/exit");
 	buf = read_file(path, 256, NULL);
 	if (buf && sscanf(buf, "exit %d", &v) == 1)
 		code = v;
 	else if (buf && sscanf(buf, "signal %d", &v) == 1)
 		sig = v;
 	free(buf);
-	if (code < 0 && sig < 0) /* the shim died: make sure nothing of the group lingers */
-		stop_group(op, SIGKILL);
-	op->exit_code = code;
-	op->exit_signal = sig;
-	op->shim_pid = 0;
-	op->shim_start = 0;
+	if (code < 0 && sig < 0) { /* the shim died: make sure nothing of the group lingers */
+		rank_read_trainer(op, r);
+		if (r->trainer_pgid > 0)
+			kill(-r->trainer_pgid, SIGKILL);
+	}
+	r->exit_code = code;
+	r->exit_signal = sig;
+	r->ended = true;
+	r->shim_pid = 0;
+	r->shim_start = 0;
+	/* the operation's exit: the first rank that failed, else the last's */
+	if (!op->gang || (op->exit_code <= 0 && op->exit_signal <= 0)) {
+		op->exit_code = code;
+		op->exit_signal = sig;
+	}
 	exit_reason(code, sig, reason, sizeof(reason));
-	if (op->cancel_requested) {
-		char r[400];
-
-		snprintf(r, sizeof(r), "cancelled (%s)", reason);
-		finish(op, OP_CANCELLED, "cancelled", r);
+	if (!ranks_all_ended(op)) {
+		/* a gang: one rank's failure stops them all; a rank that exits 0
+		 * waits for the others (torchrun: done when all are) */
+		if (op->status == OP_RUNNING && !op->cancel_requested && code != 0)
+			detect(op, r, DET_EXIT,
+			       code == 78 ? "exit status 78 (EX_CONFIG): not retried" : reason, -1,
+			       code == 78);
+		else if (op->status == OP_RUNNING && !op->cancel_requested)
+			ckptd_log("operation %s: rank %d exited 0; waiting for the other ranks",
+				  op->id, r->rank);
 		return;
 	}
-	if (op->status == OP_RECOVERING && op->stage == STAGE_STOPPING) {
-		recover_after_stop(op);
+	reconcile_attempt_end(op);
+	if (op->cancel_requested) {
+		char rr[400];
+
+		snprintf(rr, sizeof(rr), "cancelled (%s)", reason);
+		finish(op, OP_CANCELLED, "cancelled", rr);
+		return;
+	}
+	if (op->status == OP_RECOVERING &&
+	    (op->stage == STAGE_STOPPING || op->stage == STAGE_STOPPING_FINAL)) {
+		stopped(op);
 		return;
 	}
 	if (op->status != OP_RUNNING)
@@ -647,40 +670,43 @@ void op_on_shim_exit(struct op *op)
 		finish(op, OP_COMPLETED, "completed", "exit status 0");
 		return;
 	}
-	if (code == 78) {
+	if (code == 78 && !op->gang) {
 		fail_op(op, "exit status 78 (EX_CONFIG): not retried");
 		return;
 	}
-	detect(op, DET_EXIT, reason, -1, true);
+	detect(op, r, DET_EXIT, code == 78 ? "exit status 78 (EX_CONFIG): not retried" : reason, -1,
+	       code == 78);
 }
 
-static void spike_check(struct op *op, double loss)
+/* Each rank's loss against its own moving average (ranks see different
+ * data; one rank's spike is the gang's). */
+static void spike_check(struct op *op, struct rank *r, double loss)
 {
 	const double f = op->spec.recovery.loss_spike.factor;
 	char reason[200];
 
-	if (f > 0 && op->ring && op->ring_count >= op->ring_len) {
-		double avg = op->ring_sum / (double)op->ring_count;
+	if (f > 0 && r->ring && r->ring_count >= op->ring_len) {
+		double avg = r->ring_sum / (double)r->ring_count;
 
 		if (avg > 0 && loss > f * avg) {
-			int64_t s = op->have_step ? op->step : 0;
+			int64_t s = r->have_step ? r->step : 0;
 
 			snprintf(reason, sizeof(reason),
 				 "loss spike at step %lld: %g > %g x moving average %g",
 				 (long long)s, loss, f, avg);
-			detect(op, DET_SPIKE, reason,
+			detect(op, r, DET_SPIKE, reason,
 			       s - op->spec.recovery.loss_spike.rollback_steps + 1, false);
 			return;
 		}
 	}
-	if (op->ring) {
-		if (op->ring_count == op->ring_len)
-			op->ring_sum -= op->ring[op->ring_pos];
+	if (r->ring) {
+		if (r->ring_count == op->ring_len)
+			r->ring_sum -= r->ring[r->ring_pos];
 		else
-			op->ring_count++;
-		op->ring[op->ring_pos] = loss;
-		op->ring_sum += loss;
-		op->ring_pos = (op->ring_pos + 1) % op->ring_len;
+			r->ring_count++;
+		r->ring[r->ring_pos] = loss;
+		r->ring_sum += loss;
+		r->ring_pos = (r->ring_pos + 1) % op->ring_len;
 	}
 }
 
@@ -765,7 +791,7 @@ static int report_version(const struct op *op, const char *path, struct version 
 	return ret;
 }
 
-static void on_checkpoint_report(struct op *op, const char *path)
+static void on_checkpoint_report(struct op *op, struct rank *rk, const char *path)
 {
 	struct version v;
 	char why[CKPTD_PATH_MAX] = "", reason[CKPTD_PATH_MAX + 64];
@@ -782,8 +808,8 @@ static void on_checkpoint_report(struct op *op, const char *path)
 			  why);
 		return;
 	}
-	if (v.step < 0 && op->have_step)
-		v.step = op->step;
+	if (v.step < 0 && rk->have_step)
+		v.step = rk->step;
 	ret = version_verify(&v, why, sizeof(why));
 	if (ret == -ENOENT) {
 		/* gone or not complete (retired by retention, replaced): not a
@@ -794,7 +820,7 @@ static void on_checkpoint_report(struct op *op, const char *path)
 	if (ret < 0) {
 		snprintf(reason, sizeof(reason), "reported checkpoint failed verification: %s",
 			 why);
-		detect(op, DET_VERIFY, reason, op->have_step ? op->step : -1, false);
+		detect(op, rk, DET_VERIFY, reason, rk->have_step ? rk->step : -1, false);
 		return;
 	}
 	snprintf(op->checkpoint, sizeof(op->checkpoint), "%s", v.path);
@@ -802,8 +828,12 @@ static void on_checkpoint_report(struct op *op, const char *path)
 	checkpoint_event(op, v.path, v.step, "reported by the trainer");
 }
 
-void op_on_notify(struct op *op)
+/* Datagrams of rank rk. Each rank's reports feed its own detection (hang,
+ * NaN/Inf, spike, CORRUPTED=1, checkpoints); the operation's progress and
+ * metrics are the first rank's (rank 0 of the gang on its host). */
+void op_on_notify(struct op *op, struct rank *rk)
 {
+	bool first = rk == &op->r[0];
 	struct ckpt_report r;
 	const char *why;
 	pid_t pid;
@@ -812,7 +842,7 @@ void op_on_notify(struct op *op)
 	for (;;) {
 		char reason[CKPT_NOTIFY_TEXT_MAX + 100];
 
-		ret = ckpt_notify_recv(op->notify_fd, &r, &why, &pid);
+		ret = ckpt_notify_recv(rk->notify_fd, &r, &why, &pid);
 		if (ret == -EAGAIN || ret == -EWOULDBLOCK)
 			return;
 		if (ret == -EBADMSG || ret == -EMSGSIZE) {
@@ -822,30 +852,36 @@ void op_on_notify(struct op *op)
 		if (ret < 0)
 			return;
 		g.n_datagrams++;
-		if (op->status != OP_RUNNING || op->cancel_requested)
+		if (op->status != OP_RUNNING || op->cancel_requested || rk->ended)
 			continue; /* a trainer being stopped: its last words do not count */
-		read_trainer_pid(op);
-		if (pid > 0 && op->trainer_pgid > 0 && getpgid(pid) != op->trainer_pgid &&
-		    pid != op->trainer_pid)
-			continue; /* not from this attempt's process group */
-		op->last_report = now_s();
+		rank_read_trainer(op, rk);
+		if (pid > 0 && rk->trainer_pgid > 0 && getpgid(pid) != rk->trainer_pgid &&
+		    pid != rk->trainer_pid)
+			continue; /* not from this rank's process group */
+		rk->last_report = now_s();
 		op->dirty = true;
 		if (r.have & CKPT_R_SAVING)
-			op->saving = r.saving;
+			rk->saving = r.saving;
 		if (r.have & CKPT_R_STEP) {
+			rk->step = r.step;
+			rk->have_step = true;
+		}
+		if (first && (r.have & CKPT_R_STEP)) {
 			op->step = r.step;
 			op->have_step = true;
 		}
-		if (r.have & CKPT_R_EPOCH) {
+		if (first && (r.have & CKPT_R_EPOCH)) {
 			op->epoch = r.epoch;
 			op->have_epoch = true;
 		}
-		metrics_add(op, &r);
-		metrics_report(op, &r);
+		if (first) {
+			metrics_add(op, &r);
+			metrics_report(op, &r);
+		}
 		if (r.have & CKPT_R_CORRUPTED && r.corrupted) {
 			snprintf(reason, sizeof(reason), "the trainer reported corruption: %s",
 				 r.have & CKPT_R_REASON ? r.reason : "(no reason given)");
-			detect(op, DET_CORRUPTED, reason, op->have_step ? op->step : -1, false);
+			detect(op, rk, DET_CORRUPTED, reason, rk->have_step ? rk->step : -1, false);
 			return;
 		}
 		if ((r.have & CKPT_R_LOSS && !isfinite(r.loss)) ||
@@ -858,23 +894,27 @@ void op_on_notify(struct op *op)
 				 isnan(bad) ? "nan"
 				 : bad > 0  ? "inf"
 					    : "-inf",
-				 op->have_step ? (long long)op->step : -1LL);
-			detect(op, DET_NAN, reason, op->have_step ? op->step : 0, false);
+				 rk->have_step ? (long long)rk->step : -1LL);
+			detect(op, rk, DET_NAN, reason, rk->have_step ? rk->step : 0, false);
 			return;
 		}
 		if (r.have & CKPT_R_LOSS) {
-			op->loss = r.loss;
-			op->have_loss = true;
-			spike_check(op, r.loss);
+			rk->loss = r.loss;
+			rk->have_loss = true;
+			if (first) {
+				op->loss = r.loss;
+				op->have_loss = true;
+			}
+			spike_check(op, rk, r.loss);
 			if (op->status != OP_RUNNING)
 				return;
 		}
-		if (r.have & CKPT_R_VAL_LOSS) {
+		if (first && (r.have & CKPT_R_VAL_LOSS)) {
 			op->val_loss = r.val_loss;
 			op->have_val_loss = true;
 		}
 		if (r.have & CKPT_R_CHECKPOINT) {
-			on_checkpoint_report(op, r.checkpoint);
+			on_checkpoint_report(op, rk, r.checkpoint);
 			if (op->status != OP_RUNNING)
 				return;
 		}
@@ -955,6 +995,33 @@ static bool others_wait(const struct op *self, double now)
 	return false;
 }
 
+/* Hang detection, per rank: no report for heartbeat_timeout_s, the timer
+ * paused while that rank is saving. True when a hang was detected. */
+static bool hang_check(struct op *op, double now, double hb, double *next)
+{
+	char reason[200];
+
+	if (hb <= 0)
+		return false;
+	for (int i = 0; i < op->nranks; i++) {
+		struct rank *r = &op->r[i];
+
+		if (r->saving || r->ended)
+			continue;
+		if (now - r->last_report > hb) {
+			snprintf(reason, sizeof(reason),
+				 "hang: no report for %.0f s (heartbeat_timeout_s %lld)",
+				 now - r->last_report,
+				 (long long)op->spec.recovery.heartbeat_timeout_s);
+			detect(op, r, DET_HANG, reason, -1, false);
+			return true;
+		}
+		if (r->last_report + hb + 0.01 < *next)
+			*next = r->last_report + hb + 0.01;
+	}
+	return false;
+}
+
 void ops_tick(double now, double *next)
 {
 #define NEXT(t)                                                                                    \
@@ -987,18 +1054,8 @@ void ops_tick(double now, double *next)
 				NEXT(op->stop_deadline);
 				break;
 			}
-			if (hb > 0 && !op->saving && now - op->last_report > hb) {
-				char reason[200];
-
-				snprintf(reason, sizeof(reason),
-					 "hang: no report for %.0f s (heartbeat_timeout_s %lld)",
-					 now - op->last_report,
-					 (long long)op->spec.recovery.heartbeat_timeout_s);
-				detect(op, DET_HANG, reason, -1, false);
+			if (hang_check(op, now, hb, next))
 				break;
-			}
-			if (hb > 0 && !op->saving)
-				NEXT(op->last_report + hb + 0.01);
 			if (now >= op->next_poll) {
 				poll_versions(op);
 				op->next_poll =
@@ -1012,7 +1069,7 @@ void ops_tick(double now, double *next)
 			break;
 		}
 		case OP_RECOVERING:
-			if (op->stage == STAGE_STOPPING) {
+			if (op->stage == STAGE_STOPPING || op->stage == STAGE_STOPPING_FINAL) {
 				if (op->stop_deadline && now >= op->stop_deadline) {
 					stop_group(op, SIGKILL);
 					op->stop_deadline = 0;
@@ -1329,8 +1386,7 @@ int op_resume(struct op *op, char *err, size_t errlen)
 void op_adopt(struct op *op)
 {
 	char path[CKPTD_PATH_MAX + 32], *buf;
-	unsigned long long st = 0;
-	int pid = 0;
+	int alive = 0, pid0 = 0;
 
 	if (op->status == OP_RECOVERING && op->stage == STAGE_BACKOFF)
 		op->slot = true;
@@ -1340,53 +1396,78 @@ void op_adopt(struct op *op)
 				   op->status == OP_RUNNING);
 	if (!(op->status == OP_RUNNING ||
 	      (op->status == OP_RECOVERING &&
-	       (op->stage == STAGE_STOPPING || op->stage == STAGE_LAUNCHING))))
+	       (op->stage == STAGE_STOPPING || op->stage == STAGE_STOPPING_FINAL ||
+		op->stage == STAGE_LAUNCHING))))
 		return;
-	snprintf(path, sizeof(path), "%s/ops/%s/attempt-%d/shim", g.state_dir, op->id, op->attempt);
-	buf = read_file(path, 128, NULL);
-	if (!buf || sscanf(buf, "%d %llu", &pid, &st) != 2) {
+	for (int i = 0; i < op->nranks; i++) {
+		struct rank *r = &op->r[i];
+		unsigned long long st = 0;
+		int pid = 0;
+
+		rank_dir(op, r, path, CKPTD_PATH_MAX);
+		strcat(path, "/shim");
+		buf = read_file(path, 128, NULL);
+		if (!buf || sscanf(buf, "%d %llu", &pid, &st) != 2) {
+			free(buf);
+			/* ckptd died before every shim was recorded: no go byte was
+			 * sent, so nothing started */
+			ckptd_log("operation %s: attempt %d never started; starting it again",
+				  op->id, op->attempt);
+			op->attempt--;
+			op->status = OP_RECOVERING;
+			op->stage = STAGE_BACKOFF;
+			op->restart_at = now_s();
+			op->slot = true;
+			transition(op, NULL, NULL, NULL, -1, -1, 0);
+			return;
+		}
 		free(buf);
-		/* ckptd died before the shim was recorded: it started nothing */
-		ckptd_log("operation %s: attempt %d never started; starting it again", op->id,
-			  op->attempt);
-		op->attempt--;
-		op->status = OP_RECOVERING;
-		op->stage = STAGE_BACKOFF;
-		op->restart_at = now_s();
-		op->slot = true;
-		transition(op, NULL, NULL, NULL, -1, -1, 0);
-		return;
+		r->shim_pid = pid;
+		r->shim_start = st;
 	}
-	free(buf);
-	op->shim_pid = pid;
-	op->shim_start = st;
-	notify_open(op);
 	reset_runtime(op);
-	read_trainer_pid(op);
-	if (shim_alive(op)) {
-		op->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-		ckptd_log("operation %s: re-adopted attempt %d (shim %d, trainer %d)", op->id,
-			  op->attempt, pid, op->trainer_pid);
+	for (int i = 0; i < op->nranks; i++) {
+		struct rank *r = &op->r[i];
+
+		notify_open(op, r);
+		rank_read_trainer(op, r);
+		if (shim_alive(r)) {
+			r->pidfd = (int)syscall(SYS_pidfd_open, r->shim_pid, 0);
+			alive++;
+			if (!pid0)
+				pid0 = r->shim_pid;
+		}
+	}
+	if (alive) {
+		ckptd_log("operation %s: re-adopted attempt %d (%d of %d rank%s alive; first "
+			  "shim %d, trainer %d)",
+			  op->id, op->attempt, alive, op->nranks, op->nranks == 1 ? "" : "s",
+			  op->r[0].shim_pid, op->r[0].trainer_pid);
 		if (op->status == OP_RECOVERING && op->stage == STAGE_LAUNCHING) {
 			op->status = OP_RUNNING;
 			op->stage = STAGE_NONE;
 			transition(op, op->resume_from[0] ? "client_created" : "started",
 				   "re-adopted after a ckptd restart", op->resume_from, -1, -1,
-				   pid);
-		} else if (op->stage == STAGE_STOPPING || op->cancel_requested) {
+				   pid0);
+		} else if (op->stage == STAGE_STOPPING || op->stage == STAGE_STOPPING_FINAL ||
+			   op->cancel_requested) {
 			stop_group(op, SIGTERM);
 			op->killed = true;
 			op->stop_deadline = now_s() + (double)op->spec.recovery.grace_s;
 		}
-		return;
+	} else {
+		ckptd_log("operation %s: attempt %d ended while ckptd was down; collecting its "
+			  "exit",
+			  op->id, op->attempt);
+		if (op->status == OP_RECOVERING && op->stage == STAGE_LAUNCHING) {
+			op->status = OP_RUNNING;
+			op->stage = STAGE_NONE;
+		}
 	}
-	ckptd_log("operation %s: attempt %d ended while ckptd was down; collecting its exit",
-		  op->id, op->attempt);
-	if (op->status == OP_RECOVERING && op->stage == STAGE_LAUNCHING) {
-		op->status = OP_RUNNING;
-		op->stage = STAGE_NONE;
-	}
-	op_on_shim_exit(op);
+	/* the ranks that ended while ckptd was down: as if seen live */
+	for (int i = 0; i < op->nranks; i++)
+		if (op->r[i].pidfd < 0 && !op->r[i].ended)
+			op_on_shim_exit(op, &op->r[i]);
 }
 
 /* {"cron", "fire_time": this run's, "next_fire": when the schedule fires
@@ -1471,10 +1552,17 @@ json_t *op_to_json(const struct op *op, bool with_spec)
 		      "attempt", op->attempt, "max_attempts",
 		      (json_int_t)op->spec.recovery.max_attempts, "recoveries", op->recoveries,
 		      "progress", prog, "checkpoint", cp, "pid",
-		      op->trainer_pid > 0 ? json_integer(op->trainer_pid) : json_null(),
+		      op->nranks && op->r[0].trainer_pid > 0 ? json_integer(op->r[0].trainer_pid)
+							     : json_null(),
 		      "resumable", resumable, "cancel_requested", op->cancel_requested, "run_dir",
 		      op->run_dir, "created", c, "updated", u);
 	json_object_set_new(o, "gpus", gpus_of(op));
+	if (op->gang) {
+		json_object_set_new(o, "world_size", json_integer(ckpt_jobspec_world(&op->spec)));
+		json_object_set_new(o, "node_rank", json_integer(op->spec.resources.node_rank));
+		json_object_set_new(o, "host", json_string(g.host));
+		json_object_set_new(o, "ranks", ranks_json(op));
+	}
 	json_object_set_new(o, "reason", op->reason[0] ? json_string(op->reason) : json_null());
 	if (op->exit_signal > 0)
 		json_object_set_new(o, "exit", json_pack("{si}", "signal", op->exit_signal));

@@ -144,6 +144,19 @@ void cfs_track_touch(struct cfs *c, const char *run, const char *ver, int open_d
 /* The version was committed, renamed or deleted by someone else. */
 void cfs_track_forget(struct cfs *c, const char *run, const char *ver);
 
+/* ---- many writers (writers.c) ------------------------------------------- */
+
+/* user.ckpt.writers and .parts of a version (keys without "user.ckpt."). */
+bool cfs_writers_key(const char *key);
+/* The value's length (snprintf-style into buf), or -errno (-ENODATA unset). */
+int cfs_writers_get(struct cfs *c, const struct cfs_path *p, const char *key, char *buf,
+		    size_t len);
+int cfs_writers_set(struct cfs *c, const struct cfs_path *p, const char *key, const char *value,
+		    size_t size);
+int cfs_writers_remove(struct cfs *c, const struct cfs_path *p, const char *key);
+/* setxattr user.ckpt.commit: "1" commits, "rank=K" commits writer K's part. */
+int cfs_commit_xattr(struct cfs *c, const struct cfs_path *p, const char *value, size_t size);
+
 /* ---- kernel tuning (tune.c) ---------------------------------------------- */
 
 /* Once per mount, at the first request after INIT: readahead window. */

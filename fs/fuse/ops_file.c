@@ -209,6 +209,11 @@ static int open_node(struct cfs *c, const struct cfs_path *p, int flags, mode_t 
 	fi->keep_cache = cfs_vstate_immutable(vi.state);
 	fi->direct_io = !fi->keep_cache && open_direct(c, flags);
 	fh->mapped_rw = !fi->keep_cache && !fi->direct_io && (flags & O_ACCMODE) == O_RDWR;
+	/* A file open for writing holds the version's commit back (EBUSY,
+	 * mount.md "Many writers"), except one that may be mapped: its dirty
+	 * pages are written back at the commit, which takes them. */
+	if (fh->writer && fh->mapped_rw)
+		ckpt_file_unhold(fh->f);
 	return 0;
 }
 

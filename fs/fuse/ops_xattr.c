@@ -4,7 +4,8 @@
  * ckptd and the ckpt CLI use (docs/mount.md lists them):
  *
  *   version dir  user.ckpt.state, .seq, .committed, .pinned (rw), .verify,
- *                .commit (write 1), .meta.<key> (rw)
+ *                .commit (write 1 or rank=K), .writers (rw), .parts,
+ *                .meta.<key> (rw) (writers and parts: writers.c)
  *   run dir      user.ckpt.metric, .keep_last, .keep_best, .max_age_days
  *   file         user.ckpt.xxh128 (committed versions)
  *   mount root   user.ckpt.gc: write 1 to collect garbage now (the store's gc
@@ -130,6 +131,12 @@ static int get_version(struct cfs *c, const struct cfs_path *p, const char *key,
 			return -EIO;
 		}
 		return xval_str(v, "ok");
+	}
+	if (cfs_writers_key(key)) {
+		char w[1024];
+
+		ret = cfs_writers_get(c, p, key, w, sizeof(w));
+		return ret < 0 ? ret : xval_str(v, w);
 	}
 	ret = ckpt_version_state(c->store, p->run, p->ver, &vi);
 	if (ret < 0)
@@ -291,20 +298,10 @@ static int set_version(struct cfs *c, const struct cfs_path *p, const char *key,
 		}
 		return ckpt_meta_set(c->store, p->run, p->ver, key + META_LEN, value, size);
 	}
-	if (strcmp(key, "commit") == 0) {
-		if (parse_bool(value, size) != 1)
-			return -EINVAL;
-		cfs_files_writeback(c, p->run, p->ver);
-		ret = ckpt_version_commit(c->store, p->run, p->ver, NULL);
-		if (ret < 0) {
-			cfs_log("commit of %s/%s failed: %s", p->run, p->ver,
-				ckpt_store_strerror(c->store));
-			return ret;
-		}
-		cfs_track_forget(c, p->run, p->ver);
-		cfs_files_committed(c, p->run, p->ver);
-		return 0;
-	}
+	if (strcmp(key, "commit") == 0)
+		return cfs_commit_xattr(c, p, value, size);
+	if (cfs_writers_key(key))
+		return cfs_writers_set(c, p, key, value, size);
 	if (strcmp(key, "pinned") == 0) {
 		b = parse_bool(value, size);
 		if (b < 0)
@@ -391,6 +388,8 @@ void cfs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 
 		if (p.kind == CFS_VERSION && strncmp(key, META, META_LEN) == 0)
 			ret = ckpt_meta_remove(c->store, p.run, p.ver, key + META_LEN);
+		else if (p.kind == CFS_VERSION && cfs_writers_key(key))
+			ret = cfs_writers_remove(c, &p, key);
 		else if (p.kind == CFS_RUN && strcmp(key, "metric") == 0)
 			ret = ckpt_run_set_metric(c->store, p.run, "");
 		else if (p.kind == CFS_RUN)
@@ -446,6 +445,15 @@ static int list_version(struct cfs *c, const struct cfs_path *p, struct xlist *l
 		ret = xlist_add(l, PFX, "committed");
 	if (ret == 0)
 		ret = xlist_add(l, PFX, "pinned");
+	if (ret == 0 && vi.state == CKPT_V_OPEN) {
+		char w[16];
+
+		if (cfs_writers_get(c, p, "writers", w, sizeof(w)) > 0) {
+			ret = xlist_add(l, PFX, "writers");
+			if (ret == 0)
+				ret = xlist_add(l, PFX, "parts");
+		}
+	}
 	if (ret < 0)
 		return ret;
 	ret = ckpt_meta_list(c->store, p->run, p->ver, &keys, &n);

@@ -17,6 +17,7 @@ struct ckpt_file {
 	struct version *v;
 	struct fdata *f;
 	int flags;
+	bool holds;	      /* counted in v->writers: holds the commit back */
 	pthread_mutex_t lock; /* the chunk cache; FUSE may read one handle from many threads */
 	uint8_t *cache;	      /* page-aligned, cache_cap bytes (rc_buf_alloc) */
 	size_t cache_cap;
@@ -451,6 +452,10 @@ int ckpt_file_open(struct ckpt_store *s, const char *run, const char *version, c
 	snprintf(h->path, sizeof(h->path), "%s", path);
 	fdata_get(h->f);
 	v->refs++;
+	if (acc != O_RDONLY) {
+		h->holds = true;
+		v->writers++;
+	}
 	pthread_mutex_unlock(&s->lock);
 	if ((flags & O_TRUNC) && acc != O_RDONLY) {
 		pthread_mutex_lock(&h->f->lock);
@@ -833,6 +838,15 @@ int ckpt_file_fsync(struct ckpt_file *h)
 	return ckpt_file_flush(h);
 }
 
+void ckpt_file_unhold(struct ckpt_file *h)
+{
+	pthread_mutex_lock(&h->s->lock);
+	if (h->holds)
+		version_writer_done(h->s, h->v);
+	h->holds = false;
+	pthread_mutex_unlock(&h->s->lock);
+}
+
 int ckpt_file_close(struct ckpt_file *h)
 {
 	struct ckpt_store *s;
@@ -844,6 +858,8 @@ int ckpt_file_close(struct ckpt_file *h)
 	ret = ckpt_file_flush(h);
 	fdata_put(s, h->f);
 	pthread_mutex_lock(&s->lock);
+	if (h->holds)
+		version_writer_done(s, h->v);
 	version_unref(s, h->v);
 	pthread_mutex_unlock(&s->lock);
 	/* a reader between ckpt_file_read_ref and _release still uses the

@@ -124,6 +124,7 @@ void version_unref(struct ckpt_store *s, struct version *v)
 		return;
 	node_free(s, v->root);
 	json_decref(v->meta);
+	free(v->parts);
 	free(v);
 }
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <time.h>
 
 #include "store_i.h"
 
@@ -29,6 +30,14 @@ int ckpt_store_open_err(const char *where, const struct ckpt_store_opts *opts,
 	if (!s)
 		return -ENOMEM;
 	pthread_mutex_init(&s->lock, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&s->writers_cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	s->opts = opts ? *opts : defaults;
 	s->io = s->opts.io ? s->opts.io : &ckpt_io_default;
 	s->next_seq = 1;
@@ -93,6 +102,7 @@ void ckpt_store_close(struct ckpt_store *s)
 		chunks_close(&s->ck);
 		SB(s->be, close);
 	}
+	pthread_cond_destroy(&s->writers_cond);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }

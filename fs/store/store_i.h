@@ -114,6 +114,11 @@ struct version {
 	json_t *meta;	/* object: key -> string */
 	bool totals_ok; /* tot_* are valid (trees of non-open versions do not grow) */
 	uint64_t tot_bytes, tot_files;
+	/* many writers (parts.c): handles open for writing that hold a commit
+	 * back, and user.ckpt.writers (nparts, 0 = unset) with the parts done */
+	int writers;
+	uint32_t nparts, parts_done;
+	uint8_t *parts; /* bitmap of nparts bits */
 };
 struct run {
 	char name[CKPT_NAME_MAX + 1];
@@ -126,6 +131,7 @@ struct run {
 
 struct ckpt_store {
 	pthread_mutex_t lock;
+	pthread_cond_t writers_cond; /* a version's writers count went down */
 	struct ckpt_store_opts opts;
 	const struct ckpt_io_ops *io; /* local files: staging */
 	struct sb *be;		      /* where everything durable lives */
@@ -135,6 +141,17 @@ struct ckpt_store {
 	uint64_t next_seq;
 	uint64_t stage_ctr;
 };
+
+/* ---- many writers (parts.c), store->lock held ---- */
+/* -EBUSY (with the reason) while the version waits for parts of its
+ * user.ckpt.writers. */
+int version_parts_check(struct ckpt_store *s, struct version *v);
+/* A handle of `v` that held its commit back is closed. */
+void version_writer_done(struct ckpt_store *s, struct version *v);
+/* How long a commit waits for handles still open for writing: FUSE sends
+ * RELEASE after close(2) has returned, so a writer's own close may still
+ * be on its way when its rename arrives. */
+#define STORE_WRITERS_WAIT_MS 2000
 
 /* ---- manifests (manifest.c) ---- */
 json_t *manifest_build(struct ckpt_store *s, struct version *v, bool with_chunks);

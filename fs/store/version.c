@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 #include <xxhash.h>
 
 #include "ckptfs/utf8.h"
@@ -238,9 +239,19 @@ int ckpt_version_commit(struct ckpt_store *s, const char *run, const char *versi
 	size_t nf = 0, cap = 0;
 	const char *why, *final;
 	struct version *v;
+	struct timespec until;
+	bool waited = false;
 	int ret;
 
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += STORE_WRITERS_WAIT_MS / 1000;
+	until.tv_nsec += (long)(STORE_WRITERS_WAIT_MS % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
 	pthread_mutex_lock(&s->lock);
+again:
 	ret = version_lookup(s, run, version, &v);
 	if (ret < 0)
 		goto out;
@@ -255,6 +266,25 @@ int ckpt_version_commit(struct ckpt_store *s, const char *run, const char *versi
 		ret = store_err(s, -EBUSY, "version %s/%s is being committed already", run,
 				version);
 		goto out;
+	}
+	ret = version_parts_check(s, v);
+	if (ret < 0)
+		goto out;
+	if (v->writers > 0) {
+		/* never publish a file that is still being written; the wait
+		 * covers the RELEASE the kernel sends after close(2) returns */
+		if (waited) {
+			ret = store_err(s, -EBUSY,
+					"version %s/%s has %d file%s still open for writing: "
+					"close every file of the version (every writer, every "
+					"rank) before committing it",
+					run, version, v->writers, v->writers == 1 ? "" : "s");
+			goto out;
+		}
+		v->refs++;
+		waited = pthread_cond_timedwait(&s->writers_cond, &s->lock, &until) == ETIMEDOUT;
+		version_unref(s, v);
+		goto again;
 	}
 	final = new_name && strcmp(new_name, version) ? new_name : version;
 	if (final != version) {
@@ -305,6 +335,9 @@ int ckpt_version_commit(struct ckpt_store *s, const char *run, const char *versi
 		} else {
 			v->seq = seq;
 			s->next_seq = seq + 1;
+			free(v->parts); /* whole now: user.ckpt.writers is for open versions */
+			v->parts = NULL;
+			v->nparts = v->parts_done = 0;
 			for (size_t i = 0; i < nf; i++) {
 				pthread_mutex_lock(&fv[i]->lock);
 				fdata_seal(s, fv[i]);

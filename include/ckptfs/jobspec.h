@@ -83,6 +83,13 @@ struct ckpt_jobspec {
 
 	struct {
 		int64_t gpus; /* 1 (informational: ckptd does not reserve GPUs) */
+		/* A gang of ranks (SPEC §9, docs/ranks.md): 0 = not given. Either
+		 * given (even as 1) makes the job a gang, started with the
+		 * torchrun environment. */
+		int64_t nodes;		/* hosts of the gang */
+		int64_t procs_per_node; /* ranks on each host */
+		int64_t node_rank;	/* this host's place, 0 .. nodes-1 */
+		char *rdzv;		/* etcd://HOST:PORT/JOB, needed for nodes > 1 */
 	} resources;
 
 	struct {
@@ -105,6 +112,7 @@ struct ckpt_jobspec {
 		int64_t max_backoff_ms;	     /* 60000 */
 		int64_t heartbeat_timeout_s; /* 300; 0 = no hang detection */
 		int64_t grace_s;	     /* 10: SIGTERM to SIGKILL when stopping */
+		int64_t gang_timeout_s;	     /* 300: a gang waits this long for a host */
 		bool from_scratch;	     /* false: no good checkpoint -> FAILED */
 		struct {
 			double factor;		/* 0 = off */
@@ -154,6 +162,27 @@ int ckpt_jobspec_apply_json(struct ckpt_jobspec *js, const char *text, size_t le
  */
 int ckpt_jobspec_set(struct ckpt_jobspec *js, const char *path, const char *value, char *err,
 		     size_t errlen);
+
+/* etcd://HOST:PORT/JOB (resources.rdzv): 0, or -EINVAL when malformed. */
+int ckpt_rdzv_parse(const char *url, char *host, size_t hostlen, int *port, char *job,
+		    size_t joblen);
+
+/* A gang of ranks: resources.nodes or resources.procs_per_node given. */
+static inline bool ckpt_jobspec_gang(const struct ckpt_jobspec *js)
+{
+	return js->resources.nodes > 0 || js->resources.procs_per_node > 0;
+}
+
+/* Ranks on this host and in the whole gang (1 and 1 for a plain job). */
+static inline int64_t ckpt_jobspec_local_ranks(const struct ckpt_jobspec *js)
+{
+	return js->resources.procs_per_node > 0 ? js->resources.procs_per_node : 1;
+}
+
+static inline int64_t ckpt_jobspec_world(const struct ckpt_jobspec *js)
+{
+	return ckpt_jobspec_local_ranks(js) * (js->resources.nodes > 0 ? js->resources.nodes : 1);
+}
 
 /* Cross-field checks once every layer is applied (e.g. backoff_ms <=
  * max_backoff_ms, strategy best needs a metric). */

@@ -159,12 +159,34 @@ int ckpt_version_create(struct ckpt_store *s, const char *run, const char *versi
  * Commit an OPEN version, all or nothing: data durable, manifest written to a
  * temporary name, fsynced, renamed, directory fsynced. With `new_name` not
  * NULL the version is published under that name (rename(2) commit); the old
- * name disappears at the same moment. Files still open for writing are
- * flushed first. On failure (-EIO, -ENOSPC, ...) the version stays OPEN and
- * nothing committed changes. Retention runs after the commit is durable.
+ * name disappears at the same moment. A file of the version still open for
+ * writing (a handle that holds the commit, see ckpt_file_unhold) is waited
+ * for up to 2 s, then the commit fails with -EBUSY: a file being written is
+ * never published. A version with user.ckpt.writers set and parts missing
+ * (ckpt_version_commit_part) gives -EBUSY too. On failure (-EIO, -ENOSPC,
+ * -EBUSY, ...) the version stays OPEN and nothing committed changes.
+ * Retention runs after the commit is durable.
  */
 int ckpt_version_commit(struct ckpt_store *s, const char *run, const char *version,
 			const char *new_name);
+/*
+ * A version written by many processes (ranks, docs/mount.md "Many
+ * writers"): set_writers(n) says it is whole once each of its n writers has
+ * committed its part; n = 0 clears it (and the parts done). Setting the same
+ * n again is no change; another n once parts are done is -EBUSY.
+ * commit_part(k) records that writer k (0 <= k < n) is done, once however
+ * often it is called; the part that completes the set commits the version
+ * (ckpt_version_commit, *committed = true), and calling it again retries a
+ * commit that failed. writers() reads n, the parts done and (parts, len) the
+ * list of them ("0, 2, 3").
+ */
+#define CKPT_WRITERS_MAX 65536
+int ckpt_version_set_writers(struct ckpt_store *s, const char *run, const char *version,
+			     uint32_t n);
+int ckpt_version_commit_part(struct ckpt_store *s, const char *run, const char *version,
+			     uint32_t part, bool *committed);
+int ckpt_version_writers(struct ckpt_store *s, const char *run, const char *version, uint32_t *n,
+			 uint32_t *done, char *parts, size_t len);
 /* Delete a version whole (any state). -EBUSY when pinned. */
 int ckpt_version_delete(struct ckpt_store *s, const char *run, const char *version);
 /*
@@ -262,6 +284,11 @@ int ckpt_node_utimens(struct ckpt_store *s, const char *run, const char *version
  */
 int ckpt_file_open(struct ckpt_store *s, const char *run, const char *version, const char *path,
 		   int flags, uint32_t mode, struct ckpt_file **out);
+/* A handle open for writing holds its version's commit back until it is
+ * closed (ckpt_version_commit). unhold lets the commit go ahead while it is
+ * open: for handles whose data the caller brings in at commit itself (a
+ * FUSE file that may be mapped: its dirty pages are written back first). */
+void ckpt_file_unhold(struct ckpt_file *f);
 /* Read: every chunk read from the backing store is checked against its hash
  * (unless verify=off); a mismatch returns -EIO, marks the version CORRUPT
  * and logs the chunk. A read error of the disk is returned (-EIO, ...) and

@@ -159,6 +159,8 @@ void ckpt_sparkline(FILE *f, const double *v, size_t n, int width);
  * carries the positions from one call to the next. */
 struct ckpt_cursor {
 	long long events, logs;
+	bool has_rank; /* logs of this rank of a gang, else its first here */
+	int rank;
 };
 int ckpt_follow(struct ckpt_ctx *c, const char *id, bool events, bool logs, bool follow,
 		struct ckpt_cursor *cur, volatile sig_atomic_t *stop, int stop_above);

@@ -20,7 +20,7 @@ static const char ops_help[] =
 	"       ckpt ops status ID [--json]\n"
 	"       ckpt ops resume ID\n"
 	"       ckpt ops cancel ID\n"
-	"       ckpt ops logs ID [--follow] [--json]\n"
+	"       ckpt ops logs ID [--rank K] [--follow] [--json]\n"
 	"       ckpt ops events ID [--follow] [--json]\n"
 	"       ckpt ops metrics ID [--resolution step|30s|5m|1h] [--csv|--json]\n"
 	"\n"
@@ -30,7 +30,8 @@ static const char ops_help[] =
 	"status  one operation: state, progress, attempt, checkpoint, how to resume\n"
 	"resume  restart a CANCELLED or FAILED operation from its checkpoint\n"
 	"cancel  stop an operation; the trainer saves a cancellation checkpoint first\n"
-	"logs    the trainer's output; --follow keeps printing until the operation ends\n"
+	"logs    the trainer's output; --follow keeps printing until the operation ends;\n"
+	"        --rank K: rank K's of a gang (default: the first rank on this host)\n"
 	"events  submitted, started, detected, checkpoint_selected, ... ; --follow likewise\n"
 	"metrics loss and val_loss per step (a table; a sparkline on a terminal);\n"
 	"        see 'ckpt ops metrics --help'\n"
@@ -158,6 +159,8 @@ static int follow_logs(struct ckpt_ctx *c, const char *id, struct ckpt_cursor *c
 	int rc = 0;
 
 	snprintf(path, sizeof(path), "/api/v1/operations/%s/logs?offset=%lld", id, cur->logs);
+	if (cur->has_rank)
+		snprintf(path + strlen(path), sizeof(path) - strlen(path), "&rank=%d", cur->rank);
 	snprintf(what, sizeof(what), "logs of %s", id);
 	ckpt_api(c, "GET", path, NULL, NULL, &r);
 	if (r.status != 200) {
@@ -246,17 +249,18 @@ int ckpt_follow(struct ckpt_ctx *c, const char *id, bool events, bool logs, bool
 
 int cmd_ops(struct ckpt_ctx *c, int argc, char **argv)
 {
-	enum { O_STATUS = CKPT_OPT_LOCAL, O_RESUMABLE };
+	enum { O_STATUS = CKPT_OPT_LOCAL, O_RESUMABLE, O_RANK };
 	static const struct option lo[] = {
 		CKPT_COMMON_LONGOPTS,
 		{"status", required_argument, NULL, O_STATUS},
 		{"resumable", no_argument, NULL, O_RESUMABLE},
+		{"rank", required_argument, NULL, O_RANK},
 		{"follow", no_argument, NULL, 'f'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *status = NULL, *sub, *id;
 	bool resumable = false, follow = false;
-	int opt;
+	int opt, rank = -1;
 
 	/* `ops metrics` has options of its own (metrics.c) */
 	for (int i = 1; i < argc && argv[i][0] == '-'; i++)
@@ -281,6 +285,11 @@ int cmd_ops(struct ckpt_ctx *c, int argc, char **argv)
 			break;
 		case O_RESUMABLE:
 			resumable = true;
+			break;
+		case O_RANK:
+			rank = (int)ckpt_parse_count("ops", "--rank", optarg, 1 << 20);
+			if (rank < 0)
+				return CKPT_EXIT_USAGE;
 			break;
 		case 'f':
 			follow = true;
@@ -328,11 +337,13 @@ int cmd_ops(struct ckpt_ctx *c, int argc, char **argv)
 				      id);
 	if (follow && strcmp(sub, "logs") && strcmp(sub, "events"))
 		return ckpt_usage_err("ops", "--follow goes with 'ops logs' or 'ops events'");
+	if (rank >= 0 && strcmp(sub, "logs"))
+		return ckpt_usage_err("ops", "--rank goes with 'ops logs'");
 	if (!strcmp(sub, "status"))
 		return ops_status(c, id);
 	if (!strcmp(sub, "resume") || !strcmp(sub, "cancel"))
 		return ops_post(c, id, sub);
-	struct ckpt_cursor cur = {0, 0};
+	struct ckpt_cursor cur = {0, 0, rank >= 0, rank};
 	return ckpt_follow(c, id, !strcmp(sub, "events"), !strcmp(sub, "logs"), follow, &cur, NULL,
 			   0);
 }

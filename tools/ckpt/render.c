@@ -220,6 +220,54 @@ static void line_num(FILE *f, const char *label, json_t *o, ...)
 	fprintf(f, "  %-15s%s\n", label, b);
 }
 
+/* A gang's ranks on this host: RANK HOST PID STEP LAST_REPORT STATE. */
+static void render_ranks(struct ckpt_ctx *c, json_t *op, FILE *f)
+{
+	static const char *head[] = {"RANK", "HOST", "PID", "STEP", "LAST_REPORT", "STATE"};
+	static const int minw[] = {4, 4, 3, 4, 11, 0};
+	json_t *ranks = ckpt_jget(op, "ranks", NULL), *r;
+	struct ckpt_table t;
+	double x;
+	size_t i;
+
+	if (!json_is_array(ranks))
+		return;
+	fprintf(f, "Ranks:           %zu here", json_array_size(ranks));
+	if (num_of(op, &x, "world_size", NULL))
+		fprintf(f, " of %.0f", x);
+	if (num_of(op, &x, "node_rank", NULL))
+		fprintf(f, " (node %.0f)", x);
+	fputc('\n', f);
+	ckpt_table_init(&t, 6, head, minw);
+	json_array_foreach(ranks, i, r)
+	{
+		char rk[16] = "-", pid[16] = "-", step[24] = "-", last[40] = "-", st[48];
+		json_t *ex = ckpt_jget(r, "exit", NULL);
+		const char *state = ckpt_jstr(r, "state");
+		time_t lt;
+
+		if (num_of(r, &x, "rank", NULL))
+			snprintf(rk, sizeof(rk), "%.0f", x);
+		if (num_of(r, &x, "pid", NULL))
+			snprintf(pid, sizeof(pid), "%.0f", x);
+		if (num_of(r, &x, "step", NULL))
+			snprintf(step, sizeof(step), "%.0f", x);
+		if (time_of(r, &lt, "last_report", NULL)) {
+			ckpt_fmt_age_short(last, sizeof(last) - 4, c->now, lt);
+			strcat(last, " ago");
+		}
+		snprintf(st, sizeof(st), "%s", state ? state : "-");
+		if (num_of(ex, &x, "code", NULL))
+			snprintf(st + strlen(st), sizeof(st) - strlen(st), " (status %.0f)", x);
+		else if (num_of(ex, &x, "signal", NULL))
+			snprintf(st + strlen(st), sizeof(st) - strlen(st), " (signal %.0f)", x);
+		ckpt_table_add(&t, rk, ckpt_jstr(r, "host") ? ckpt_jstr(r, "host") : "-", pid, step,
+			       last, st);
+	}
+	ckpt_table_print(&t, f);
+	ckpt_table_free(&t);
+}
+
 void ckpt_render_op(struct ckpt_ctx *c, json_t *op, FILE *f)
 {
 	json_t *cp = op_checkpoint(op), *p = ckpt_jget(op, "progress", NULL);
@@ -289,6 +337,7 @@ void ckpt_render_op(struct ckpt_ctx *c, json_t *op, FILE *f)
 	if (json_is_integer(ckpt_jget(op, "pid", NULL)))
 		fprintf(f, "PID:             %lld\n",
 			(long long)json_integer_value(ckpt_jget(op, "pid", NULL)));
+	render_ranks(c, op, f);
 	if (num_of(ex, &e, "code", NULL))
 		fprintf(f, "Exit:            status %.0f\n", e);
 	else if (num_of(ex, &e, "signal", NULL))

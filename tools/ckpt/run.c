@@ -35,6 +35,8 @@ static const char run_help[] =
 	"usage: ckpt run JOB.yaml [--set KEY=VALUE ...]\n"
 	"       ckpt run [--max-attempts N] [--heartbeat-timeout S] [--name NAME]\n"
 	"                [--project P] [--set KEY=VALUE ...] -- CMD ARGS...\n"
+	"       ckpt run --nproc-per-node N [--nnodes M --node-rank K --rdzv URL] ...\n"
+	"                -- CMD ARGS...\n"
 	"\n"
 	"Submit a job and follow it: the trainer's output and ckptd's events\n"
 	"(detected, checkpoint_selected, ...) stream here until the operation ends.\n"
@@ -42,6 +44,12 @@ static const char run_help[] =
 	"The second form supervises any command (torchrun-style): ckptd gives it\n"
 	"CKPT_RUN_DIR, CKPT_NOTIFY_SOCKET, ... (SPEC §4) and restarts it from its\n"
 	"newest good checkpoint when it crashes, hangs or reports NaN.\n"
+	"--nproc-per-node N starts a gang of N ranks with torchrun's environment\n"
+	"(RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT, ...); when one rank\n"
+	"fails all stop and all restart from the same checkpoint. Many hosts: run\n"
+	"ckpt run on each with --nnodes M, its own --node-rank K and one --rdzv\n"
+	"etcd://HOST:PORT/JOB (the job spec's resources: nodes, procs_per_node,\n"
+	"node_rank, rdzv; torchrun's spellings --nproc_per_node, --node_rank too).\n"
 	"Ctrl-C cancels the operation: the trainer saves a cancellation checkpoint,\n"
 	"and ckpt prints how to resume it. A second Ctrl-C stops following at once.\n"
 	"Starts ckptd in the background when none answers (and says so).\n"
@@ -61,6 +69,10 @@ enum {
 	O_NAME,
 	O_MAXATT,
 	O_HEARTBEAT,
+	O_NPROC,
+	O_NNODES,
+	O_NODE_RANK,
+	O_RDZV,
 };
 
 static const struct option job_opts[] = {
@@ -77,6 +89,12 @@ static const struct option job_opts[] = {
 	{"name", required_argument, NULL, O_NAME},
 	{"max-attempts", required_argument, NULL, O_MAXATT},
 	{"heartbeat-timeout", required_argument, NULL, O_HEARTBEAT},
+	{"nproc-per-node", required_argument, NULL, O_NPROC},
+	{"nproc_per_node", required_argument, NULL, O_NPROC},
+	{"nnodes", required_argument, NULL, O_NNODES},
+	{"node-rank", required_argument, NULL, O_NODE_RANK},
+	{"node_rank", required_argument, NULL, O_NODE_RANK},
+	{"rdzv", required_argument, NULL, O_RDZV},
 	{NULL, 0, NULL, 0},
 };
 
@@ -104,6 +122,14 @@ static const char *flag_key(int opt)
 		return "recovery.max_attempts";
 	case O_HEARTBEAT:
 		return "recovery.heartbeat_timeout_s";
+	case O_NPROC:
+		return "resources.procs_per_node";
+	case O_NNODES:
+		return "resources.nodes";
+	case O_NODE_RANK:
+		return "resources.node_rank";
+	case O_RDZV:
+		return "resources.rdzv";
 	}
 	return NULL;
 }
@@ -157,8 +183,19 @@ static int parse_job_opts(struct ckpt_ctx *c, const char *cmd, const char *help,
 			ckpt_usage_err(cmd, "--%s needs a value", opt_name(opt));
 			return -CKPT_EXIT_USAGE;
 		}
-		if (opt == O_GPUS || opt == O_BATCH || opt == O_EPOCHS || opt == O_MAXATT ||
-		    opt == O_HEARTBEAT) {
+		if (opt == O_NODE_RANK) {
+			if (ckpt_parse_count(cmd, "--node-rank", optarg, 1023) < 0)
+				return -CKPT_EXIT_USAGE;
+		} else if (opt == O_NPROC || opt == O_NNODES) {
+			char on[64];
+			snprintf(on, sizeof(on), "--%s", opt_name(opt));
+			if (ckpt_parse_count(cmd, on, optarg, 1024) < 1) {
+				if (!strcmp(optarg, "0"))
+					ckpt_usage_err(cmd, "%s wants 1 or more, not 0", on);
+				return -CKPT_EXIT_USAGE;
+			}
+		} else if (opt == O_GPUS || opt == O_BATCH || opt == O_EPOCHS || opt == O_MAXATT ||
+			   opt == O_HEARTBEAT) {
 			char on[64];
 			snprintf(on, sizeof(on), "--%s", opt_name(opt));
 			if (ckpt_parse_count(cmd, on, optarg, 1000000000) < 0)
@@ -312,7 +349,7 @@ int cmd_run(struct ckpt_ctx *c, int argc, char **argv)
 	const char *file = NULL;
 	char *id = NULL, status[64] = "";
 	struct sigaction sa;
-	struct ckpt_cursor cur = {0, 0};
+	struct ckpt_cursor cur = {0, 0, false, 0};
 	int rc, i;
 
 	i = parse_job_opts(c, "run", run_help, argc, argv, true, &a);

@@ -376,7 +376,9 @@ static const char commit_help[] =
 	"Commit an open version: its data and manifest become durable and it becomes\n"
 	"immutable, all or nothing (the same as renaming step-N.tmp to step-N, or\n"
 	"'setfattr -n user.ckpt.commit -v 1 PATH'). Committing a committed version\n"
-	"does nothing and succeeds.\n"
+	"does nothing and succeeds. A file still open for writing, or a version with\n"
+	"user.ckpt.writers whose writers have not all committed their part, fails\n"
+	"(the version stays open).\n"
 	"\n"
 	"Options: --mount DIR, --state-dir DIR, -h/--help.\n";
 
@@ -416,10 +418,30 @@ int cmd_commit(struct ckpt_ctx *c, int argc, char **argv)
 		goto out;
 	}
 	if (setxattr(p, "user.ckpt.commit", "1", 1, 0) < 0) {
-		ckpt_err("committing %s failed: %s. %s", p, strerror(errno),
-			 errno == ENOSPC || errno == EIO
-				 ? "The version stays open; free space or fix the disk and retry."
-				 : "The version stays open.");
+		int e = errno;
+		char *w = e == EBUSY ? ckpt_xattr_get(p, "user.ckpt.writers") : NULL;
+		char *parts = w ? ckpt_xattr_get(p, "user.ckpt.parts") : NULL;
+
+		if (w)
+			ckpt_err("committing %s failed: it waits for its writers: "
+				 "user.ckpt.writers=%s and only %s%s committed their part. "
+				 "The version stays open; each writer sets "
+				 "user.ckpt.commit=rank=K, or 'setfattr -x user.ckpt.writers %s' "
+				 "commits it as it is.",
+				 p, w, parts && parts[0] ? "ranks " : "none", parts ? parts : "",
+				 p);
+		else if (e == EBUSY)
+			ckpt_err("committing %s failed: a file of the version is still open for "
+				 "writing. The version stays open; close it (or wait for its "
+				 "writer) and retry.",
+				 p);
+		else
+			ckpt_err("committing %s failed: %s. %s", p, strerror(e),
+				 e == ENOSPC || e == EIO ? "The version stays open; free space "
+							   "or fix the disk and retry."
+							 : "The version stays open.");
+		free(w);
+		free(parts);
 		goto out;
 	}
 	printf("committed %s (seq %lld)\n", p, xattr_num(p, "user.ckpt.seq"));
