@@ -154,6 +154,14 @@ def main(argv):
                 return EX_CONFIG
             step = state["step"]
         print("rank %d: resumed from %s at step %d" % (rank, resume, step), flush=True)
+    # DDP rebuilds its gradient buckets after the first backward, in the
+    # order the gradients became ready, and the layout decides the order of
+    # the additions in gloo's ring allreduce. One backward of a zero loss
+    # before training (parameters and optimizer untouched) makes every real
+    # step, fresh or resumed, run on the rebuilt layout; without it a resumed
+    # run's first step would sum in another order and drift in the last bits.
+    (ddp(torch.zeros(1, a.dim)).sum() * 0).backward()
+    opt.zero_grad(set_to_none=True)
     cn.ready()
 
     def save(step):

@@ -169,7 +169,9 @@ class Ckptd:
                 except OSError:
                     pass
         # every attempt's process group, from the shims' own records
-        for f in glob.glob(os.path.join(self.state, "ops", "*", "attempt-*", "trainer")):
+        for f in (glob.glob(os.path.join(self.state, "ops", "*", "attempt-*", "trainer")) +
+                  glob.glob(os.path.join(self.state, "ops", "*", "attempt-*", "rank-*",
+                                         "trainer"))):
             try:
                 with open(f) as fh:
                     os.killpg(int(fh.read().split()[0]), signal.SIGKILL)

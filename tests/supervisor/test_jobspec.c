@@ -186,6 +186,15 @@ static void test_rejects(void **state)
 		{"a: 1\n---\nb: 2", "more than one YAML document"},
 		{"", "empty document"},
 		{"x: &a [*a]", ""},
+		{"resources: {procs_per_node: 0}", "resources.procs_per_node: must be an integer "
+						   "between 1 and 1024 (got 0)"},
+		{"resources: {nodes: 2.5}", "resources.nodes: must be an integer"},
+		{"resources: {node_rank: -1}", "resources.node_rank"},
+		{"resources: {rdzv: 5}", "resources.rdzv: must be a string"},
+		{"resources: {nproc: 2}",
+		 "resources.nproc: unknown key (known keys here: gpus, nodes, "
+		 "procs_per_node, node_rank, rdzv)"},
+		{"recovery: {gang_timeout_s: 0}", "recovery.gang_timeout_s"},
 	};
 	char err[512];
 
@@ -237,6 +246,70 @@ static void test_cross_validate(void **state)
 	assert_int_equal(ckpt_jobspec_validate(&js, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "recovery.backoff_ms"));
 	ckpt_jobspec_free(&js);
+}
+
+/* A gang: the cross-field rules of resources (SPEC §9), its serialised
+ * form, and rdzv URLs. */
+static void test_gang(void **state)
+{
+	static const struct {
+		const char *yaml, *want;
+	} bad[] = {
+		{"resources: {nodes: 2, procs_per_node: 2}", "resources.rdzv: needed when"},
+		{"resources: {nodes: 2, node_rank: 2, rdzv: 'etcd://h:1/j'}",
+		 "resources.node_rank: 2 is not a host of a gang of 2"},
+		{"resources: {nodes: 2, rdzv: 'http://h:1/j'}", "only etcd rendezvous"},
+		{"resources: {nodes: 2, rdzv: 'etcd://h/j'}", "is not etcd://HOST:PORT/JOB"},
+		{"resources: {nodes: 2, rdzv: 'etcd://h:99999/j'}", "is not etcd://"},
+		{"resources: {nodes: 2, rdzv: 'etcd://h:1/a b'}", "is not etcd://"},
+		{"resources: {rdzv: 'etcd://h:1/j'}", "resources.rdzv: only for a gang"},
+	};
+	struct ckpt_jobspec js;
+	char err[512], host[64], job[72], *out;
+	const char *y;
+	int port;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(ckpt_jobspec_init(&js), 0);
+		assert_int_equal(ckpt_jobspec_apply_yaml(&js, bad[i].yaml, strlen(bad[i].yaml),
+							 NULL, err, sizeof(err)),
+				 0);
+		err[0] = '\0';
+		if (ckpt_jobspec_validate(&js, err, sizeof(err)) != -EINVAL ||
+		    !strstr(err, bad[i].want))
+			fail_msg("case %zu '%s': err '%s' (want '%s')", i, bad[i].yaml, err,
+				 bad[i].want);
+		ckpt_jobspec_free(&js);
+	}
+	/* not a gang: no torchrun keys in the resolved spec */
+	assert_int_equal(ckpt_jobspec_init(&js), 0);
+	assert_false(ckpt_jobspec_gang(&js));
+	out = ckpt_jobspec_to_json(&js);
+	assert_null(strstr(out, "procs_per_node"));
+	free(out);
+	ckpt_jobspec_free(&js);
+	y = "resources: {nodes: 2, procs_per_node: 4, node_rank: 1, rdzv: "
+	    "'etcd://10.0.0.1:2379/job-1'}\n";
+	assert_int_equal(ckpt_jobspec_init(&js), 0);
+	assert_int_equal(ckpt_jobspec_apply_yaml(&js, y, strlen(y), NULL, err, sizeof(err)), 0);
+	assert_int_equal(ckpt_jobspec_validate(&js, err, sizeof(err)), 0);
+	assert_true(ckpt_jobspec_gang(&js));
+	assert_int_equal(ckpt_jobspec_world(&js), 8);
+	assert_int_equal(ckpt_jobspec_local_ranks(&js), 4);
+	out = ckpt_jobspec_to_json(&js);
+	assert_non_null(strstr(out, "\"procs_per_node\": 4"));
+	assert_non_null(strstr(out, "\"rdzv\": \"etcd://10.0.0.1:2379/job-1\""));
+	free(out);
+	ckpt_jobspec_free(&js);
+	assert_int_equal(ckpt_rdzv_parse("etcd://[::1]:2379/j.x_y-z", host, sizeof(host), &port,
+					 job, sizeof(job)),
+			 0);
+	assert_string_equal(host, "[::1]");
+	assert_int_equal(port, 2379);
+	assert_string_equal(job, "j.x_y-z");
+	assert_int_equal(
+		ckpt_rdzv_parse("etcd://h:2379/", host, sizeof(host), &port, job, sizeof(job)),
+		-EINVAL);
 }
 
 /* An inline secret never leaves through serialisation. */
@@ -402,7 +475,7 @@ int main(void)
 		cmocka_unit_test(test_secret_redacted), cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_load_missing),	cmocka_unit_test(test_cron),
 		cmocka_unit_test(test_cron_names),	cmocka_unit_test(test_cron_never),
-		cmocka_unit_test(test_examples),
+		cmocka_unit_test(test_examples),	cmocka_unit_test(test_gang),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
