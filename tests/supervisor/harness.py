@@ -224,3 +224,36 @@ def pid_alive(pid):
             return f.read().split(")")[-1].split()[0] not in ("Z", "X")
     except OSError:
         return False
+
+
+def run_case(cases, argv, tmp=None):
+    """main() of a test file: argv is [prog, CKPTD_BIN, CASE]; runs the case
+    on a fresh ckptd, checks it stops cleanly without sanitizer findings.
+    Returns the exit status (0 pass, 1 fail, 2 usage, 77 skip)."""
+    if len(argv) != 3 or argv[2] not in cases:
+        print("usage: %s CKPTD_BIN CASE (%s)" % (os.path.basename(argv[0]), ", ".join(cases)))
+        return 2
+    d = Ckptd(argv[1], tmp=tmp)
+    try:
+        d.start()
+        cases[argv[2]](d)
+        rc = d.stop()
+        bad = d.sanitizer_findings()
+        check(not bad, "sanitizer findings in ckptd or a shim:\n%s" % bad)
+        check(rc == 0, "ckptd exited with status %s on SIGTERM" % rc)
+        print("ok:", argv[2])
+        return 0
+    except Skip as e:
+        print("SKIP:", argv[2], e)
+        return 77
+    except Fail as e:
+        print("FAIL:", argv[2], e)
+        print("state dir", d.tmp)
+        try:
+            with open(os.path.join(d.tmp, "ckptd.out")) as f:
+                print(f.read()[-3000:])
+        except OSError:
+            pass
+        return 1
+    finally:
+        d.cleanup()

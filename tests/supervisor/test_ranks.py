@@ -17,7 +17,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from harness import Ckptd, Fail, Skip, check, pid_alive, trace  # noqa: E402
+from harness import Fail, Skip, check, pid_alive, run_case, trace  # noqa: E402
 from test_ckptd import build_bin, integrity, mounted, names, restart_on_ckptfs  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -296,6 +296,9 @@ def t_gang_kill_in_save(d):
         os.kill(pid, signal.SIGKILL)
         killed_in_save += saving
         d.wait_event(opid, "client_created", count=att, timeout=90)
+    # the last attempt runs (each rank has reported) before it is cancelled
+    wait_ranks(d, opid, lambda o: o["attempt"] == rounds + 1 and
+               all((r["step"] or 0) > 0 for r in o["ranks"]), timeout=90)
     st, _ = d.req("POST", "/api/v1/operations/%s/cancel" % opid)
     check(st == 200, "cancel answered %s" % st)
     o = d.wait_status(opid, ["CANCELLED", "FAILED"], timeout=90)
@@ -406,35 +409,5 @@ def t_ddp(d):
 CASES = {n[2:]: f for n, f in list(globals().items()) if n.startswith("t_")}
 
 
-def main():
-    if len(sys.argv) != 3 or sys.argv[2] not in CASES:
-        print("usage: test_ranks.py CKPTD_BIN CASE (%s)" % ", ".join(CASES))
-        return 2
-    d = Ckptd(sys.argv[1])
-    try:
-        d.start()
-        CASES[sys.argv[2]](d)
-        rc = d.stop()
-        bad = d.sanitizer_findings()
-        check(not bad, "sanitizer findings in ckptd or a shim:\n%s" % bad)
-        check(rc == 0, "ckptd exited with status %s on SIGTERM" % rc)
-        print("ok:", sys.argv[2])
-        return 0
-    except Skip as e:
-        print("SKIP:", sys.argv[2], e)
-        return 77
-    except Fail as e:
-        print("FAIL:", sys.argv[2], e)
-        print("state dir", d.tmp)
-        try:
-            with open(os.path.join(d.tmp, "ckptd.out")) as f:
-                print(f.read()[-3000:])
-        except OSError:
-            pass
-        return 1
-    finally:
-        d.cleanup()
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_case(CASES, sys.argv))
