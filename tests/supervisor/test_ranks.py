@@ -282,13 +282,18 @@ def t_gang_kill_in_save(d):
     rng = random.Random(int(os.environ.get("CKPT_TEST_SEED", "0")) or None)
     opid = d.submit(gang_spec(d, world, "--steps", "100000", "--step-ms", "20", "--ckpt-every",
                               "3", "--shard-kib", str(kib), "--save-ms", "300",
-                              recovery={"max_attempts": rounds + 5}))
+                              recovery={"max_attempts": rounds + 5},
+                              # every version stays to be looked at (no retention)
+                              checkpoint={"keep_last": 0, "keep_best": 0}))
     killed_in_save = 0
     d.wait_event(opid, "checkpoint_committed", timeout=90)  # something to go back to
     for rnd in range(rounds):
         att = rnd + 1
         target = rng.randrange(world)
+        # every rank of the attempt runs (a slow start under load would
+        # otherwise be stopped before its first line), the target saves
         o = wait_ranks(d, opid, lambda o: o["attempt"] == att and o["status"] == "RUNNING" and
+                       all((r["step"] or 0) > 0 for r in o["ranks"]) and
                        o["ranks"][target]["state"] == "saving", timeout=90)
         pid = o["ranks"][target]["pid"]
         time.sleep(rng.uniform(0, 0.35))
