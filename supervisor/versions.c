@@ -56,9 +56,19 @@ static int read_trainer_state(const char *dir, struct version *v)
 		v->step = json_integer_value(x);
 	if ((x = json_object_get(o, "epoch")) && json_is_integer(x) && v->epoch < 0)
 		v->epoch = json_integer_value(x);
+	/* The version's own validation loss: "val_loss", or ckpt-train's
+	 * last_val_loss when it was measured at this very step. Never
+	 * best_val_loss: that is the lowest of the run so far, not this
+	 * checkpoint's figure (a version showed the best beside its own). */
 	x = json_object_get(o, "val_loss");
-	if (!x)
-		x = json_object_get(o, "best_val_loss");
+	if (!x) {
+		json_t *at = json_object_get(o, "last_val_step");
+		json_t *st = json_object_get(o, "step");
+
+		if (json_is_integer(at) && json_is_integer(st) &&
+		    json_integer_value(at) == json_integer_value(st))
+			x = json_object_get(o, "last_val_loss");
+	}
 	if (x && json_is_number(x) && isnan(v->val_loss))
 		v->val_loss = json_number_value(x);
 	json_decref(o);

@@ -34,6 +34,8 @@ import time
 
 stop = False
 BEST_AT = None  # --best-at: the step whose val_loss is lowest
+CKPT_TRAIN_STATE = False  # --ckpt-train-state: trainer_state.json as ckpt-train writes it
+best_so_far = float("inf")
 
 
 def on_term(signum, frame):
@@ -90,11 +92,20 @@ def save(run_dir, step, epoch, attempt, nbytes, kind, salt=""):
     vl = 1.0 / (1 + step) if BEST_AT is None else 1.0 + abs(step - BEST_AT) / 100.0
     state = {"step": step, "epoch": epoch, "val_loss": vl,
              "attempt": attempt, "type": kind, "format_version": 1}
+    if CKPT_TRAIN_STATE:
+        # ckpt-train's keys: this step's evaluation and the lowest so far,
+        # no val_loss key and no metadata attribute
+        global best_so_far
+        best_so_far = min(best_so_far, vl)
+        del state["val_loss"]
+        state.update(last_val_loss=vl, last_val_step=step, best_val_loss=best_so_far)
     with open(os.path.join(tmp, "trainer_state.json"), "w") as f:
         json.dump(state, f)
         f.flush()
         os.fsync(f.fileno())
-    for k, v in (("step", step), ("epoch", epoch), ("val_loss", state["val_loss"])):
+    for k, v in (("step", step), ("epoch", epoch), ("val_loss", state.get("val_loss"))):
+        if v is None:
+            continue
         try:
             os.setxattr(tmp, "user.ckpt.meta." + k, str(v).encode())
         except OSError:
@@ -123,13 +134,15 @@ def main():
     ap.add_argument("--secret-env")
     ap.add_argument("--secret-sha256")
     ap.add_argument("--best-at", type=int)
+    ap.add_argument("--ckpt-train-state", action="store_true")
     ap.add_argument("--report", action="append", default=[])
     ap.add_argument("--late-report", action="append", type=int, default=[])
     ap.add_argument("--symlink", action="append", default=[])
     ap.add_argument("--hold")
     args = ap.parse_args()
-    global BEST_AT
+    global BEST_AT, CKPT_TRAIN_STATE
     BEST_AT = args.best_at
+    CKPT_TRAIN_STATE = args.ckpt_train_state
     LATE.update(args.late_report)
 
     signal.signal(signal.SIGTERM, on_term)

@@ -549,6 +549,16 @@ def t_strategies(d):
     check(sel["checkpoint"] == path, "specific chose %s" % sel["checkpoint"])
     st = [t for t in trace(os.path.join(d.tmp, "trace2")) if t["event"] == "start"]
     check(st[1]["resume"] == path and st[1]["start"] == 16, "resume %s" % st[1])
+    # ckpt-train's trainer_state.json: each version's own last_val_loss
+    # counts, never best_val_loss (the run's lowest so far, equal for every
+    # version after the best one)
+    opid = d.submit(spec(d, "--steps", "40", "--ckpt-every", "5", "--best-at", "15",
+                         "--ckpt-train-state", "--fault", "exit1@33:attempt=1",
+                         trace_name="trace3", recovery={"checkpoint_strategy": "best"}))
+    d.wait_status(opid, ["COMPLETED"])
+    sel = d.wait_event(opid, "checkpoint_selected")
+    check(sel["checkpoint"].endswith("/step-000015"),
+          "best chose %s from ckpt-train's trainer_state.json" % sel["checkpoint"])
 
 
 def t_concurrency(d):
