@@ -791,7 +791,7 @@ static int report_version(const struct op *op, const char *path, struct version 
 	return ret;
 }
 
-static void on_checkpoint_report(struct op *op, struct rank *rk, const char *path)
+static void on_checkpoint_report(struct op *op, struct rank *rk, const char *path, bool stopping)
 {
 	struct version v;
 	char why[CKPTD_PATH_MAX] = "", reason[CKPTD_PATH_MAX + 64];
@@ -817,6 +817,13 @@ static void on_checkpoint_report(struct op *op, struct rank *rk, const char *pat
 		ckptd_log("operation %s: reported checkpoint: %s; ignored", op->id, why);
 		return;
 	}
+	if (ret < 0 && stopping) {
+		/* a trainer being cancelled: not recorded, and no detection */
+		ckptd_log("operation %s: reported checkpoint failed verification: %s; ignored "
+			  "(the operation is being cancelled)",
+			  op->id, why);
+		return;
+	}
 	if (ret < 0) {
 		snprintf(reason, sizeof(reason), "reported checkpoint failed verification: %s",
 			 why);
@@ -835,6 +842,7 @@ void op_on_notify(struct op *op, struct rank *rk)
 {
 	bool first = rk == &op->r[0];
 	struct ckpt_report r;
+	bool stopping;
 	const char *why;
 	pid_t pid;
 	int ret;
@@ -852,8 +860,12 @@ void op_on_notify(struct op *op, struct rank *rk)
 		if (ret < 0)
 			return;
 		g.n_datagrams++;
-		if (op->status != OP_RUNNING || op->cancel_requested || rk->ended)
-			continue; /* a trainer being stopped: its last words do not count */
+		if (op->status != OP_RUNNING || rk->ended)
+			continue;
+		/* A trainer being cancelled still reports the steps it finishes
+		 * and its cancellation checkpoint (so progress and checkpoint
+		 * agree); only its detections no longer count. */
+		stopping = op->cancel_requested;
 		rank_read_trainer(op, rk);
 		if (pid > 0 && rk->trainer_pgid > 0 && getpgid(pid) != rk->trainer_pgid &&
 		    pid != rk->trainer_pid)
@@ -877,6 +889,15 @@ void op_on_notify(struct op *op, struct rank *rk)
 		if (first) {
 			metrics_add(op, &r);
 			metrics_report(op, &r);
+		}
+		if (stopping) {
+			if (r.have & CKPT_R_LOSS) {
+				rk->loss = r.loss;
+				rk->have_loss = true;
+			}
+			if (r.have & CKPT_R_CHECKPOINT)
+				on_checkpoint_report(op, rk, r.checkpoint, true);
+			continue;
 		}
 		if (r.have & CKPT_R_CORRUPTED && r.corrupted) {
 			snprintf(reason, sizeof(reason), "the trainer reported corruption: %s",
@@ -914,7 +935,7 @@ void op_on_notify(struct op *op, struct rank *rk)
 			op->have_val_loss = true;
 		}
 		if (r.have & CKPT_R_CHECKPOINT) {
-			on_checkpoint_report(op, rk, r.checkpoint);
+			on_checkpoint_report(op, rk, r.checkpoint, false);
 			if (op->status != OP_RUNNING)
 				return;
 		}

@@ -290,7 +290,13 @@ def t_cancel_resume(d):
     canc = d.wait_event(opid, "cancelled")
     check(canc["checkpoint"], "no cancellation checkpoint")
     with open(os.path.join(canc["checkpoint"], "trainer_state.json")) as f:
-        check(json.load(f)["type"] == "cancellation", "not the cancellation checkpoint")
+        cst = json.load(f)
+        check(cst["type"] == "cancellation", "not the cancellation checkpoint")
+    # the steps finished while being stopped still count: progress and the
+    # cancellation checkpoint agree
+    check(o["progress"]["step"] == cst["step"],
+          "progress says step %s, the cancellation checkpoint step %s" %
+          (o["progress"]["step"], cst["step"]))
     check(o["resumable"], "CANCELLED with a checkpoint must be resumable")
     st, body = d.req("POST", "/api/v1/operations/%s/cancel" % opid)
     check(st == 409 and body["error"]["code"] == "conflict", "second cancel %s" % st)
