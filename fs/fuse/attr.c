@@ -72,7 +72,7 @@ int cfs_attr_version(struct cfs *c, const char *run, const struct ckpt_version_i
 	base(c, st, S_IFDIR | (ns.mode & 07777));
 	st->st_nlink += ns.nsubdirs;
 	node_times(st, &ns);
-	*ttl = imm ? CFS_TTL_IMMUTABLE : CFS_TTL_NONE;
+	*ttl = imm ? CFS_TTL_IMMUTABLE : CFS_TTL_OPEN_DIR;
 	return 0;
 }
 
@@ -166,7 +166,10 @@ int cfs_attr(struct cfs *c, const struct cfs_path *p, struct stat *st, double *t
 			st->st_blocks = (blkcnt_t)((ns.size + 511) / 512);
 		}
 		node_times(st, &ns);
-		*ttl = cfs_vstate_immutable(vi.state) ? CFS_TTL_IMMUTABLE : CFS_TTL_NONE;
+		if (cfs_vstate_immutable(vi.state))
+			*ttl = CFS_TTL_IMMUTABLE;
+		else
+			*ttl = ns.type == CKPT_NODE_DIR ? CFS_TTL_OPEN_DIR : CFS_TTL_NONE;
 		return 0;
 	default:
 		return -ENOENT;
@@ -181,9 +184,10 @@ double cfs_entry_ttl(const struct cfs_path *p, double attr_ttl)
 	case CFS_MANIFEST:
 		return CFS_TTL_NAME;
 	case CFS_VERSION:
-		return attr_ttl > 0 ? CFS_TTL_NAME : CFS_TTL_NONE;
+		return attr_ttl == CFS_TTL_IMMUTABLE ? CFS_TTL_NAME : CFS_TTL_NONE;
 	case CFS_NODE:
-		return attr_ttl;
+		/* names in an open version are looked up every time */
+		return attr_ttl == CFS_TTL_IMMUTABLE ? attr_ttl : CFS_TTL_NONE;
 	default:
 		return CFS_TTL_NONE;
 	}
@@ -204,7 +208,7 @@ int cfs_entry_version(struct cfs *c, const char *path, const char *run,
 		return -ENOMEM;
 	e->attr.st_ino = e->ino;
 	e->attr_timeout = ttl;
-	e->entry_timeout = ttl > 0 ? CFS_TTL_NAME : CFS_TTL_NONE;
+	e->entry_timeout = ttl == CFS_TTL_IMMUTABLE ? CFS_TTL_NAME : CFS_TTL_NONE;
 	return 0;
 }
 

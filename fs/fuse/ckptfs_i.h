@@ -25,6 +25,12 @@
 #define CFS_TTL_NAME 1.0	 /* names of runs and committed versions */
 #define CFS_TTL_DIR 1.0		 /* attributes of the root and run directories */
 #define CFS_TTL_NONE 0.0	 /* open versions, listings that change */
+/* Attributes (not names) of directories of open versions: the kernel drops
+ * them itself when it creates or removes an entry, renames or changes them,
+ * and every path walk looks the name up again (entry TTL 0), which brings
+ * fresh ones; caching them spares two GETATTRs per file created (the
+ * permission checks of the walk and of the create). */
+#define CFS_TTL_OPEN_DIR 1.0
 
 #define CFS_MAX_WRITE (1u << 20)
 
