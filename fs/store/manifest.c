@@ -251,7 +251,7 @@ int manifest_load(struct ckpt_store *s, struct run *r, const char *name, json_t 
 		struct node *parent, *n;
 
 		if (!path || !type)
-			goto fail;
+			goto fail_inval; /* ret may still be 0 from the entry before */
 		ret = node_lookup_parent(v->root, path, &parent, &last);
 		if (ret < 0 || name_check_kind(last, NAME_COMP, NULL) < 0)
 			goto fail_inval;
