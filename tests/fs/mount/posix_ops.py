@@ -357,6 +357,82 @@ def _rename_version(b):
     os.rename(b, b + "-renamed")
 
 
+@op("copy-file-range")
+def _copy_file_range(b):
+    def f(src):
+        with_fd(j(b, "copy"), os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                lambda dst: os.copy_file_range(src, dst, 100))
+    with_fd(j(b, "f"), os.O_RDONLY, f)
+
+
+@op("ficlone")
+def _ficlone(b):
+    FICLONE = 0x40049409
+    def f(src):
+        with_fd(j(b, "clone"), os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                lambda dst: fcntl.ioctl(dst, FICLONE, src))
+    with_fd(j(b, "f"), os.O_RDONLY, f)
+
+
+@op("seek-data-hole")
+def _seek_data_hole(b):
+    with_fd(j(b, "f"), os.O_RDONLY,
+            lambda fd: (os.lseek(fd, 0, os.SEEK_DATA), os.lseek(fd, 0, os.SEEK_HOLE)))
+
+
+@op("fchmod")
+def _fchmod(b):
+    with_fd(j(b, "f"), os.O_RDONLY, lambda fd: os.fchmod(fd, 0o600))
+
+
+@op("fchown-owner")
+def _fchown_owner(b):
+    with_fd(j(b, "f"), os.O_RDONLY, lambda fd: os.fchown(fd, os.getuid(), os.getgid()))
+
+
+def direct_io(path, flags, fn):
+    buf = mmap.mmap(-1, 4096)  # page-aligned, as O_DIRECT wants
+    with_fd(path, flags | os.O_DIRECT, lambda fd: fn(fd, buf))
+
+
+@op("o-direct-r")
+def _o_direct_r(b):
+    direct_io(j(b, "f"), os.O_RDONLY, lambda fd, buf: os.preadv(fd, [buf], 0))
+
+
+@op("o-direct-w")
+def _o_direct_w(b):
+    direct_io(j(b, "f"), os.O_WRONLY, lambda fd, buf: os.pwritev(fd, [buf], 0))
+
+
+@op("rename-dir-over-nonempty")
+def _rename_dir_over_nonempty(b):
+    os.rename(j(b, "e"), j(b, "d"))
+
+
+@op("create-manifest")
+def _create_manifest(b):
+    os.close(os.open(j(b, ".manifest"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+
+
+@op("rename-onto-manifest")
+def _rename_onto_manifest(b):
+    os.rename(j(b, "f"), j(b, ".manifest"))
+
+
+@op("listxattr")
+def _listxattr(b):
+    os.listxattr(j(b, "f"))
+
+
+@op("fdatasync-w")
+def _fdatasync_w(b):
+    def f(fd):
+        os.pwrite(fd, b"sync", 0)
+        os.fdatasync(fd)
+    with_fd(j(b, "f"), os.O_WRONLY, f)
+
+
 def populate(v):
     with open(j(v, "f"), "wb") as f:
         f.write(bytes(range(100)))
