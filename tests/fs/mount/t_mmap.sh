@@ -3,10 +3,11 @@
 # (issue 12, SPEC §2 "POSIX inside a version"): numpy memory maps, torch
 # from_file(shared=True), Python's mmap, SQLite in WAL mode, each run in a
 # plain directory and in an open version, committed and compared (diff -r,
-# xxh128; the committed database passes integrity_check and dumps as the
-# plain one); a commit while a file is still mapped with dirty pages; writes
-# through that mapping after the commit never show in the committed file;
-# write-only and mapping descriptors of one file see each other's writes.
+# xxh128; torch.load of the committed model.pt; the committed database
+# passes integrity_check and dumps as the plain one); a commit while a file
+# is still mapped with dirty pages; writes through that mapping after the
+# commit never show in the committed file; write-only and mapping
+# descriptors of one file see each other's writes.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/tree.sh"
 lib_init "$@"
@@ -42,6 +43,12 @@ for c in numpy torch pymmap; do
 	mv "$R/$c.tmp" "$R/$c" || fail "commit of $c"
 	same_files "$PLAIN/$c" "$R/$c"
 done
+"$PY" - "$PLAIN/torch/model.pt" "$R/torch/model.pt" <<'PYT' || fail "torch.load of the committed model.pt"
+import sys, torch
+a, b = (torch.load(p) for p in sys.argv[1:3])
+assert a.keys() == b.keys() and a["step"] == b["step"], (a.keys(), b.keys())
+assert all(torch.equal(a[k], b[k]) for k in ("w", "b")), "other tensors"
+PYT
 
 note "sqlite3 in WAL mode"
 sql_run() {
