@@ -269,6 +269,8 @@ static enum MHD_Result submit(struct MHD_Connection *c, struct req *rq)
 
 		return send_err(c, 400, json ? "invalid_json" : "invalid_spec", "%s", err);
 	}
+	if (ret == -EHOSTUNREACH) /* a gang's etcd (resources.rdzv) does not answer */
+		return send_err(c, 503, "rdzv_unreachable", "%s", err);
 	if (ret)
 		return send_err(c, 500, "internal", "%s", err[0] ? err : strerror(-ret));
 	return send_json(c, replay ? 200 : 201,

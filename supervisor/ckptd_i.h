@@ -41,6 +41,8 @@ enum op_stage {
 	STAGE_LAUNCHING,      /* attempt number bumped; shim being started */
 	STAGE_STOPPING_FINAL, /* like STOPPING, then FAILED without a retry (a
 			       * rank exited 78 while others ran) */
+	STAGE_RENDEZVOUS,     /* a gang across hosts (rdzv.c): waiting for every
+			       * host, then for the plan of the next attempt */
 };
 
 /* One checkpoint version as found in a run dir. */
@@ -111,8 +113,10 @@ struct op {
 	 * (step, loss, ...) is rank 0's (the lowest rank on this host) */
 	struct rank *r;
 	int nranks;
-	bool gang;	 /* resources.nodes/procs_per_node: the torchrun environment */
-	int master_port; /* MASTER_PORT of the current attempt */
+	bool gang;	      /* resources.nodes/procs_per_node: the torchrun environment */
+	int master_port;      /* MASTER_PORT of the current attempt */
+	char master_addr[64]; /* MASTER_ADDR: node 0's (rdzv), else 127.0.0.1 */
+	struct rdzv *rz;      /* a gang across hosts (resources.rdzv); else NULL */
 	double stop_deadline, next_poll;
 	bool killed, dirty;
 	int64_t step, epoch;
@@ -167,6 +171,7 @@ struct ckptd {
 	struct MHD_Daemon *httpd, *httpd_tcp;
 	int tcp_port;	    /* the TCP listener's port once it listens (dashboard) */
 	int64_t keep_steps; /* per-step metrics kept per operation (metrics_keep_steps) */
+	int64_t rdzv_ttl_s; /* etcd lease of each host of a gang (rdzv_ttl_s) */
 	/* counters for /metrics */
 	uint64_t n_events, n_recoveries, n_datagrams, n_rejected, n_rejected_checkpoint;
 	uint64_t n_detect[8];
@@ -296,6 +301,27 @@ void run_hook(struct op *op, char **argv, const char *what, const char *old_pid,
 int cleanup_run(int64_t max_age_days, json_t **result);
 json_t *checkpoints_stats(void);
 json_t *checkpoints_of(struct op *op);
+
+/* ops.c, for rdzv.c: a gang across hosts */
+void op_fail(struct op *op, const char *reason);
+void op_gang_restart(struct op *op, const char *reason, int64_t bad_step, double bad_since);
+int op_gang_choose(struct op *op, int64_t bad_step, double bad_since, char *path, size_t len,
+		   char *note, size_t notelen, int64_t *delay_ms, char *fail, size_t faillen);
+void op_gang_start(struct op *op, const char *resume, int port, const char *addr, int64_t delay_ms,
+		   const char *note);
+void op_gang_waiting(struct op *op, const char *reason);
+
+/* rdzv.c: a gang across hosts, through etcd (docs/ranks.md "Many hosts") */
+int rdzv_open(struct op *op);
+void rdzv_free(struct op *op);
+void rdzv_run_dir(const struct op *op, char *buf, size_t len);
+int rdzv_check(struct op *op, char *err, size_t errlen);
+int rdzv_fd(const struct op *op);
+void rdzv_tick(struct op *op, double now, double *next);
+void rdzv_on_watch(struct op *op, double now, double *next);
+void rdzv_fault(struct op *op, const char *reason, int64_t bad_step, double bad_since);
+void rdzv_join(struct op *op);
+void rdzv_end(struct op *op);
 
 /* gpus.c */
 void gpus_init(void);

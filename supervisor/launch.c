@@ -190,7 +190,7 @@ static int torchrun_env(struct op *op, struct rank *r, struct envb *e)
 		ret = env_add(e, nums[i].k, buf);
 	}
 	ret = ret ?: env_add(e, "ROLE_NAME", "default");
-	ret = ret ?: env_add(e, "MASTER_ADDR", "127.0.0.1");
+	ret = ret ?: env_add(e, "MASTER_ADDR", op->master_addr[0] ? op->master_addr : "127.0.0.1");
 	if (op->spec.resources.rdzv)
 		ckpt_rdzv_parse(op->spec.resources.rdzv, host, sizeof(host), &port, job,
 				sizeof(job));
@@ -386,7 +386,7 @@ int launch_attempt(struct op *op)
 	}
 	set_run_policy(op);
 	build_resolved_spec(op);
-	if (op->gang) {
+	if (op->gang && !op->rz) { /* across hosts: node 0's, from the plan (rdzv.c) */
 		port = pick_free_port();
 		if (port < 0) {
 			ret = port;

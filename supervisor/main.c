@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
+#include <curl/curl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -154,6 +155,9 @@ static int load_config(const char *path, bool required)
 		else if (!strcmp(k, "metrics_keep_steps")) {
 			ret = cfg_int(v, k, 10, 100000000, &iv);
 			g.keep_steps = iv;
+		} else if (!strcmp(k, "rdzv_ttl_s")) {
+			ret = cfg_int(v, k, 1, 3600, &iv);
+			g.rdzv_ttl_s = iv;
 		} else if (!strcmp(k, "cleanup_interval_s")) {
 			ret = cfg_int(v, k, 60, 365 * 86400, &iv);
 			g.cleanup_interval_s = iv;
@@ -167,7 +171,7 @@ static int load_config(const char *path, bool required)
 			fprintf(stderr,
 				"ckptd: %s: %s: unknown key (known: store, mount, mount_ckptfs, "
 				"ckptfs, policy, max_concurrent, listen_tcp, token_file, "
-				"cleanup_interval_s, metrics_keep_steps, gpus, host)\n",
+				"cleanup_interval_s, metrics_keep_steps, gpus, host, rdzv_ttl_s)\n",
 				path, k);
 			ret = -EINVAL;
 		}
@@ -341,8 +345,8 @@ static int main_loop(int sfd)
 		}
 		for (struct op *op = g.ops; op; op = op->next)
 			nops += (size_t)op->nranks;
-		if (cap < nops * 2 + 4) {
-			cap = nops * 2 + 16;
+		if (cap < nops * 3 + 4) {
+			cap = nops * 3 + 16;
 			pfds = realloc(pfds, cap * sizeof(*pfds));
 			owners = realloc(owners, cap * sizeof(*owners));
 			ranks = realloc(ranks, cap * sizeof(*ranks));
@@ -356,6 +360,11 @@ static int main_loop(int sfd)
 		pfds[n] = (struct pollfd){.fd = api_epoll_fd(g.httpd_tcp), .events = POLLIN};
 		owners[n++] = NULL;
 		for (struct op *op = g.ops; op; op = op->next) {
+			if (rdzv_fd(op) >= 0) { /* a gang across hosts: etcd's watch */
+				pfds[n] = (struct pollfd){.fd = rdzv_fd(op), .events = POLLIN};
+				ranks[n] = NULL;
+				owners[n++] = op;
+			}
 			for (int k = 0; k < op->nranks; k++) {
 				struct rank *rk = &op->r[k];
 
@@ -401,6 +410,11 @@ static int main_loop(int sfd)
 
 			if (!pfds[i].revents)
 				continue;
+			if (!rk) {
+				if (pfds[i].fd == rdzv_fd(op))
+					rdzv_on_watch(op, now_s(), &next);
+				continue;
+			}
 			if (pfds[i].fd == rk->pidfd)
 				op_on_shim_exit(op, rk);
 			else if (pfds[i].fd == rk->notify_fd)
@@ -454,6 +468,7 @@ int main(int argc, char **argv)
 	g.max_concurrent = 1;
 	g.cleanup_interval_s = 86400;
 	g.keep_steps = 100000;
+	g.rdzv_ttl_s = 10;
 	if (gethostname(g.host, sizeof(g.host)) < 0 || !g.host[0])
 		snprintf(g.host, sizeof(g.host), "localhost");
 	snprintf(g.store, sizeof(g.store), "%s/store", g.state_dir);
@@ -494,6 +509,9 @@ int main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	/* before any thread (etcd's watches, rdzv.c) and with the signals
+	 * above blocked, which every thread inherits */
+	curl_global_init(CURL_GLOBAL_DEFAULT);
 
 	snprintf(path, sizeof(path), "%s/ckptd.db", g.state_dir);
 	umask(077); /* the database and its WAL: owner only */

@@ -53,6 +53,7 @@ void op_free(struct op *op)
 	if (!op)
 		return;
 	ranks_free(op);
+	rdzv_free(op);
 	ckpt_jobspec_free(&op->spec);
 	free(op->spec_json);
 	metrics_free(op);
@@ -88,7 +89,7 @@ int op_load_spec(struct op *op, char *err, size_t errlen)
 	if (!ret)
 		ret = ckpt_jobspec_validate(&op->spec, err, errlen);
 	op->ring_len = op->spec.recovery.loss_spike.window;
-	if (ranks_setup(op) < 0 && !ret) {
+	if ((ranks_setup(op) < 0 || (!ret && rdzv_open(op) < 0)) && !ret) {
 		snprintf(err, errlen, "out of memory");
 		ret = -ENOMEM;
 	}
@@ -238,6 +239,7 @@ static void finish(struct op *op, enum op_status st, const char *event, const ch
 	if (st == OP_COMPLETED || st == OP_CANCELLED)
 		op->cancel_requested = false;
 	notify_close(op);
+	rdzv_end(op);
 	db_metrics_flush(op);
 	metrics_flush(op);
 	transition(op, event, reason, op->checkpoint, op->have_step ? op->step : -1, -1, 0);
@@ -250,6 +252,11 @@ static void fail_op(struct op *op, const char *reason)
 	finish(op, OP_FAILED, "failed", reason);
 }
 
+void op_fail(struct op *op, const char *reason)
+{
+	fail_op(op, reason);
+}
+
 /* Something is wrong with rank `r` of the running attempt (of a gang: of
  * any rank): say so, stop every rank; the recovery begins once all have
  * ended. `final`: no retry after the stop (a rank exited 78). */
@@ -258,8 +265,9 @@ static void detect(struct op *op, struct rank *r, enum det_kind kind, const char
 {
 	char reason[sizeof(op->reason)];
 
-	g.n_detect[kind]++;
-	if (op->gang)
+	if (r)
+		g.n_detect[kind]++;
+	if (op->gang && r)
 		snprintf(reason, sizeof(reason), "rank %d on %s: %s", r->rank, g.host, why);
 	else
 		snprintf(reason, sizeof(reason), "%s", why);
@@ -269,6 +277,10 @@ static void detect(struct op *op, struct rank *r, enum det_kind kind, const char
 	op->bad_step = bad_step;
 	op->bad_since = kind == DET_EXIT || kind == DET_HANG ? 0 : now_s();
 	op->skip_batches = kind == DET_SPIKE ? op->spec.recovery.loss_spike.skip_batches : 0;
+	/* a gang across hosts: every host restarts (rdzv.c); r is NULL when
+	 * the fault was another host's */
+	if (r && !final)
+		rdzv_fault(op, reason, op->bad_step, op->bad_since);
 	if (!ranks_all_ended(op)) {
 		/* SPEC §5: SIGTERM, grace_s, then SIGKILL (ops_tick), to every
 		 * rank. A trainer finishes an in-flight save of a good step; one
@@ -283,8 +295,8 @@ static void detect(struct op *op, struct rank *r, enum det_kind kind, const char
 	if (db_begin() == 0) {
 		db_save_op(op);
 		event_emit_rank(op, op->gang ? r : NULL, "detected", reason, NULL,
-				r->have_step ? r->step : (op->have_step ? op->step : -1), -1,
-				r->trainer_pid);
+				r && r->have_step ? r->step : (op->have_step ? op->step : -1), -1,
+				r ? r->trainer_pid : 0);
 		if (db_commit() < 0)
 			db_rollback();
 	}
@@ -430,6 +442,11 @@ static void recover_after_stop(struct op *op)
 		op->stage = STAGE_NONE;
 		transition(op, "exhausted", reason, NULL, -1, -1, 0);
 		fail_op(op, reason);
+		return;
+	}
+	if (op->rz) { /* the hosts of the gang choose together */
+		rdzv_join(op);
+		transition(op, NULL, NULL, NULL, -1, -1, 0);
 		return;
 	}
 	if (count_slots() >= g.max_concurrent) {
@@ -945,11 +962,88 @@ void op_on_notify(struct op *op, struct rank *rk)
 /* The next scheduled occurrence of a cron operation: a new PENDING copy. */
 static void schedule_next(struct op *op);
 
+/* rdzv.c heard that the gang restarts (another host's fault, or a host
+ * gone): stop the ranks here as after a detection of our own. */
+void op_gang_restart(struct op *op, const char *reason, int64_t bad_step, double bad_since)
+{
+	if (op->status != OP_RUNNING)
+		return;
+	detect(op, NULL, DET_EXIT, reason, bad_step, false);
+	op->bad_since = bad_since;
+}
+
+/* The plan of the next attempt, made by one host for all: the checkpoint
+ * (the same selection as one host's, with the fault window of the host
+ * that raised the attempt) and the backoff. -ENOENT with `fail` set when
+ * there is nothing to resume from and no from_scratch. */
+int op_gang_choose(struct op *op, int64_t bad_step, double bad_since, char *path, size_t len,
+		   char *note, size_t notelen, int64_t *delay_ms, char *fail, size_t faillen)
+{
+	int64_t sb = op->bad_step;
+	double ss = op->bad_since;
+	int ret;
+
+	op->bad_step = bad_step;
+	op->bad_since = bad_since;
+	ret = op->attempt ? choose_checkpoint(op, path, len, note, notelen) : -ENOENT;
+	op->bad_step = sb;
+	op->bad_since = ss;
+	*delay_ms = op->attempt ? backoff_ms(op, op->attempt - op->round_start + 1) : 0;
+	if (!op->attempt) { /* the first start: what the operation was given */
+		snprintf(path, len, "%s", op->resume_from);
+		snprintf(note, notelen, "the gang starts");
+		return 0;
+	}
+	if (ret < 0 && !op->spec.recovery.from_scratch) {
+		snprintf(fail, faillen,
+			 "%s; no good checkpoint to resume from (%s); set recovery.from_scratch: "
+			 "true to restart from the beginning",
+			 op->reason, note);
+		return ret;
+	}
+	if (ret < 0) {
+		path[0] = '\0';
+		snprintf(note + strlen(note), notelen - strlen(note),
+			 "; none found: restarting from scratch");
+	}
+	return 0;
+}
+
+/* Every host is ready: start as the plan says, after its backoff. */
+void op_gang_start(struct op *op, const char *resume, int port, const char *addr, int64_t delay_ms,
+		   const char *note)
+{
+	snprintf(op->resume_from, sizeof(op->resume_from), "%s", resume);
+	snprintf(op->master_addr, sizeof(op->master_addr), "%s", addr);
+	op->master_port = port;
+	op->stage = STAGE_BACKOFF;
+	op->restart_at = now_s() + (double)delay_ms / 1000.0;
+	op->reason[0] = '\0';
+	if (op->status == OP_PENDING)
+		transition(op, NULL, NULL, NULL, -1, -1, 0);
+	else
+		transition(op, "checkpoint_selected", note, resume, version_step(resume), delay_ms,
+			   0);
+}
+
+void op_gang_waiting(struct op *op, const char *reason)
+{
+	if (op->status == OP_PENDING)
+		snprintf(op->reason, sizeof(op->reason), "%s", reason);
+	ckptd_log("operation %s: %s", op->id, reason);
+	transition(op, NULL, NULL, NULL, -1, -1, 0);
+}
+
 static void start_pending(struct op *op)
 {
 	op->round_start = op->attempt + 1;
 	if (op->spec.schedule.cron)
 		schedule_next(op);
+	if (op->rz) { /* every host of the gang first */
+		rdzv_join(op);
+		transition(op, NULL, NULL, NULL, -1, -1, 0);
+		return;
+	}
 	relaunch(op, op->resume_from[0] ? "resumed" : "started");
 }
 
@@ -976,8 +1070,8 @@ static void schedule_pending(double now)
 		int64_t want = op->spec.resources.gpus;
 		char reason[sizeof(op->reason)], w[32], h[32];
 
-		if (op->status != OP_PENDING)
-			continue;
+		if (op->status != OP_PENDING || op->stage != STAGE_NONE)
+			continue; /* a gang across hosts waiting for them (rdzv.c) */
 		if (gpus_check(want, reason, sizeof(reason)) < 0) {
 			/* the inventory shrank since it was submitted */
 			fail_op(op, reason);
@@ -1059,9 +1153,19 @@ void ops_tick(double now, double *next)
 	 * next run of its schedule (appended to the list), which waits for the
 	 * next tick. */
 	for (struct op *op = g.ops; op && nops--; op = op->next) {
+		if (op->rz &&
+		    (op->status == OP_PENDING || op->status == OP_RUNNING ||
+		     op->status == OP_RECOVERING) &&
+		    !(op->status == OP_PENDING && op->stage == STAGE_NONE))
+			rdzv_tick(op, now, next);
 		switch (op->status) {
 		case OP_PENDING:
-			if (op->not_before > now)
+			if (op->stage == STAGE_BACKOFF) { /* a gang across hosts, by plan */
+				if (now >= op->restart_at && !g.stopping)
+					relaunch(op, op->resume_from[0] ? "resumed" : "started");
+				else
+					NEXT(op->restart_at);
+			} else if (op->not_before > now)
 				NEXT(op->not_before);
 			break;
 		case OP_RUNNING: {
@@ -1249,6 +1353,12 @@ static struct op *make_op(const char *spec_json_in, const char *body, size_t len
 	*ret = op_load_spec(op, err, errlen);
 	if (*ret)
 		goto fail;
+	if (op->rz) { /* the hosts of a gang share one run dir, and etcd */
+		rdzv_run_dir(op, op->run_dir, sizeof(op->run_dir));
+		*ret = rdzv_check(op, err, errlen);
+		if (*ret)
+			goto fail;
+	}
 	return op;
 fail:
 	op_free(op);
@@ -1409,6 +1519,10 @@ void op_adopt(struct op *op)
 	char path[CKPTD_PATH_MAX + 32], *buf;
 	int alive = 0, pid0 = 0;
 
+	if (op->rz && op->stage == STAGE_BACKOFF)
+		op->stage = STAGE_RENDEZVOUS; /* the plan (and its port) is in etcd */
+	if (op->rz && op->stage == STAGE_RENDEZVOUS)
+		rdzv_join(op);
 	if (op->status == OP_RECOVERING && op->stage == STAGE_BACKOFF)
 		op->slot = true;
 	/* what the trainer committed while no ckptd watched */
@@ -1439,6 +1553,10 @@ void op_adopt(struct op *op)
 			op->stage = STAGE_BACKOFF;
 			op->restart_at = now_s();
 			op->slot = true;
+			if (op->rz) { /* again by the plan in etcd */
+				op->slot = false;
+				rdzv_join(op);
+			}
 			transition(op, NULL, NULL, NULL, -1, -1, 0);
 			return;
 		}

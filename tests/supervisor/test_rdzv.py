@@ -1,0 +1,366 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""test_rdzv.py CKPTD_BIN CASE - a gang across hosts (SPEC §9, docs/ranks.md
+"Many hosts"): two "hosts" on one machine, each its own real ckptd (own
+state dir, config host hostA / hostB) running 2 fake ranks (fake_rank.py),
+coordinating through a real etcd (Debian etcd-server) that the test starts
+on free 127.0.0.1 ports in its temp dir and stops by pid. Both ckptds use
+ONE ckptfs mount (a directory store) as their tree, so both hosts see the
+one run dir; without a built ckptfs or /dev/fuse, one plain directory.
+Exit 0 pass, 1 fail, 77 skip (no etcd).
+
+  rdzv_fault      rank 2 (on hostB) exits 1: all 4 ranks restart, from one
+                  version (CKPT_RESUME_FROM equal everywhere); the torchrun
+                  variables across hosts (RANK, WORLD_SIZE, GROUP_RANK, one
+                  MASTER_ADDR:MASTER_PORT chosen by node 0)
+  rdzv_host_kill  kill -9 of hostB's ckptd, shims and ranks: hostA notices
+                  within the lease TTL and waits; hostB's ckptd started
+                  again: the gang restarts together and completes
+  rdzv_etcd       etcd down at submit: a clear error (HTTP 503); node_rank
+                  taken; etcd stopped mid-run: the ranks keep training, a
+                  fault's restart waits for etcd, then the gang completes
+"""
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from harness import Ckptd, Fail, Skip, check, trace  # noqa: E402
+from test_ckptd import build_bin, mounted  # noqa: E402
+
+FAKE_RANK = os.path.join(HERE, "fake_rank.py")
+TTL = 2
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+class Etcd:
+    """A real etcd on free 127.0.0.1 ports, its data in tmp; stop() by pid."""
+
+    def __init__(self, tmp):
+        if not shutil.which("etcd"):
+            raise Skip("etcd is not installed (Debian etcd-server)")
+        self.dir = os.path.join(tmp, "etcd")
+        self.port, self.peer = free_port(), free_port()
+        self.proc = None
+
+    def url(self, job):
+        return "etcd://127.0.0.1:%d/%s" % (self.port, job)
+
+    def start(self):
+        c, p = "http://127.0.0.1:%d" % self.port, "http://127.0.0.1:%d" % self.peer
+        self.log = open(self.dir + ".log", "a")
+        self.proc = subprocess.Popen(
+            ["etcd", "--name", "t", "--data-dir", self.dir, "--listen-client-urls", c,
+             "--advertise-client-urls", c, "--listen-peer-urls", p,
+             "--initial-advertise-peer-urls", p, "--initial-cluster", "t=" + p],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        end = time.time() + 20
+        while time.time() < end:
+            check(self.proc.poll() is None, "etcd exited; see %s.log" % self.dir)
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise Fail("etcd did not listen within 20 s")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Gang:
+    """Two hosts (ckptds) over one tree, one etcd."""
+
+    def __init__(self, ckptd_bin):
+        self.tmp = tempfile.mkdtemp(prefix="ckptd-rdzv-")
+        self.etcd = Etcd(self.tmp)
+        self.mnt = os.path.join(self.tmp, "mnt")
+        os.makedirs(self.mnt)
+        self.fs = None
+        fs = build_bin("fs/fuse/ckptfs")
+        if fs and os.path.exists("/dev/fuse"):
+            store = os.path.join(self.tmp, "store")
+            os.makedirs(store)
+            self.fs = subprocess.Popen([fs, store, self.mnt], stdout=subprocess.DEVNULL,
+                                       stderr=open(os.path.join(self.tmp, "ckptfs.log"), "w"))
+            for _ in range(200):
+                if mounted(self.mnt):
+                    break
+                time.sleep(0.05)
+            check(mounted(self.mnt), "ckptfs did not mount %s" % self.mnt)
+        self.hosts = []
+        for name in ("hostA", "hostB"):
+            t = os.path.join(self.tmp, name)
+            os.makedirs(t)
+            self.hosts.append(Ckptd(ckptd_bin, tmp=t, config=(
+                "mount: %s\nmount_ckptfs: never\ngpus: 0\nhost: %s\nrdzv_ttl_s: %d\n" %
+                (self.mnt, name, TTL))))
+        self.trace = os.path.join(self.tmp, "trace")
+
+    def spec(self, node, job, *args, recovery=None):
+        rec = {"backoff_ms": 0, "max_backoff_ms": 1000, "grace_s": 2, "poll_interval_ms": 200,
+               "gang_timeout_s": 60}
+        rec.update(recovery or {})
+        return {"name": "gang", "command": [sys.executable, FAKE_RANK, "--trace", self.trace] +
+                list(args),
+                "resources": {"nodes": 2, "procs_per_node": 2, "node_rank": node,
+                              "rdzv": self.etcd.url(job), "gpus": 0},
+                "recovery": rec}
+
+    def submit(self, job, *args, **kw):
+        return [h.submit(self.spec(i, job, *args, **kw)) for i, h in enumerate(self.hosts)]
+
+    def wait_all(self, ids, statuses, timeout=60):
+        return [h.wait_status(i, statuses, timeout) for h, i in zip(self.hosts, ids)]
+
+    def starts(self):
+        return [t for t in trace(self.trace) if t["event"] == "start"]
+
+    def close(self):
+        if getattr(self, "closed", False):
+            return
+        self.closed = True
+        for h in self.hosts:
+            rc = h.stop()
+            bad = h.sanitizer_findings()
+            h.rc = rc
+            h.bad = bad
+        self.etcd.stop()
+        # trainers outlive ckptd by design: end the ones we made
+        for t in trace(self.trace):
+            try:
+                os.killpg(t["pgid"], signal.SIGKILL)
+            except (OSError, KeyError):
+                pass
+        if self.fs:
+            time.sleep(0.2)
+            if subprocess.run(["fusermount3", "-u", self.mnt]).returncode != 0:
+                subprocess.run(["fusermount3", "-uz", self.mnt])
+            self.fs.wait()
+
+
+def check_together(g, ids, nattempts):
+    """Every attempt started all 4 ranks with one CKPT_RESUME_FROM, the one
+    both hosts' checkpoint_selected named."""
+    att = {}
+    for t in g.starts():
+        att.setdefault(t["attempt"], []).append(t)
+    check(sorted(att) == list(range(1, nattempts + 1)), "attempts %s" % sorted(att))
+    sels = [[e for e in h.events(i) if e["event"] == "checkpoint_selected"]
+            for h, i in zip(g.hosts, ids)]
+    for a, ts in sorted(att.items()):
+        check(sorted(t["rank"] for t in ts) == [0, 1, 2, 3],
+              "attempt %d started ranks %s" % (a, sorted(t["rank"] for t in ts)))
+        resumes = {t["resume"] for t in ts}
+        check(len(resumes) == 1, "attempt %d: the ranks resumed from %s" % (a, resumes))
+        if a > 1:
+            chosen = {s[a - 2]["checkpoint"] for s in sels}
+            check(chosen == resumes, "attempt %d resumed from %s; the hosts selected %s" %
+                  (a, resumes, chosen))
+            check(None not in resumes, "attempt %d started from scratch" % a)
+    return att
+
+
+def host_env(att):
+    envs = {t["rank"]: t["env"] for t in att}
+    check(all(envs[k]["RANK"] == str(k) and envs[k]["WORLD_SIZE"] == "4" and
+              envs[k]["LOCAL_WORLD_SIZE"] == "2" and envs[k]["LOCAL_RANK"] == str(k % 2) and
+              envs[k]["GROUP_RANK"] == str(k // 2) for k in envs), "torchrun variables %s" % envs)
+    check(len({(e["MASTER_ADDR"], e["MASTER_PORT"]) for e in envs.values()}) == 1 and
+          envs[0]["MASTER_ADDR"] == "127.0.0.1" and int(envs[0]["MASTER_PORT"]) > 0,
+          "MASTER_ADDR:MASTER_PORT differ: %s" % envs)
+    check(len({e["CKPT_RUN_DIR"] for e in envs.values()}) == 1, "run dirs differ: %s" % envs)
+
+
+def t_rdzv_fault(g):
+    for h in g.hosts:
+        h.start()
+    g.etcd.start()
+    ids = g.submit("fault", "--steps", "40", "--step-ms", "30", "--ckpt-every", "10",
+                   "--fault", "exit1@15:rank=2")
+    os_ = g.wait_all(ids, ["COMPLETED", "FAILED"], 90)
+    check([o["status"] for o in os_] == ["COMPLETED"] * 2,
+          "status %s" % [(o["status"], o["reason"]) for o in os_])
+    att = check_together(g, ids, 2)
+    host_env(att[1])
+    host_env(att[2])
+    a, b = g.hosts
+    det_b = [e for e in b.events(ids[1]) if e["event"] == "detected"]
+    det_a = [e for e in a.events(ids[0]) if e["event"] == "detected"]
+    check(len(det_b) == 1 and det_b[0]["rank"] == 2 and det_b[0]["host"] == "hostB" and
+          det_b[0]["reason"] == "rank 2 on hostB: exit status 1", "hostB detected %s" % det_b)
+    check(len(det_a) == 1 and det_a[0]["rank"] is None and det_a[0]["host"] == "hostA" and
+          det_a[0]["reason"] == "the gang restarts: rank 2 on hostB: exit status 1",
+          "hostA detected %s" % det_a)
+    sel = [e for e in a.events(ids[0]) if e["event"] == "checkpoint_selected"]
+    check(sel[0]["checkpoint"].endswith("/step-000010.a1"), "selected %s" % sel)
+    # hostA's ranks were stopped by its ckptd (SIGTERM), not left to run on
+    ends = [t for t in trace(g.trace) if t["event"] == "end" and t["attempt"] == 1]
+    check(sorted(t["rank"] for t in ends) == [0, 1, 3] and all(t["stopped"] for t in ends),
+          "attempt 1's other ranks: %s" % ends)
+    o = a.op(ids[0])
+    check(o["world_size"] == 4 and [r["rank"] for r in o["ranks"]] == [0, 1] and
+          o["node_rank"] == 0 and [r["rank"] for r in b.op(ids[1])["ranks"]] == [2, 3],
+          "ranks %s" % o["ranks"])
+
+
+def shim_pids(h):
+    pids = []
+    for f in glob.glob(os.path.join(h.state, "ops", "*", "attempt-*", "rank-*", "shim")):
+        with open(f) as fh:
+            pids.append(int(fh.read().split()[0]))
+    return pids
+
+
+def t_rdzv_host_kill(g):
+    for h in g.hosts:
+        h.start()
+    g.etcd.start()
+    a, b = g.hosts
+    ids = g.submit("kill", "--steps", "80", "--step-ms", "40", "--ckpt-every", "10")
+    end = time.time() + 60
+    while time.time() < end:
+        o = b.op(ids[1])
+        if o["status"] == "RUNNING" and all((r["step"] or 0) >= 25 for r in o["ranks"]):
+            break
+        time.sleep(0.05)
+    else:
+        raise Fail("hostB's ranks did not reach step 25: %s" % b.op(ids[1]))
+    # hostB dies with its ranks: ckptd, shims, trainers, all kill -9
+    pgids = [t["pgid"] for t in g.starts() if t["rank"] in (2, 3)]
+    b.kill9()
+    for p in shim_pids(b):
+        try:
+            os.kill(p, signal.SIGKILL)
+        except OSError:
+            pass
+    for p in pgids:
+        try:
+            os.killpg(p, signal.SIGKILL)
+        except OSError:
+            pass
+    killed = time.time()
+    det = a.wait_event(ids[0], "detected", timeout=TTL * 5)
+    noticed = time.time() - killed
+    check("node 1 (hostB) is gone" in det["reason"], "hostA detected %s" % det)
+    # hostA waits for hostB: nothing restarts without it
+    o = a.wait_status(ids[0], ["RECOVERING"], 10)
+    time.sleep(1.0)
+    o = a.op(ids[0])
+    check(o["status"] == "RECOVERING" and
+          len([t for t in g.starts() if t["attempt"] == 2]) == 0,
+          "hostA did not wait for hostB: %s %s" % (o["status"], o["reason"]))
+    b.start()
+    os_ = g.wait_all(ids, ["COMPLETED", "FAILED"], 90)
+    check([o["status"] for o in os_] == ["COMPLETED"] * 2,
+          "status %s" % [(o["status"], o["reason"]) for o in os_])
+    check_together(g, ids, 2)
+    print("hostA noticed hostB's death after %.1f s (lease TTL %d s)" % (noticed, TTL))
+
+
+def t_rdzv_etcd(g):
+    for h in g.hosts:
+        h.start()
+    a, b = g.hosts
+    # etcd is not running: a clear error at submit, nothing stored
+    st, body = a.req("POST", "/api/v1/operations", g.spec(0, "etcd", "--steps", "5"))
+    msg = body["error"]["message"] if isinstance(body, dict) else str(body)
+    check(st == 503 and "cannot reach etcd at http://127.0.0.1:%d" % g.etcd.port in msg and
+          "--rdzv etcd://HOST:PORT/JOB" in msg, "submit without etcd: %s %s" % (st, msg))
+    st, body = a.req("GET", "/api/v1/operations")
+    check(st == 200 and not body["operations"], "an operation was stored: %s" % body)
+    g.etcd.start()
+    ids = g.submit("etcd", "--steps", "150", "--step-ms", "30", "--ckpt-every", "10",
+                   "--fault", "exit1@60:rank=3")
+    # one node_rank per host
+    st, body = a.req("POST", "/api/v1/operations", g.spec(1, "etcd", "--steps", "5"))
+    check(st == 400 and "node 1 of the gang" in body["error"]["message"],
+          "node_rank taken: %s %s" % (st, body))
+    end = time.time() + 60
+    while time.time() < end:
+        o = a.op(ids[0])
+        if o["status"] == "RUNNING" and all((r["step"] or 0) >= 20 for r in o["ranks"]):
+            break
+        time.sleep(0.05)
+    # etcd lost mid-run: the ranks keep training; rank 3's fault at step 60
+    # stops hostB's ranks, but the restart waits for etcd
+    g.etcd.stop()
+    b.wait_status(ids[1], ["RECOVERING"], 30)
+    s0 = a.op(ids[0])["ranks"][0]["step"]
+    time.sleep(1.5)
+    o = a.op(ids[0])
+    check(o["status"] == "RUNNING" and o["ranks"][0]["step"] > s0,
+          "hostA's ranks did not keep training without etcd: %s" % o)
+    check(b.op(ids[1])["status"] == "RECOVERING" and
+          not [t for t in g.starts() if t["attempt"] == 2], "a restart without etcd")
+    g.etcd.start()
+    os_ = g.wait_all(ids, ["COMPLETED", "FAILED"], 90)
+    check([o["status"] for o in os_] == ["COMPLETED"] * 2,
+          "status %s" % [(o["status"], o["reason"]) for o in os_])
+    att = check_together(g, ids, 2)
+    check(att[2][0]["resume"].endswith("/step-000050.a1"), "resumed from %s" % att[2][0])
+
+
+CASES = {"rdzv_fault": t_rdzv_fault, "rdzv_host_kill": t_rdzv_host_kill,
+         "rdzv_etcd": t_rdzv_etcd}
+
+
+def main(argv):
+    if len(argv) != 3 or argv[2] not in CASES:
+        print("usage: %s CKPTD_BIN CASE (%s)" % (os.path.basename(argv[0]), ", ".join(CASES)))
+        return 2
+    g = None
+    try:
+        g = Gang(argv[1])
+        CASES[argv[2]](g)
+        g.close()
+        for h in g.hosts:
+            check(not h.bad, "sanitizer findings in %s's ckptd:\n%s" % (h.tmp, h.bad))
+            check(h.rc == 0, "%s's ckptd exited with status %s on SIGTERM" % (h.tmp, h.rc))
+        print("ok:", argv[2])
+        return 0
+    except Skip as e:
+        print("SKIP:", argv[2], e)
+        return 77
+    except Fail as e:
+        print("FAIL:", argv[2], e)
+        if g:
+            for h in g.hosts:
+                try:
+                    with open(os.path.join(h.tmp, "ckptd.out")) as f:
+                        print("---", h.tmp, "\n", f.read()[-4000:])
+                except OSError:
+                    pass
+        return 1
+    finally:
+        if g:
+            g.close()
+            if os.environ.get("CKPTD_TEST_KEEP"):
+                print("kept", g.tmp)
+            else:
+                shutil.rmtree(g.tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
