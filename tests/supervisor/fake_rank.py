@@ -96,6 +96,7 @@ def main():
     trace(a.trace, event="start", rank=rank, attempt=attempt, resume=resume, step=step,
           pid=os.getpid(), pgid=os.getpgid(0), env=env)
     notify("READY=1")
+    first = True
     while step < a.steps and not stop:
         step += 1
         kind = faults.get(step)
@@ -120,6 +121,9 @@ def main():
             wait_for(lambda: False, 60)
             break
         notify("STEP=%d\nLOSS=%r" % (step, loss))
+        if first:  # for bench/supervisor/bench_rdzv.py: restart -> first step
+            trace(a.trace, event="first_step", rank=rank, attempt=attempt, step=step)
+            first = False
         time.sleep(a.step_ms / 1000.0)
         if step % a.ckpt_every == 0 or step == a.steps:
             if not save(a, run, step, rank, world, attempt):

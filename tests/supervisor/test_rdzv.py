@@ -288,6 +288,15 @@ def t_rdzv_etcd(g):
     msg = body["error"]["message"] if isinstance(body, dict) else str(body)
     check(st == 503 and "cannot reach etcd at http://127.0.0.1:%d" % g.etcd.port in msg and
           "--rdzv etcd://HOST:PORT/JOB" in msg, "submit without etcd: %s %s" % (st, msg))
+    ckpt = build_bin("tools/ckpt/ckpt")
+    if ckpt:  # the same through the CLI's flags
+        out = subprocess.run([ckpt, "run", "--nproc-per-node", "2", "--nnodes", "2",
+                              "--node-rank", "0", "--rdzv", g.etcd.url("etcd"), "--", "true"],
+                             env=dict(os.environ, CKPT_SOCKET=a.sock), capture_output=True,
+                             text=True, timeout=60)
+        check(out.returncode != 0 and "cannot reach etcd at http://127.0.0.1:%d" % g.etcd.port
+              in out.stderr and "stopping or starting" not in out.stderr,
+              "ckpt run without etcd: %s %s" % (out.returncode, out.stderr))
     st, body = a.req("GET", "/api/v1/operations")
     check(st == 200 and not body["operations"], "an operation was stored: %s" % body)
     g.etcd.start()

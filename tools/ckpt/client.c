@@ -229,7 +229,7 @@ int ckpt_api_fail(struct ckpt_ctx *c, const char *what, const struct ckpt_resp *
 		fputs("Check its state with 'ckpt ops status ID'; only CANCELLED or FAILED "
 		      "operations with a checkpoint can be resumed.\n",
 		      stderr);
-	else if (r->status == 503)
+	else if (r->status == 503 && !(code && !strcmp(code, "rdzv_unreachable")))
 		fputs("ckptd is stopping or starting; try again in a moment.\n", stderr);
 	else if (r->status >= 500)
 		fprintf(stderr, "This is ckptd's fault; its log is in %s.\n", ckpt_state_dir(c));
