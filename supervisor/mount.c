@@ -90,7 +90,8 @@ int mount_ensure(void)
 			g.mount);
 		return 0;
 	}
-	mkdir_p(g.store, 0700);
+	if (strncmp(g.store, "rados://", 8)) /* a RADOS pool is not made here */
+		mkdir_p(g.store, 0700);
 	pid = fork();
 	if (pid == 0) {
 		int fd = open("/dev/null", O_RDWR);

@@ -119,6 +119,8 @@ int cfs_nodes_path(struct cfs_nodes *t, fuse_ino_t ino, char **path);
  * `dir`: the path is a directory (only those have inodes below them). */
 fuse_ino_t cfs_nodes_lookup(struct cfs_nodes *t, const char *path, int64_t gen, bool dir);
 void cfs_nodes_forget(struct cfs_nodes *t, fuse_ino_t ino, uint64_t n);
+/* The inode the kernel knows for `path`, 0 when none (no reference added). */
+fuse_ino_t cfs_nodes_find(struct cfs_nodes *t, const char *path);
 /* The path (and everything below it) is gone: later lookups get new inodes. */
 void cfs_nodes_drop(struct cfs_nodes *t, const char *path);
 /* Move `from` and everything below it to `to` (after a rename). */

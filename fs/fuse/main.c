@@ -114,11 +114,14 @@ static int add_mount_opts(struct fuse_args *args, const char *store)
 	return ret;
 }
 
-/* The store directory, made when missing (one level, like mkdir). */
+/* The store directory, made when missing (one level, like mkdir); a
+ * rados:// URL as it is. */
 static char *store_path(const char *dir)
 {
 	char *abs;
 
+	if (!strncmp(dir, "rados://", 8))
+		return strdup(dir);
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		fprintf(stderr,
 			"ckptfs: cannot create the store directory %s: %s; create it or "
@@ -131,6 +134,51 @@ static char *store_path(const char *dir)
 		fprintf(stderr, "ckptfs: cannot resolve the store directory %s: %s\n", dir,
 			strerror(errno));
 	return abs;
+}
+
+/*
+ * Another host changed the shared store (the store has loaded it): drop what
+ * the kernel caches of those names, so that a commit, a deletion or a new
+ * run shows here at once rather than when the entries time out.
+ */
+static pthread_mutex_t notify_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool notify_on; /* the session is mounted */
+
+static void inval_names(struct cfs *c, const char *run, const char *version)
+{
+	fuse_ino_t ino;
+
+	if (!run[0]) {
+		fuse_lowlevel_notify_inval_inode(c->se, FUSE_ROOT_ID, 0, 0);
+		return;
+	}
+	ino = cfs_nodes_find(c->nodes, run);
+	if (version) {
+		if (ino)
+			fuse_lowlevel_notify_inval_entry(c->se, ino, version, strlen(version));
+		return;
+	}
+	fuse_lowlevel_notify_inval_entry(c->se, FUSE_ROOT_ID, run, strlen(run));
+	if (!ino)
+		return;
+	fuse_lowlevel_notify_inval_inode(c->se, ino, 0, 0);
+	fuse_lowlevel_notify_inval_entry(c->se, ino, "latest", 6);
+	fuse_lowlevel_notify_inval_entry(c->se, ino, "best", 4);
+}
+
+static void store_changed(void *arg, const char *run, const char *version)
+{
+	pthread_mutex_lock(&notify_lock);
+	if (notify_on)
+		inval_names(arg, run, version);
+	pthread_mutex_unlock(&notify_lock);
+}
+
+static void notify_set(bool on)
+{
+	pthread_mutex_lock(&notify_lock);
+	notify_on = on;
+	pthread_mutex_unlock(&notify_lock);
 }
 
 /* Fork; the parent waits for the child's word and exits with it. */
@@ -238,6 +286,8 @@ int main(int argc, char **argv)
 	/* `umount` returns before the old daemon has closed the store */
 	so.lock_wait_ms = 10000;
 	so.retention = c.opts.retention;
+	so.changed = store_changed;
+	so.changed_arg = &c;
 	ret = ckpt_store_open_err(store, &so, &c.store, err, sizeof(err));
 	if (ret < 0) {
 		fprintf(stderr, "ckptfs: cannot open the store in %s: %s\n", store,
@@ -265,6 +315,7 @@ int main(int argc, char **argv)
 			c.opts.mountpoint);
 		goto out_signals;
 	}
+	notify_set(true);
 	ret = cfs_track_start(&c);
 	if (ret < 0) {
 		fprintf(stderr, "ckptfs: cannot start the autocommit thread: %s\n", strerror(-ret));
@@ -281,6 +332,7 @@ int main(int argc, char **argv)
 	cfs_track_stop(&c);
 	cfs_log("unmounting %s", c.opts.mountpoint);
 out_unmount:
+	notify_set(false);
 	fuse_session_unmount(c.se);
 out_signals:
 	fuse_remove_signal_handlers(c.se);

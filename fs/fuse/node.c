@@ -169,6 +169,18 @@ int cfs_nodes_path(struct cfs_nodes *t, fuse_ino_t ino, char **path)
 	return ret;
 }
 
+fuse_ino_t cfs_nodes_find(struct cfs_nodes *t, const char *path)
+{
+	struct cfs_node *n;
+	fuse_ino_t ino;
+
+	pthread_mutex_lock(&t->lock);
+	n = find_path(t, path);
+	ino = n ? n->ino : 0;
+	pthread_mutex_unlock(&t->lock);
+	return ino;
+}
+
 fuse_ino_t cfs_nodes_lookup(struct cfs_nodes *t, const char *path, int64_t gen, bool dir)
 {
 	struct cfs_node *n;

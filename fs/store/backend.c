@@ -13,11 +13,15 @@ int sb_open(const char *where, const struct ckpt_store_opts *opts, struct sb **o
 	    size_t errlen)
 {
 	if (!strncmp(where, "rados://", 8)) {
+#ifdef CKPT_HAVE_RADOS
+		return rados_sb_open(where, opts, out, err, errlen);
+#else
 		snprintf(err, errlen,
 			 "%s: this ckptfs was built without RADOS support (librados); use a "
 			 "store directory, or a build with librados-dev installed",
 			 where);
 		return -EPROTONOSUPPORT;
+#endif
 	}
 	return dir_open(where, opts, out, err, errlen);
 }

@@ -125,6 +125,14 @@ struct sb {
 	 * write completes quickly, e.g. into the page cache). */
 	bool zero_copy;
 	size_t inflight; /* bytes of chunk writes in flight, at most */
+	/* Other processes (hosts) use the store at the same time: what is
+	 * loaded in memory must be refreshed when they change it. */
+	bool shared;
+	/* Set by the layer above: the backend calls it (from any thread, with
+	 * no lock of the store held) when another host changed run `run`
+	 * ("" the list of runs, NULL anything). */
+	void (*changed)(void *arg, const char *run);
+	void *changed_arg;
 };
 
 /* Call op `fn` of backend `b`. */
@@ -134,6 +142,8 @@ struct sb {
  * failure, err gets the sentence for a person. */
 int sb_open(const char *where, const struct ckpt_store_opts *opts, struct sb **out, char *err,
 	    size_t errlen);
+int rados_sb_open(const char *url, const struct ckpt_store_opts *opts, struct sb **out, char *err,
+		  size_t errlen);
 int dir_open(const char *dir, const struct ckpt_store_opts *opts, struct sb **out, char *err,
 	     size_t errlen);
 

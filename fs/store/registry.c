@@ -362,3 +362,219 @@ struct version *version_pick(struct run *r, bool best)
 	}
 	return pickv;
 }
+
+/* ---- what other hosts changed (shared backends) ---- */
+
+struct seen {
+	char **names;
+	size_t n, cap;
+};
+
+static int seen_add(struct seen *l, const char *name)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 16;
+		char **v = realloc(l->names, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		l->names = v;
+		l->cap = cap;
+	}
+	l->names[l->n] = strdup(name);
+	if (!l->names[l->n])
+		return -ENOMEM;
+	l->n++;
+	return 0;
+}
+
+static bool seen_has(const struct seen *l, const char *name)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(l->names[i], name))
+			return true;
+	return false;
+}
+
+static void seen_free(struct seen *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->names[i]);
+	free(l->names);
+}
+
+struct merge {
+	struct ckpt_store *s;
+	struct run *r;
+	struct seen man, mark;
+	refresh_note_fn note;
+	void *arg;
+};
+
+/* A published manifest: new here, replacing another host's open version
+ * shown as incomplete, or a state another host changed (corrupt, retired,
+ * pinned). */
+static int merge_manifest(void *arg, const char *name, const char *txt, size_t len)
+{
+	struct merge *m = arg;
+	struct ckpt_store *s = m->s;
+	struct version *v = version_find(m->r, name), *nv;
+	json_t *doc;
+	int ret;
+
+	if (seen_add(&m->man, name) < 0)
+		return -ENOMEM;
+	if (v && (v->state == CKPT_V_OPEN || v->busy))
+		return 0; /* this host's own */
+	doc = txt ? json_loadb(txt, len, 0, NULL) : NULL;
+	if (!doc)
+		return 0;
+	if (v && v->state != CKPT_V_INCOMPLETE) {
+		const char *st = json_string_value(json_object_get(doc, "state")) ?: "";
+		json_t *pin = json_object_get(doc, "pinned");
+
+		for (int k = CKPT_V_COMMITTED; k <= CKPT_V_RETIRED; k++)
+			if (!strcmp(st, ckpt_vstate_name((enum ckpt_vstate)k)) &&
+			    v->state != (enum ckpt_vstate)k) {
+				v->state = (enum ckpt_vstate)k;
+				m->note(m->arg, m->r->name, name);
+			}
+		if (json_is_boolean(pin))
+			v->pinned = json_is_true(pin);
+		json_decref(doc);
+		return 0;
+	}
+	ret = manifest_load(s, m->r, name, doc, &nv);
+	json_decref(doc);
+	if (ret < 0) {
+		store_log("the manifest of %s/%s in %s (from another host) is damaged: %s",
+			  m->r->name, name, s->be->where, strerror(-ret));
+		return 0;
+	}
+	if (v) { /* another host's open version, now committed */
+		run_del_version(m->r, v);
+		v->dead = true;
+		version_unref(s, v);
+	}
+	if (nv->seq >= s->next_seq)
+		s->next_seq = nv->seq + 1;
+	run_add_version(m->r, nv);
+	m->note(m->arg, m->r->name, name);
+	return 0;
+}
+
+/* An open marker: another host's open version, shown here as incomplete
+ * (nothing of it can be read here until it is committed). */
+static int merge_marker(void *arg, const char *name, const char *txt, size_t len)
+{
+	struct merge *m = arg;
+	struct version *v;
+	json_t *doc;
+
+	if (seen_add(&m->mark, name) < 0)
+		return -ENOMEM;
+	if (version_find(m->r, name) || seen_has(&m->man, name))
+		return 0;
+	v = version_new(m->r, name, CKPT_V_INCOMPLETE);
+	if (!v)
+		return -ENOMEM;
+	doc = txt ? json_loadb(txt, len, 0, NULL) : NULL;
+	if (doc) {
+		v->id = strtoull(json_string_value(json_object_get(doc, "id")) ?: "0", NULL, 16);
+		v->created_ns = json_integer_value(json_object_get(doc, "created_ns"));
+		json_decref(doc);
+	}
+	run_add_version(m->r, v);
+	m->note(m->arg, m->r->name, name);
+	return 0;
+}
+
+static int refresh_one(struct ckpt_store *s, struct run *r, refresh_note_fn note, void *arg)
+{
+	struct merge m = {.s = s, .r = r, .note = note, .arg = arg};
+	size_t len;
+	char *txt;
+	int ret;
+
+	if (SB(s->be, run_conf_get, r->name, &txt, &len) == 0) {
+		run_conf_parse(r, txt, len);
+		free(txt);
+	}
+	ret = SB(s->be, manifest_list, r->name, merge_manifest, &m);
+	if (ret == 0)
+		ret = SB(s->be, marker_list, r->name, merge_marker, &m);
+	if (ret < 0)
+		goto out;
+	/* gone from the backend: deleted (or retired away) by another host */
+	for (size_t i = r->nv; i-- > 0;) {
+		struct version *v = r->v[i];
+		bool gone = v->state == CKPT_V_INCOMPLETE
+				    ? !seen_has(&m.mark, v->name) && !seen_has(&m.man, v->name)
+				    : !seen_has(&m.man, v->name);
+
+		if (v->state == CKPT_V_OPEN || v->busy || !gone)
+			continue;
+		note(arg, r->name, v->name);
+		run_del_version(r, v);
+		v->dead = true;
+		version_unref(s, v);
+	}
+	note(arg, r->name, NULL);
+out:
+	seen_free(&m.man);
+	seen_free(&m.mark);
+	return ret;
+}
+
+static int list_run(void *arg, const char *name)
+{
+	return seen_add(arg, name);
+}
+
+int run_refresh(struct ckpt_store *s, const char *run, refresh_note_fn note, void *arg)
+{
+	struct seen names = {0};
+	struct run *r;
+	int ret = 0;
+
+	if (run && run[0]) {
+		r = run_find(s, run);
+		if (r)
+			return refresh_one(s, r, note, arg);
+		/* a run this host has not seen yet */
+	}
+	ret = SB(s->be, run_list, list_run, &names);
+	if (ret < 0)
+		goto out;
+	for (size_t i = 0; i < names.n; i++) {
+		r = run_find(s, names.names[i]);
+		if (!r) {
+			ret = load_run(s, names.names[i]);
+			if (ret < 0)
+				goto out;
+			note(arg, names.names[i], NULL);
+			note(arg, "", NULL);
+		} else if (!run) {
+			refresh_one(s, r, note, arg);
+		}
+	}
+	for (size_t i = s->nruns; i-- > 0;) {
+		r = s->runs[i];
+		bool busy = false;
+
+		if (seen_has(&names, r->name))
+			continue;
+		for (size_t j = 0; j < r->nv; j++)
+			if (r->v[j]->state == CKPT_V_OPEN || r->v[j]->busy)
+				busy = true;
+		if (busy)
+			continue;
+		note(arg, r->name, NULL);
+		note(arg, "", NULL);
+		run_unlink(s, r);
+		run_free(s, r);
+	}
+out:
+	seen_free(&names);
+	return ret;
+}

@@ -13,6 +13,175 @@
 
 #include "store_i.h"
 
+/*
+ * A shared backend tells which run another host changed (from its own
+ * thread); one thread here merges it into memory and tells the layer above
+ * (ckptfs invalidates the kernel's caches). Changes that arrive while a
+ * refresh runs are merged by the next one.
+ */
+#define RF_MAX 64 /* runs pending by name; more: refresh everything */
+
+struct refresher {
+	struct ckpt_store *s;
+	pthread_t th;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop, all;
+	char *pending[RF_MAX];
+	size_t npending;
+	/* what the refresh noted, told after the store lock is dropped */
+	char **notes;
+	size_t nnotes, ncap;
+};
+
+static void rf_changed(void *arg, const char *run)
+{
+	struct refresher *rf = arg;
+
+	pthread_mutex_lock(&rf->lock);
+	if (!run || rf->npending == RF_MAX) {
+		rf->all = true;
+	} else {
+		bool have = false;
+
+		for (size_t i = 0; i < rf->npending; i++)
+			have = have || !strcmp(rf->pending[i], run);
+		if (!have && (rf->pending[rf->npending] = strdup(run)))
+			rf->npending++;
+	}
+	pthread_cond_signal(&rf->cond);
+	pthread_mutex_unlock(&rf->lock);
+}
+
+/* "run\0version" pairs, version "" for NULL */
+static void rf_note(void *arg, const char *run, const char *version)
+{
+	struct refresher *rf = arg;
+	size_t rl = strlen(run), vl = version ? strlen(version) : 0;
+	char *n;
+
+	if (rf->nnotes == rf->ncap) {
+		size_t cap = rf->ncap ? 2 * rf->ncap : 16;
+		char **v = realloc(rf->notes, cap * sizeof(*v));
+
+		if (!v)
+			return;
+		rf->notes = v;
+		rf->ncap = cap;
+	}
+	n = malloc(rl + vl + 2);
+	if (!n)
+		return;
+	memcpy(n, run, rl + 1);
+	memcpy(n + rl + 1, version ? version : "", vl + 1);
+	rf->notes[rf->nnotes++] = n;
+}
+
+static void rf_tell(struct refresher *rf)
+{
+	const struct ckpt_store_opts *o = &rf->s->opts;
+
+	for (size_t i = 0; i < rf->nnotes; i++) {
+		const char *run = rf->notes[i], *ver = run + strlen(run) + 1;
+
+		if (o->changed)
+			o->changed(o->changed_arg, run, ver[0] ? ver : NULL);
+		free(rf->notes[i]);
+	}
+	rf->nnotes = 0;
+}
+
+static void *rf_main(void *arg)
+{
+	struct refresher *rf = arg;
+	struct ckpt_store *s = rf->s;
+
+	pthread_mutex_lock(&rf->lock);
+	while (!rf->stop) {
+		char *runs[RF_MAX];
+		size_t n;
+		bool all;
+
+		if (!rf->all && !rf->npending) {
+			pthread_cond_wait(&rf->cond, &rf->lock);
+			continue;
+		}
+		all = rf->all;
+		n = rf->npending;
+		memcpy(runs, rf->pending, n * sizeof(*runs));
+		rf->all = false;
+		rf->npending = 0;
+		pthread_mutex_unlock(&rf->lock);
+
+		pthread_mutex_lock(&s->lock);
+		if (all) {
+			if (run_refresh(s, NULL, rf_note, rf) < 0)
+				store_log("cannot re-read the store %s: %s", s->be->where,
+					  ckpt_store_strerror(s));
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (!all && run_refresh(s, runs[i], rf_note, rf) < 0)
+				store_log("cannot re-read run %s of %s after another host changed "
+					  "it",
+					  runs[i], s->be->where);
+			free(runs[i]);
+		}
+		pthread_mutex_unlock(&s->lock);
+		rf_tell(rf);
+		pthread_mutex_lock(&rf->lock);
+	}
+	pthread_mutex_unlock(&rf->lock);
+	return NULL;
+}
+
+static int rf_start(struct ckpt_store *s)
+{
+	struct refresher *rf = calloc(1, sizeof(*rf));
+	int ret;
+
+	if (!rf)
+		return -ENOMEM;
+	rf->s = s;
+	pthread_mutex_init(&rf->lock, NULL);
+	pthread_cond_init(&rf->cond, NULL);
+	ret = -pthread_create(&rf->th, NULL, rf_main, rf);
+	if (ret < 0) {
+		pthread_cond_destroy(&rf->cond);
+		pthread_mutex_destroy(&rf->lock);
+		free(rf);
+		return ret;
+	}
+	s->rf = rf;
+	s->be->changed_arg = rf;
+	s->be->changed = rf_changed;
+	/* what changed between loading and watching */
+	rf_changed(rf, NULL);
+	return 0;
+}
+
+static void rf_stop(struct ckpt_store *s)
+{
+	struct refresher *rf = s->rf;
+
+	if (!rf)
+		return;
+	s->be->changed = NULL;
+	pthread_mutex_lock(&rf->lock);
+	rf->stop = true;
+	pthread_cond_signal(&rf->cond);
+	pthread_mutex_unlock(&rf->lock);
+	pthread_join(rf->th, NULL);
+	for (size_t i = 0; i < rf->npending; i++)
+		free(rf->pending[i]);
+	for (size_t i = 0; i < rf->nnotes; i++)
+		free(rf->notes[i]);
+	free(rf->notes);
+	pthread_cond_destroy(&rf->cond);
+	pthread_mutex_destroy(&rf->lock);
+	free(rf);
+	s->rf = NULL;
+}
+
 int ckpt_store_open_err(const char *where, const struct ckpt_store_opts *opts,
 			struct ckpt_store **out, char *err, size_t errlen)
 {
@@ -65,6 +234,15 @@ int ckpt_store_open_err(const char *where, const struct ckpt_store_opts *opts,
 			 ckpt_store_strerror(s));
 		goto fail;
 	}
+	if (s->be->shared) {
+		ret = rf_start(s);
+		if (ret < 0) {
+			snprintf(err, errlen,
+				 "cannot start the thread that follows other hosts: %s",
+				 strerror(-ret));
+			goto fail;
+		}
+	}
 	*out = s;
 	return 0;
 fail:
@@ -89,6 +267,8 @@ void ckpt_store_close(struct ckpt_store *s)
 		return;
 	/* writes in flight complete first (chunks_close drains them); the
 	 * files' staging files go before the backend that holds them */
+	if (s->be)
+		rf_stop(s);
 	if (s->be) {
 		rc_stop(s->ck.rc);
 		s->ck.rc = NULL;

@@ -140,6 +140,7 @@ struct ckpt_store {
 	size_t nruns, rcap;
 	uint64_t next_seq;
 	uint64_t stage_ctr;
+	struct refresher *rf; /* shared backends: what other hosts change (store.c) */
 };
 
 /* ---- many writers (parts.c), store->lock held ---- */
@@ -168,6 +169,11 @@ void run_unlink(struct ckpt_store *s, struct run *r);
 int run_persist(struct ckpt_store *s, struct run *r);
 /* Load every run and version from the backend (at open). */
 int run_load_all(struct ckpt_store *s);
+/* Another host changed run `run` ("" the list of runs, NULL anything):
+ * merge what the backend has now; note(arg, run, version) for each name
+ * that changed (version NULL: the run's listing, latest, best). */
+typedef void (*refresh_note_fn)(void *arg, const char *run, const char *version);
+int run_refresh(struct ckpt_store *s, const char *run, refresh_note_fn note, void *arg);
 struct version *version_find(struct run *r, const char *name);
 int version_lookup(struct ckpt_store *s, const char *run, const char *version,
 		   struct version **out);

@@ -82,6 +82,13 @@ struct ckpt_store_opts {
 	 * -EBUSY: a mount started right after `umount` finds the old daemon
 	 * still closing the store. 0 = fail at once. */
 	unsigned lock_wait_ms;
+	/* A store shared with other hosts (rados://): called from the store's
+	 * own thread, with no lock held, after it loaded what another host
+	 * changed: version `version` of run `run` appeared, changed state or
+	 * went away; version NULL: the run's listing, latest and best; run ""
+	 * the list of runs. NULL: not told. */
+	void (*changed)(void *arg, const char *run, const char *version);
+	void *changed_arg;
 };
 
 enum ckpt_vstate {

@@ -1,0 +1,1007 @@
+// SPDX-License-Identifier: MIT
+/*
+ * rados.c - the rados backend: a store in a Ceph RADOS pool (and
+ * namespace), which many hosts mount at once (SPEC §9). Object layout
+ * (docs/store-format.md, "A RADOS store"):
+ *
+ *   ckptfs.store     data: the FORMAT line; omap "r/RUN" -> "" per run;
+ *                    the object every mount watches for changes
+ *   ckptfs.run.RUN   the run's head: data the run's settings (run.json);
+ *                    xattr "seq" the highest commit sequence of the run;
+ *                    omap "v/VERSION" -> manifest, "o/VERSION" -> open marker
+ *   ckptfs.c.HEX     one chunk, named by its XXH128, at most 16 MiB
+ *
+ * Chunks are written asynchronously (rados_aio_write_op_operate) with an
+ * exclusive create: an existing object is a dedup hit, from any host. A
+ * commit is one compound operation on the run's head: compare the "seq"
+ * xattr with what was read (cmpxattr), set it one higher and add the
+ * manifest; two hosts committing in one run serialize on it, and the same
+ * version name twice gives -EEXIST. Every change of a head is followed by
+ * a notify on ckptfs.store carrying the run's name.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <rados/librados.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "backend_i.h"
+#include "io_i.h"
+
+#define RADOS_ROOT "ckptfs.store"
+#define RADOS_RUN "ckptfs.run."
+#define RADOS_CHUNK "ckptfs.c."
+#define RADOS_FORMAT_MAGIC "ckptfs-store format "
+#define RADOS_MAX_CHUNK (16u << 20) /* below osd_max_write_size and object size limits */
+#define RADOS_CONNECT_S 10	    /* an unreachable cluster: an error within this */
+#define RADOS_CONNECT_S_TXT "10"
+#define RADOS_OP_S 30 /* an operation against a cluster gone away */
+#define RADOS_OMAP_PAGE 256
+
+struct rados_sb {
+	struct sb b; /* first */
+	rados_t cl;
+	rados_ioctx_t io;
+	char *pool, *ns, *conf, *id;
+	char stagedir[64];
+	uint64_t watch;
+	bool watching;
+	uint64_t self; /* this client's instance id: its own notifies are skipped */
+};
+
+static struct rados_sb *rs_of(struct sb *b)
+{
+	return (struct rados_sb *)b;
+}
+
+static void head_oid(const char *run, char *out, size_t len)
+{
+	snprintf(out, len, RADOS_RUN "%s", run);
+}
+
+static void chunk_oid(const uint8_t *h, char *out)
+{
+	memcpy(out, RADOS_CHUNK, sizeof(RADOS_CHUNK) - 1);
+	chunk_hex(h, out + sizeof(RADOS_CHUNK) - 1);
+}
+
+#define CHUNK_OID_LEN (sizeof(RADOS_CHUNK) + CHUNK_HEX_LEN)
+
+/* Tell every other mount that `run` ("" for the list of runs) changed. */
+static void changed(struct rados_sb *r, const char *run)
+{
+	rados_completion_t c;
+
+	if (rados_aio_create_completion2(NULL, NULL, &c) < 0)
+		return;
+	/* fire and forget: the completion is released whenever it ends */
+	if (rados_aio_notify(r->io, RADOS_ROOT, c, run, (int)strlen(run), 5000, NULL, NULL) < 0) {
+		rados_aio_release(c);
+		return;
+	}
+	rados_aio_release(c);
+}
+
+static void watch_cb(void *arg, uint64_t notify_id, uint64_t handle, uint64_t notifier_id,
+		     void *data, size_t data_len)
+{
+	struct rados_sb *r = arg;
+	char run[CKPT_NAME_MAX + 1];
+
+	(void)handle;
+	rados_notify_ack(r->io, RADOS_ROOT, notify_id, r->watch, NULL, 0);
+	if (notifier_id == r->self || !r->b.changed)
+		return;
+	if (data_len > CKPT_NAME_MAX)
+		data_len = CKPT_NAME_MAX;
+	if (data_len)
+		memcpy(run, data, data_len);
+	run[data_len] = 0;
+	r->b.changed(r->b.changed_arg, run);
+}
+
+static void watch_err_cb(void *arg, uint64_t cookie, int err)
+{
+	struct rados_sb *r = arg;
+
+	(void)cookie;
+	store_log("the watch on %s was lost (%s): re-reading the whole store", r->b.where,
+		  strerror(-err));
+	/* librados re-establishes the watch when it can; what was missed is
+	 * picked up by a refresh of everything */
+	if (r->b.changed)
+		r->b.changed(r->b.changed_arg, NULL);
+}
+
+/* ---- chunks ---- */
+
+static void put_done(rados_completion_t c, void *arg)
+{
+	struct sb_put *p = arg;
+	int ret = rados_aio_get_return_value(c);
+
+	rados_aio_release(c);
+	/* an existing object: another write (this host or another) stored it */
+	p->done(p, ret == -EEXIST ? 0 : ret);
+}
+
+static int rados_chunk_put(struct sb *b, struct sb_put *p)
+{
+	struct rados_sb *r = rs_of(b);
+	char oid[CHUNK_OID_LEN];
+	rados_completion_t c;
+	rados_write_op_t op;
+	int ret;
+
+	if (p->len > RADOS_MAX_CHUNK)
+		return -EFBIG;
+	chunk_oid(p->h, oid);
+	ret = rados_aio_create_completion2(p, put_done, &c);
+	if (ret < 0)
+		return ret;
+	op = rados_create_write_op();
+	if (!op) {
+		rados_aio_release(c);
+		return -ENOMEM;
+	}
+	rados_write_op_create(op, LIBRADOS_CREATE_EXCLUSIVE, NULL);
+	rados_write_op_write_full(op, (const char *)p->buf, p->len);
+	ret = rados_aio_write_op_operate(op, r->io, c, oid, NULL, 0);
+	rados_release_write_op(op);
+	if (ret < 0)
+		rados_aio_release(c);
+	return ret;
+}
+
+static ssize_t rados_chunk_get(struct sb *b, const uint8_t *h, uint32_t len, uint8_t *buf,
+			       size_t cap)
+{
+	char oid[CHUNK_OID_LEN];
+	size_t want = cap > (size_t)len ? (size_t)len + 1 : cap; /* one more: a longer object */
+	int n;
+
+	chunk_oid(h, oid);
+	n = rados_read(rs_of(b)->io, oid, (char *)buf, want, 0);
+	return n;
+}
+
+static int rados_chunk_stat(struct sb *b, const uint8_t *h, uint64_t *size)
+{
+	char oid[CHUNK_OID_LEN];
+	time_t mt;
+
+	chunk_oid(h, oid);
+	return rados_stat(rs_of(b)->io, oid, size, &mt);
+}
+
+static int rados_chunk_hash(struct sb *b, const uint8_t *h, uint32_t len, uint8_t *out)
+{
+	uint8_t *buf = malloc((size_t)len + 1);
+	ssize_t n;
+
+	if (!buf)
+		return -ENOMEM;
+	n = rados_chunk_get(b, h, len, buf, (size_t)len + 1);
+	if (n == (ssize_t)len)
+		hash128(buf, len, out);
+	free(buf);
+	if (n == -ENOENT || (n >= 0 && n != (ssize_t)len))
+		return -EBADMSG;
+	return n < 0 ? (int)n : 0;
+}
+
+static int rados_chunk_scan(struct sb *b, sb_chunk_fn fn, void *arg)
+{
+	struct rados_sb *r = rs_of(b);
+	rados_list_ctx_t ctx;
+	const char *oid;
+	int ret;
+
+	ret = rados_nobjects_list_open(r->io, &ctx);
+	if (ret < 0)
+		return ret;
+	while ((ret = rados_nobjects_list_next(ctx, &oid, NULL, NULL)) == 0) {
+		uint8_t h[CHUNK_HASH_LEN];
+
+		if (strncmp(oid, RADOS_CHUNK, sizeof(RADOS_CHUNK) - 1) ||
+		    chunk_unhex(oid + sizeof(RADOS_CHUNK) - 1, h) < 0)
+			continue;
+		ret = fn(arg, h);
+		if (ret < 0)
+			break;
+	}
+	rados_nobjects_list_close(ctx);
+	return ret == -ENOENT ? 0 : ret;
+}
+
+static int rados_chunk_remove(struct sb *b, const uint8_t *h, uint64_t *bytes)
+{
+	struct rados_sb *r = rs_of(b);
+	char oid[CHUNK_OID_LEN];
+	uint64_t size;
+	time_t mt;
+	int ret;
+
+	chunk_oid(h, oid);
+	ret = rados_stat(r->io, oid, &size, &mt);
+	if (ret == 0)
+		ret = rados_remove(r->io, oid);
+	if (ret == 0)
+		*bytes = size;
+	return ret;
+}
+
+/* A chunk write completes once the OSDs have it durably (done() is called
+ * at "complete", which librados reports after the commit). */
+static int rados_chunk_sync(struct sb *b)
+{
+	return rados_aio_flush(rs_of(b)->io);
+}
+
+/* ---- small documents in omap ---- */
+
+static void op_omap_set(rados_write_op_t op, const char *key, const char *val, size_t vlen)
+{
+	size_t klen = strlen(key);
+
+	rados_write_op_omap_set2(op, &key, &val, &klen, &vlen, 1);
+}
+
+static void op_omap_rm(rados_write_op_t op, const char *key)
+{
+	size_t klen = strlen(key);
+
+	rados_write_op_omap_rm_keys2(op, &key, &klen, 1);
+}
+
+/* Read object oid's whole data (-ENOENT missing or empty). */
+static int read_all(struct rados_sb *r, const char *oid, char **doc, size_t *len)
+{
+	uint64_t size;
+	time_t mt;
+	char *buf;
+	int ret = rados_stat(r->io, oid, &size, &mt);
+
+	if (ret < 0)
+		return ret;
+	if (size == 0)
+		return -ENOENT;
+	buf = malloc(size + 1);
+	if (!buf)
+		return -ENOMEM;
+	ret = rados_read(r->io, oid, buf, size, 0);
+	if (ret < 0) {
+		free(buf);
+		return ret;
+	}
+	buf[ret] = 0;
+	*doc = buf;
+	*len = (size_t)ret;
+	return 0;
+}
+
+/* One write op on oid that sets/removes omap key `key` (doc NULL: remove). */
+static int omap_put(struct rados_sb *r, const char *oid, const char *key, const char *doc,
+		    size_t len, bool must_exist)
+{
+	rados_write_op_t op = rados_create_write_op();
+	int ret;
+
+	if (!op)
+		return -ENOMEM;
+	if (must_exist)
+		rados_write_op_assert_exists(op);
+	if (doc)
+		op_omap_set(op, key, doc, len);
+	else
+		op_omap_rm(op, key);
+	ret = rados_write_op_operate2(op, r->io, oid, NULL, 0);
+	rados_release_write_op(op);
+	return ret;
+}
+
+/* Each omap key of oid that starts with prefix, with its value. A positive
+ * fn return asks for the key's removal. */
+static int omap_each(struct rados_sb *r, const char *oid, const char *prefix,
+		     int (*fn)(void *arg, const char *name, const char *val, size_t len), void *arg)
+{
+	char after[CKPT_NAME_MAX + 8] = "";
+	size_t plen = strlen(prefix);
+	char **drop = NULL;
+	size_t ndrop = 0;
+	unsigned char more = 1;
+	int ret = 0;
+
+	while (more && ret >= 0) {
+		rados_read_op_t op = rados_create_read_op();
+		rados_omap_iter_t it;
+		int rv = 0;
+
+		if (!op)
+			return -ENOMEM;
+		rados_read_op_omap_get_vals2(op, after, prefix, RADOS_OMAP_PAGE, &it, &more, &rv);
+		ret = rados_read_op_operate(op, r->io, oid, 0);
+		rados_release_read_op(op);
+		if (ret == 0)
+			ret = rv;
+		if (ret < 0)
+			break;
+		for (;;) {
+			char *key, *val;
+			size_t klen, vlen;
+
+			if (rados_omap_get_next2(it, &key, &val, &klen, &vlen) < 0 || !key)
+				break;
+			snprintf(after, sizeof(after), "%.*s", (int)klen, key);
+			if (klen <= plen || klen - plen > CKPT_NAME_MAX)
+				continue;
+			{
+				char name[CKPT_NAME_MAX + 1];
+
+				snprintf(name, sizeof(name), "%.*s", (int)(klen - plen),
+					 key + plen);
+				ret = fn(arg, name, val, vlen);
+			}
+			if (ret > 0) {
+				char **nd = realloc(drop, (ndrop + 1) * sizeof(*drop));
+
+				ret = 0;
+				if (nd) {
+					drop = nd;
+					drop[ndrop] = strdup(after);
+					if (drop[ndrop])
+						ndrop++;
+				}
+			}
+			if (ret < 0)
+				break;
+		}
+		rados_omap_get_end(it);
+	}
+	for (size_t i = 0; i < ndrop; i++) {
+		if (ret >= 0)
+			omap_put(r, oid, drop[i], NULL, 0, false);
+		free(drop[i]);
+	}
+	free(drop);
+	return ret < 0 ? ret : 0;
+}
+
+/* ---- runs ---- */
+
+struct name_cb {
+	sb_name_fn fn;
+	void *arg;
+};
+
+static int run_one(void *arg, const char *name, const char *val, size_t len)
+{
+	struct name_cb *c = arg;
+
+	(void)val;
+	(void)len;
+	if (name_check_kind(name, NAME_RUN, NULL) < 0)
+		return 0;
+	return c->fn(c->arg, name);
+}
+
+static int rados_run_list(struct sb *b, sb_name_fn fn, void *arg)
+{
+	struct name_cb c = {fn, arg};
+
+	return omap_each(rs_of(b), RADOS_ROOT, "r/", run_one, &c);
+}
+
+static int rados_run_create(struct sb *b, const char *run)
+{
+	struct rados_sb *r = rs_of(b);
+	char oid[CKPT_NAME_MAX + 32], key[CKPT_NAME_MAX + 4];
+	rados_write_op_t op = rados_create_write_op();
+	int ret;
+
+	if (!op)
+		return -ENOMEM;
+	head_oid(run, oid, sizeof(oid));
+	/* a head another host created already keeps its seq */
+	rados_write_op_create(op, LIBRADOS_CREATE_EXCLUSIVE, NULL);
+	rados_write_op_setxattr(op, "seq", "0", 1);
+	ret = rados_write_op_operate2(op, r->io, oid, NULL, 0);
+	rados_release_write_op(op);
+	if (ret < 0 && ret != -EEXIST)
+		return ret;
+	snprintf(key, sizeof(key), "r/%s", run);
+	ret = omap_put(r, RADOS_ROOT, key, "", 0, false);
+	if (ret == 0)
+		changed(r, "");
+	return ret;
+}
+
+static int rados_run_remove(struct sb *b, const char *run)
+{
+	struct rados_sb *r = rs_of(b);
+	char oid[CKPT_NAME_MAX + 32], key[CKPT_NAME_MAX + 4];
+	int ret;
+
+	snprintf(key, sizeof(key), "r/%s", run);
+	ret = omap_put(r, RADOS_ROOT, key, NULL, 0, false);
+	if (ret < 0)
+		return ret;
+	head_oid(run, oid, sizeof(oid));
+	ret = rados_remove(r->io, oid);
+	changed(r, "");
+	return ret == -ENOENT ? 0 : ret;
+}
+
+static int rados_run_conf_get(struct sb *b, const char *run, char **doc, size_t *len)
+{
+	char oid[CKPT_NAME_MAX + 32];
+
+	head_oid(run, oid, sizeof(oid));
+	return read_all(rs_of(b), oid, doc, len);
+}
+
+static int rados_run_conf_put(struct sb *b, const char *run, const char *doc, size_t len)
+{
+	struct rados_sb *r = rs_of(b);
+	char oid[CKPT_NAME_MAX + 32];
+	int ret;
+
+	head_oid(run, oid, sizeof(oid));
+	ret = rados_write_full(r->io, oid, doc, len);
+	if (ret == 0)
+		changed(r, run);
+	return ret;
+}
+
+/* ---- manifests and markers: omap of the run's head ---- */
+
+struct doc_cb {
+	sb_doc_fn fn;
+	void *arg;
+};
+
+static int doc_one(void *arg, const char *name, const char *val, size_t len)
+{
+	struct doc_cb *c = arg;
+
+	if (name_check_kind(name, NAME_VERSION, NULL) < 0)
+		return 0;
+	return c->fn(c->arg, name, val, len);
+}
+
+static int head_each(struct rados_sb *r, const char *run, const char *prefix, sb_doc_fn fn,
+		     void *arg)
+{
+	char oid[CKPT_NAME_MAX + 32];
+	struct doc_cb c = {fn, arg};
+	int ret;
+
+	head_oid(run, oid, sizeof(oid));
+	ret = omap_each(r, oid, prefix, doc_one, &c);
+	return ret == -ENOENT ? 0 : ret;
+}
+
+static int rados_manifest_list(struct sb *b, const char *run, sb_doc_fn fn, void *arg)
+{
+	return head_each(rs_of(b), run, "v/", fn, arg);
+}
+
+static int head_put(struct rados_sb *r, const char *run, const char *prefix, const char *name,
+		    const char *doc, size_t len)
+{
+	char oid[CKPT_NAME_MAX + 32], key[CKPT_NAME_MAX + 4];
+	int ret;
+
+	head_oid(run, oid, sizeof(oid));
+	snprintf(key, sizeof(key), "%s%s", prefix, name);
+	ret = omap_put(r, oid, key, doc, len, true);
+	if (ret == 0)
+		changed(r, run);
+	return ret;
+}
+
+/* The run's highest seq (its head's "seq" xattr) and whether v/NAME is taken. */
+static int head_read(struct rados_sb *r, const char *oid, const char *key, uint64_t *seq,
+		     char *seqtxt, size_t seqlen, bool *taken)
+{
+	rados_read_op_t op = rados_create_read_op();
+	rados_omap_iter_t it;
+	int ret, rv = 0;
+	char *k, *v;
+	size_t kl, vl;
+
+	if (!op)
+		return -ENOMEM;
+	rados_read_op_omap_get_vals_by_keys2(op, &key, 1, &(size_t){strlen(key)}, &it, &rv);
+	ret = rados_read_op_operate(op, r->io, oid, 0);
+	rados_release_read_op(op);
+	if (ret == 0)
+		ret = rv;
+	if (ret < 0)
+		return ret;
+	*taken = rados_omap_get_next2(it, &k, &v, &kl, &vl) == 0 && k;
+	rados_omap_get_end(it);
+	ret = rados_getxattr(r->io, oid, "seq", seqtxt, seqlen - 1);
+	if (ret < 0)
+		return ret;
+	seqtxt[ret] = 0;
+	*seq = strtoull(seqtxt, NULL, 10);
+	return 0;
+}
+
+static int rados_manifest_commit(struct sb *b, const char *run, const char *name, uint64_t seq_hint,
+				 sb_build_fn build, void *arg, uint64_t *seq)
+{
+	struct rados_sb *r = rs_of(b);
+	char oid[CKPT_NAME_MAX + 32], key[CKPT_NAME_MAX + 4];
+	int ret;
+
+	head_oid(run, oid, sizeof(oid));
+	snprintf(key, sizeof(key), "v/%s", name);
+	for (int tries = 0;; tries++) {
+		char cur[32], next[32];
+		uint64_t have, s;
+		size_t len;
+		rados_write_op_t op;
+		bool taken;
+		char *doc;
+
+		ret = head_read(r, oid, key, &have, cur, sizeof(cur), &taken);
+		if (ret < 0)
+			return ret;
+		if (taken)
+			return -EEXIST;
+		s = seq_hint > have ? seq_hint : have + 1;
+		doc = build(arg, s, &len);
+		if (!doc)
+			return -ENOMEM;
+		snprintf(next, sizeof(next), "%" PRIu64, s);
+		op = rados_create_write_op();
+		if (!op) {
+			free(doc);
+			return -ENOMEM;
+		}
+		/* compare-and-swap: nobody committed in this run since head_read */
+		rados_write_op_cmpxattr(op, "seq", LIBRADOS_CMPXATTR_OP_EQ, cur, strlen(cur));
+		rados_write_op_setxattr(op, "seq", next, strlen(next));
+		op_omap_set(op, key, doc, len);
+		ret = rados_write_op_operate2(op, r->io, oid, NULL, 0);
+		rados_release_write_op(op);
+		free(doc);
+		if (ret == 0) {
+			*seq = s;
+			changed(r, run);
+			return 0;
+		}
+		/* another host committed in between: read again */
+		if (ret != -ECANCELED || tries > 1000)
+			return ret;
+	}
+}
+
+static int rados_manifest_put(struct sb *b, const char *run, const char *name, const char *doc,
+			      size_t len)
+{
+	return head_put(rs_of(b), run, "v/", name, doc, len);
+}
+
+static int rados_manifest_remove(struct sb *b, const char *run, const char *name)
+{
+	return head_put(rs_of(b), run, "v/", name, NULL, 0);
+}
+
+static int rados_marker_list(struct sb *b, const char *run, sb_doc_fn fn, void *arg)
+{
+	return head_each(rs_of(b), run, "o/", fn, arg);
+}
+
+static int rados_marker_put(struct sb *b, const char *run, const char *name, const char *doc,
+			    size_t len)
+{
+	return head_put(rs_of(b), run, "o/", name, doc, len);
+}
+
+static int rados_marker_remove(struct sb *b, const char *run, const char *name, bool sync)
+{
+	(void)sync;
+	return head_put(rs_of(b), run, "o/", name, NULL, 0);
+}
+
+static int rados_marker_rename(struct sb *b, const char *run, const char *from, const char *to)
+{
+	struct rados_sb *r = rs_of(b);
+	char oid[CKPT_NAME_MAX + 32], kf[CKPT_NAME_MAX + 4], kt[CKPT_NAME_MAX + 4];
+	rados_omap_iter_t it;
+	rados_read_op_t rop;
+	rados_write_op_t op;
+	char *k, *v = NULL, *doc = NULL;
+	size_t kl, vl = 0;
+	int ret, rv = 0;
+
+	head_oid(run, oid, sizeof(oid));
+	snprintf(kf, sizeof(kf), "o/%s", from);
+	snprintf(kt, sizeof(kt), "o/%s", to);
+	rop = rados_create_read_op();
+	if (!rop)
+		return -ENOMEM;
+	rados_read_op_omap_get_vals_by_keys2(rop, &(const char *){kf}, 1, &(size_t){strlen(kf)},
+					     &it, &rv);
+	ret = rados_read_op_operate(rop, r->io, oid, 0);
+	rados_release_read_op(rop);
+	if (ret == 0)
+		ret = rv;
+	if (ret < 0)
+		return ret;
+	if (rados_omap_get_next2(it, &k, &v, &kl, &vl) == 0 && k) {
+		doc = malloc(vl + 1);
+		if (doc)
+			memcpy(doc, v, vl);
+	}
+	rados_omap_get_end(it);
+	if (!doc)
+		return -ENOENT;
+	op = rados_create_write_op();
+	if (!op) {
+		free(doc);
+		return -ENOMEM;
+	}
+	op_omap_rm(op, kf);
+	op_omap_set(op, kt, doc, vl);
+	ret = rados_write_op_operate2(op, r->io, oid, NULL, 0);
+	rados_release_write_op(op);
+	free(doc);
+	if (ret == 0)
+		changed(r, run);
+	return ret;
+}
+
+/* ---- the store ---- */
+
+static int rados_statvfs_op(struct sb *b, struct statvfs *st)
+{
+	struct rados_cluster_stat_t cs;
+	int ret = rados_cluster_stat(rs_of(b)->cl, &cs);
+
+	if (ret < 0)
+		return ret;
+	memset(st, 0, sizeof(*st));
+	st->f_bsize = st->f_frsize = 4096;
+	st->f_blocks = cs.kb / 4;
+	st->f_bfree = st->f_bavail = cs.kb_avail / 4;
+	st->f_files = cs.num_objects + 1000000;
+	st->f_ffree = st->f_favail = 1000000;
+	st->f_namemax = CKPT_NAME_MAX;
+	return 0;
+}
+
+static void rm_stagedir(struct rados_sb *r)
+{
+	if (r->b.stagefd >= 0) {
+		close(r->b.stagefd);
+		r->b.stagefd = -1;
+	}
+	if (r->stagedir[0]) {
+		/* staging files were unlinked by their owners; leftovers of a
+		 * crash are in another directory */
+		rmdir(r->stagedir);
+		r->stagedir[0] = 0;
+	}
+}
+
+static void rados_close(struct sb *b)
+{
+	struct rados_sb *r = rs_of(b);
+
+	if (r->watching) {
+		rados_unwatch2(r->io, r->watch);
+		rados_watch_flush(r->cl);
+	}
+	if (r->io) {
+		rados_aio_flush(r->io);
+		rados_ioctx_destroy(r->io);
+	}
+	if (r->cl)
+		rados_shutdown(r->cl);
+	rm_stagedir(r);
+	free(r->pool);
+	free(r->ns);
+	free(r->conf);
+	free(r->id);
+	free(b->where);
+	free(r);
+}
+
+static const struct sb_ops rados_ops = {
+	.close = rados_close,
+	.statvfs = rados_statvfs_op,
+	.chunk_put = rados_chunk_put,
+	.chunk_get = rados_chunk_get,
+	.chunk_stat = rados_chunk_stat,
+	.chunk_hash = rados_chunk_hash,
+	.chunk_scan = rados_chunk_scan,
+	.chunk_remove = rados_chunk_remove,
+	.chunk_sync = rados_chunk_sync,
+	.chunk_hint = NULL,
+	.run_list = rados_run_list,
+	.run_create = rados_run_create,
+	.run_remove = rados_run_remove,
+	.run_conf_get = rados_run_conf_get,
+	.run_conf_put = rados_run_conf_put,
+	.manifest_list = rados_manifest_list,
+	.manifest_commit = rados_manifest_commit,
+	.manifest_put = rados_manifest_put,
+	.manifest_remove = rados_manifest_remove,
+	.marker_list = rados_marker_list,
+	.marker_put = rados_marker_put,
+	.marker_remove = rados_marker_remove,
+	.marker_rename = rados_marker_rename,
+};
+
+/* %XX decoding of one URL component, in place. */
+static void url_unescape(char *s)
+{
+	char *o = s;
+
+	for (; *s; s++) {
+		if (*s == '%' && s[1] && s[2]) {
+			char hex[3] = {s[1], s[2], 0};
+
+			*o++ = (char)strtol(hex, NULL, 16);
+			s += 2;
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = 0;
+}
+
+/* rados://POOL[/NAMESPACE][?conf=PATH&id=CLIENT] */
+static int url_parse(struct rados_sb *r, const char *url, char *err, size_t errlen)
+{
+	char *s = strdup(url + strlen("rados://")), *q, *slash;
+
+	if (!s)
+		return -ENOMEM;
+	q = strchr(s, '?');
+	if (q)
+		*q++ = 0;
+	slash = strchr(s, '/');
+	if (slash) {
+		*slash++ = 0;
+		if (*slash && strchr(slash, '/')) {
+			snprintf(err, errlen,
+				 "%s: a RADOS store is "
+				 "rados://POOL[/NAMESPACE][?conf=PATH&id=CLIENT] "
+				 "(one namespace, no further '/')",
+				 url);
+			free(s);
+			return -EINVAL;
+		}
+		if (*slash) {
+			url_unescape(slash);
+			r->ns = strdup(slash);
+		}
+	}
+	url_unescape(s);
+	if (!*s) {
+		snprintf(err, errlen,
+			 "%s: no pool: use rados://POOL[/NAMESPACE][?conf=PATH&id=CLIENT]", url);
+		free(s);
+		return -EINVAL;
+	}
+	r->pool = strdup(s);
+	while (q && *q) {
+		char *amp = strchr(q, '&'), *eq;
+
+		if (amp)
+			*amp++ = 0;
+		eq = strchr(q, '=');
+		if (eq)
+			*eq++ = 0;
+		if (eq && !strcmp(q, "conf")) {
+			url_unescape(eq);
+			free(r->conf);
+			r->conf = strdup(eq);
+		} else if (eq && !strcmp(q, "id")) {
+			url_unescape(eq);
+			free(r->id);
+			r->id = strdup(eq);
+		} else {
+			snprintf(err, errlen,
+				 "%s: unknown option \"%s\": a RADOS store takes conf=PATH (the "
+				 "ceph.conf) and id=CLIENT (the cephx user, without \"client.\")",
+				 url, q);
+			free(s);
+			return -EINVAL;
+		}
+		q = amp;
+	}
+	free(s);
+	return r->pool ? 0 : -ENOMEM;
+}
+
+static int format_check(struct rados_sb *r, bool create, char *err, size_t errlen)
+{
+	char buf[128];
+	int n = rados_read(r->io, RADOS_ROOT, buf, sizeof(buf) - 1, 0);
+	long v;
+
+	if (n == -ENOENT) {
+		rados_write_op_t op;
+		int len;
+
+		if (!create) {
+			snprintf(err, errlen,
+				 "%s holds no ckptfs store: mount it once with ckptfs to create "
+				 "one",
+				 r->b.where);
+			return -ENOENT;
+		}
+		len = snprintf(buf, sizeof(buf), RADOS_FORMAT_MAGIC "%d\n", CKPT_STORE_FORMAT);
+		op = rados_create_write_op();
+		if (!op)
+			return -ENOMEM;
+		rados_write_op_create(op, LIBRADOS_CREATE_EXCLUSIVE, NULL);
+		rados_write_op_write_full(op, buf, (size_t)len);
+		n = rados_write_op_operate2(op, r->io, RADOS_ROOT, NULL, 0);
+		rados_release_write_op(op);
+		if (n < 0 && n != -EEXIST) {
+			snprintf(err, errlen, "cannot create the store in %s: %s", r->b.where,
+				 strerror(-n));
+			return n;
+		}
+		return n == -EEXIST ? format_check(r, false, err, errlen) : 0;
+	}
+	if (n < 0) {
+		snprintf(err, errlen, "cannot read the store object %s in %s: %s", RADOS_ROOT,
+			 r->b.where, strerror(-n));
+		return n;
+	}
+	buf[n] = 0;
+	if (strncmp(buf, RADOS_FORMAT_MAGIC, strlen(RADOS_FORMAT_MAGIC))) {
+		snprintf(err, errlen,
+			 "%s: object %s does not name a ckptfs store format; use another pool "
+			 "or namespace",
+			 r->b.where, RADOS_ROOT);
+		return -EPROTO;
+	}
+	v = strtol(buf + strlen(RADOS_FORMAT_MAGIC), NULL, 10);
+	if (v != CKPT_STORE_FORMAT) {
+		snprintf(err, errlen,
+			 "store %s has format version %ld, but this ckptfs reads format version "
+			 "%d: open it with a ckptfs release that reads format %ld",
+			 r->b.where, v, CKPT_STORE_FORMAT, v);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+static int connect_cluster(struct rados_sb *r, char *err, size_t errlen)
+{
+	char mon[256] = "?", t[16];
+	const char *conf = r->conf ? r->conf : "the default ceph.conf (/etc/ceph/ceph.conf)";
+	int ret;
+
+	ret = rados_create(&r->cl, r->id);
+	if (ret < 0) {
+		snprintf(err, errlen, "cannot set up a Ceph client for %s: %s", r->b.where,
+			 strerror(-ret));
+		return ret;
+	}
+	ret = rados_conf_read_file(r->cl, r->conf);
+	if (ret < 0) {
+		snprintf(err, errlen,
+			 "%s: cannot read the Ceph configuration %s: %s (give it with "
+			 "?conf=PATH)",
+			 r->b.where, conf, strerror(-ret));
+		return ret;
+	}
+	snprintf(t, sizeof(t), "%d", RADOS_CONNECT_S);
+	rados_conf_set(r->cl, "client_mount_timeout", t);
+	rados_conf_set(r->cl, "rados_mon_op_timeout", t);
+	snprintf(t, sizeof(t), "%d", RADOS_OP_S);
+	rados_conf_set(r->cl, "rados_osd_op_timeout", t);
+	rados_conf_get(r->cl, "mon_host", mon, sizeof(mon));
+	ret = rados_connect(r->cl);
+	if (ret < 0) {
+		snprintf(err, errlen,
+			 "%s: cannot connect to the Ceph cluster: monitor %s (from %s) %s: is "
+			 "the cluster up, and are the conf and the client id (%s) right?",
+			 r->b.where, mon[0] ? mon : "(none in the conf)", conf,
+			 ret == -ETIMEDOUT ? "did not answer within " RADOS_CONNECT_S_TXT " s"
+					   : strerror(-ret),
+			 r->id ? r->id : "admin");
+		return ret;
+	}
+	ret = rados_ioctx_create(r->cl, r->pool, &r->io);
+	if (ret < 0) {
+		if (ret == -ENOENT)
+			snprintf(err, errlen,
+				 "%s: the cluster (monitor %s) has no pool %s: create it with "
+				 "`ceph osd pool create %s` and `ceph osd pool application enable "
+				 "%s ckptfs`",
+				 r->b.where, mon, r->pool, r->pool, r->pool);
+		else
+			snprintf(err, errlen, "%s: cannot open pool %s: %s", r->b.where, r->pool,
+				 strerror(-ret));
+		return ret;
+	}
+	if (r->ns)
+		rados_ioctx_set_namespace(r->io, r->ns);
+	r->self = rados_get_instance_id(r->cl);
+	return 0;
+}
+
+static int stage_open(struct rados_sb *r, char *err, size_t errlen)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	snprintf(r->stagedir, sizeof(r->stagedir), "%s/ckptfs-stage-XXXXXX",
+		 tmp && strlen(tmp) < 32 ? tmp : "/var/tmp");
+	if (!mkdtemp(r->stagedir)) {
+		int ret = -errno;
+
+		snprintf(err, errlen, "cannot create a staging directory %s: %s", r->stagedir,
+			 strerror(errno));
+		r->stagedir[0] = 0;
+		return ret;
+	}
+	r->b.stagefd = open(r->stagedir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return r->b.stagefd < 0 ? -errno : 0;
+}
+
+int rados_sb_open(const char *url, const struct ckpt_store_opts *opts, struct sb **out, char *err,
+		  size_t errlen)
+{
+	struct rados_sb *r = calloc(1, sizeof(*r));
+	int ret;
+
+	if (!r)
+		return -ENOMEM;
+	r->b.ops = &rados_ops;
+	r->b.io = opts->io ? opts->io : &ckpt_io_default;
+	r->b.stagefd = -1;
+	r->b.local_dedup = false; /* other hosts' gc */
+	r->b.zero_copy = false;
+	r->b.shared = true;
+	r->b.where = strdup(url);
+	if (!r->b.where) {
+		free(r);
+		return -ENOMEM;
+	}
+	if (opts->chunk_size > RADOS_MAX_CHUNK) {
+		snprintf(err, errlen,
+			 "chunk size %zu is too large for a RADOS store: use at most 16 MiB",
+			 opts->chunk_size);
+		ret = -EINVAL;
+		goto fail;
+	}
+	ret = url_parse(r, url, err, errlen);
+	if (ret == 0)
+		ret = connect_cluster(r, err, errlen);
+	if (ret == 0)
+		ret = format_check(r, opts->create, err, errlen);
+	if (ret == 0)
+		ret = stage_open(r, err, errlen);
+	if (ret < 0)
+		goto fail;
+	ret = rados_watch3(r->io, RADOS_ROOT, &r->watch, watch_cb, watch_err_cb, 30, r);
+	if (ret < 0) {
+		snprintf(err, errlen, "%s: cannot watch %s for other hosts' changes: %s", url,
+			 RADOS_ROOT, strerror(-ret));
+		goto fail;
+	}
+	r->watching = true;
+	*out = &r->b;
+	return 0;
+fail:
+	rados_close(&r->b);
+	return ret;
+}
