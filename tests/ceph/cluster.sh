@@ -125,7 +125,13 @@ CONF
 	id=$(c osd create 2>&1) || { tails "$DIR"; die "ceph osd create failed: $id"; }
 	ceph-osd -c "$conf" -i 0 2>>"$DIR/log/daemons.err" --mkfs >"$DIR/log/mkfs-osd.out" 2>&1 ||
 		{ cat "$DIR/log/mkfs-osd.out" >&2; die "ceph-osd --mkfs failed"; }
-	ceph-osd -c "$conf" -i 0 2>>"$DIR/log/daemons.err" || { tails "$DIR"; die "ceph-osd did not start"; }
+	# the OSD's first command can race its monitor map ("wrong fsid"): retry
+	local try
+	for try in 1 2 3 4; do
+		ceph-osd -c "$conf" -i 0 2>>"$DIR/log/daemons.err" && break
+		[ "$try" -lt 4 ] || { tails "$DIR"; die "ceph-osd did not start"; }
+		sleep 0.5
+	done
 	local i
 	for ((i = 0; i < 600; i++)); do
 		c osd stat 2>/dev/null | grep -q '1 up' && break
