@@ -108,3 +108,8 @@ wait_for() {
 	done
 	return 1
 }
+
+# latest_is HOST VERSION: HOST's run/latest points at VERSION (for wait_for).
+latest_is() {
+	[ "$(readlink "$T/$1/${3:-run}/latest")" = "$2" ]
+}

@@ -33,12 +33,12 @@ note "commits on B and C: latest agrees everywhere"
 mkdir "$B/run/step-2.tmp" && echo two >"$B/run/step-2.tmp/f" && mv "$B/run/step-2.tmp" "$B/run/step-2" ||
 	fail "commit on B"
 for h in A B C; do
-	wait_for test "$(readlink "$T/$h/run/latest")" = step-2 || fail "latest on $h is $(readlink "$T/$h/run/latest"), want step-2"
+	wait_for latest_is $h step-2 || fail "latest on $h is $(readlink "$T/$h/run/latest"), want step-2"
 done
 mkdir "$C/run/step-3.tmp" && echo three >"$C/run/step-3.tmp/f" && mv "$C/run/step-3.tmp" "$C/run/step-3" ||
 	fail "commit on C"
 for h in A B C; do
-	wait_for test "$(readlink "$T/$h/run/latest")" = step-3 || fail "latest on $h is $(readlink "$T/$h/run/latest"), want step-3"
+	wait_for latest_is $h step-3 || fail "latest on $h is $(readlink "$T/$h/run/latest"), want step-3"
 	[ "$(cat "$T/$h/run/latest/f")" = three ] || fail "latest/f on $h"
 done
 s1=$(grep -o '"seq": [0-9]*' "$A/run/step-1/.manifest")
