@@ -321,6 +321,7 @@ void rdzv_tick(struct op *op, double now, double *next);
 void rdzv_on_watch(struct op *op, double now, double *next);
 void rdzv_fault(struct op *op, const char *reason, int64_t bad_step, double bad_since);
 void rdzv_join(struct op *op);
+void rdzv_resume(struct op *op);
 void rdzv_end(struct op *op);
 
 /* gpus.c */

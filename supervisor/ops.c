@@ -1502,6 +1502,11 @@ int op_resume(struct op *op, char *err, size_t errlen)
 	op->round_start = op->attempt + 1;
 	/* at the end of the queue: it starts now only if nothing waits ahead */
 	op->queued_at = now_s();
+	if (op->rz) { /* every host resumes it; they start together (rdzv.c) */
+		rdzv_resume(op);
+		transition(op, NULL, NULL, NULL, -1, -1, 0);
+		return 0;
+	}
 	if (op->spec.resources.gpus == 0 ||
 	    (!others_wait(op, op->queued_at) && gpus_take(op) == 0)) {
 		relaunch(op, "resumed");

@@ -59,6 +59,7 @@ struct rdzv {
 	double want_bad_since;
 	char want_reason[512];
 	char waiting[300];
+	bool resuming; /* ckpt ops resume: past the attempt whose plan failed */
 };
 
 static bool rdzv_parse(const struct op *op, char *host, size_t hl, int *port, char *job, size_t jl)
@@ -343,6 +344,14 @@ void rdzv_join(struct op *op)
 	z->next_refresh = 0;
 }
 
+/* ckpt ops resume, on every host: the gang starts again after the attempt
+ * that failed (whose plan says so), from the newest complete version. */
+void rdzv_resume(struct op *op)
+{
+	rdzv_join(op);
+	op->rz->resuming = true;
+}
+
 static int put_plan(struct op *op, int64_t a, json_t *o)
 {
 	struct rdzv *z = op->rz;
@@ -386,6 +395,18 @@ static void rendezvous(struct op *op, double now, double *next)
 		a = z->gen;
 		refresh(op, a);
 	}
+	if (z->resuming && z->plan && z->plan_fail[0]) {
+		/* the attempt that failed stays failed: the next one resumes */
+		z->resuming = false;
+		op->attempt++;
+		op->round_start = op->attempt + 1;
+		a++;
+		rdzv_join(op);
+		snprintf(z->want_reason, sizeof(z->want_reason), "resumed (ckpt ops resume)");
+		if (refresh(op, a))
+			return;
+	}
+	z->resuming = false;
 	if (z->want_gen && raise_gen(op) < 0)
 		return;
 	if (z->ready_at != a) {

@@ -16,6 +16,8 @@ Exit 0 pass, 1 fail, 77 skip (no etcd).
   rdzv_host_kill  kill -9 of hostB's ckptd, shims and ranks: hostA notices
                   within the lease TTL and waits; hostB's ckptd started
                   again: the gang restarts together and completes
+  rdzv_timeout    hostB away past gang_timeout_s: FAILED on both with a
+                  reason; ckpt ops resume on both: the gang completes
   rdzv_etcd       etcd down at submit: a clear error (HTTP 503); node_rank
                   taken; etcd stopped mid-run: the ranks keep training, a
                   fault's restart waits for etcd, then the gang completes
@@ -197,7 +199,7 @@ def t_rdzv_fault(g):
     for h in g.hosts:
         h.start()
     g.etcd.start()
-    ids = g.submit("fault", "--steps", "40", "--step-ms", "30", "--ckpt-every", "10",
+    ids = g.submit("fault", "--steps", "80", "--step-ms", "30", "--ckpt-every", "10",
                    "--fault", "exit1@15:rank=2")
     os_ = g.wait_all(ids, ["COMPLETED", "FAILED"], 90)
     check([o["status"] for o in os_] == ["COMPLETED"] * 2,
@@ -238,15 +240,17 @@ def t_rdzv_host_kill(g):
         h.start()
     g.etcd.start()
     a, b = g.hosts
-    ids = g.submit("kill", "--steps", "80", "--step-ms", "40", "--ckpt-every", "10")
+    # hostA's fake ranks do not wait for hostB's as DDP's would: enough steps
+    # that they still run when hostB's lease expires
+    ids = g.submit("kill", "--steps", "120", "--step-ms", "40", "--ckpt-every", "10")
     end = time.time() + 60
     while time.time() < end:
         o = b.op(ids[1])
-        if o["status"] == "RUNNING" and all((r["step"] or 0) >= 25 for r in o["ranks"]):
+        if o["status"] == "RUNNING" and all((r["step"] or 0) >= 12 for r in o["ranks"]):
             break
         time.sleep(0.05)
     else:
-        raise Fail("hostB's ranks did not reach step 25: %s" % b.op(ids[1]))
+        raise Fail("hostB's ranks did not reach step 12: %s" % b.op(ids[1]))
     # hostB dies with its ranks: ckptd, shims, trainers, all kill -9
     pgids = [t["pgid"] for t in g.starts() if t["rank"] in (2, 3)]
     b.kill9()
@@ -277,6 +281,61 @@ def t_rdzv_host_kill(g):
           "status %s" % [(o["status"], o["reason"]) for o in os_])
     check_together(g, ids, 2)
     print("hostA noticed hostB's death after %.1f s (lease TTL %d s)" % (noticed, TTL))
+
+
+def kill_host(g, h):
+    """kill -9 of a host: its ckptd, its shims, its ranks."""
+    pgids = [t["pgid"] for t in g.starts() if t["rank"] in (2, 3)]
+    h.kill9()
+    for p in shim_pids(h):
+        try:
+            os.kill(p, signal.SIGKILL)
+        except OSError:
+            pass
+    for p in pgids:
+        try:
+            os.killpg(p, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def t_rdzv_timeout(g):
+    """hostB stays away longer than gang_timeout_s: every host FAILS with a
+    reason naming it; once it is back, ckpt ops resume on each host starts
+    the gang again, together, from the newest complete version."""
+    for h in g.hosts:
+        h.start()
+    g.etcd.start()
+    a, b = g.hosts
+    ids = g.submit("timeout", "--steps", "120", "--step-ms", "40", "--ckpt-every", "10",
+                   recovery={"gang_timeout_s": 3})
+    end = time.time() + 60
+    while time.time() < end:
+        o = b.op(ids[1])
+        if o["status"] == "RUNNING" and all((r["step"] or 0) >= 12 for r in o["ranks"]):
+            break
+        time.sleep(0.05)
+    kill_host(g, b)
+    o = a.wait_status(ids[0], ["FAILED", "COMPLETED"], 30)
+    check(o["status"] == "FAILED" and "node 1 (hostB) did not come back within "
+          "recovery.gang_timeout_s (3 s)" in o["reason"], "hostA: %s %s" % (o["status"],
+                                                                          o["reason"]))
+    b.start()
+    o = b.wait_status(ids[1], ["FAILED", "COMPLETED"], 30)
+    check(o["status"] == "FAILED" and "did not come back" in o["reason"],
+          "hostB after its restart: %s %s" % (o["status"], o["reason"]))
+    check(not [t for t in g.starts() if t["attempt"] > 1], "an attempt started without hostB")
+    for h, i in zip(g.hosts, ids):
+        st, body = h.req("POST", "/api/v1/operations/%s/resume" % i)
+        check(st in (200, 202), "resume on %s: %s %s" % (h.tmp, st, body))
+    os_ = g.wait_all(ids, ["COMPLETED", "FAILED"], 90)
+    check([o["status"] for o in os_] == ["COMPLETED"] * 2,
+          "after resume: %s" % [(o["status"], o["reason"]) for o in os_])
+    res = [t for t in g.starts() if t["attempt"] > 1]
+    check(sorted(t["rank"] for t in res) == [0, 1, 2, 3] and len({t["attempt"] for t in res}) == 1
+          and len({t["resume"] for t in res}) == 1 and res[0]["resume"] and
+          res[0]["resume"].endswith(".a1"), "the resumed ranks: %s" %
+          [(t["rank"], t["attempt"], t["resume"]) for t in res])
 
 
 def t_rdzv_etcd(g):
@@ -332,7 +391,7 @@ def t_rdzv_etcd(g):
 
 
 CASES = {"rdzv_fault": t_rdzv_fault, "rdzv_host_kill": t_rdzv_host_kill,
-         "rdzv_etcd": t_rdzv_etcd}
+         "rdzv_timeout": t_rdzv_timeout, "rdzv_etcd": t_rdzv_etcd}
 
 
 def main(argv):
