@@ -747,13 +747,29 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	*con_cls = NULL;
 }
 
+/* One HTTP server with ckptd's handler, on the listening socket fd, or with
+ * none (fd -1): then connections are handed to it with MHD_add_connection
+ * (tests/fuzz/fuzz_api.c calls the API that way, without a listener). With
+ * tcp every request needs the token. */
+struct MHD_Daemon *api_daemon(int fd, bool tcp)
+{
+	struct MHD_OptionItem opts[] = {
+		{MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, NULL},
+		{MHD_OPTION_CONNECTION_TIMEOUT, 60, NULL},
+		{MHD_OPTION_CONNECTION_LIMIT, API_MAX_CONNECTIONS, NULL},
+		{fd >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_END, fd, NULL},
+		{MHD_OPTION_END, 0, NULL},
+	};
+
+	return MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+					(fd < 0 ? MHD_USE_NO_LISTEN_SOCKET : 0),
+				0, NULL, NULL, handler, tcp ? (void *)1 : NULL, MHD_OPTION_ARRAY,
+				opts, MHD_OPTION_END);
+}
+
 int api_start(int unix_fd)
 {
-	g.httpd =
-		MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, handler, NULL,
-				 MHD_OPTION_LISTEN_SOCKET, unix_fd, MHD_OPTION_NOTIFY_COMPLETED,
-				 completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-				 MHD_OPTION_CONNECTION_LIMIT, API_MAX_CONNECTIONS, MHD_OPTION_END);
+	g.httpd = api_daemon(unix_fd, false);
 	if (!g.httpd) {
 		ckptd_log("cannot start the HTTP server on %s", g.sock_path);
 		return -EIO;
@@ -786,11 +802,7 @@ int api_tcp_start(int port)
 		close(fd);
 		return ret;
 	}
-	g.httpd_tcp = MHD_start_daemon(
-		MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, handler, (void *)1,
-		MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_CONNECTION_LIMIT,
-		API_MAX_CONNECTIONS, MHD_OPTION_END);
+	g.httpd_tcp = api_daemon(fd, true);
 	if (!g.httpd_tcp) {
 		close(fd);
 		return -EIO;

@@ -336,6 +336,7 @@ json_t *gpus_json(void);
 json_t *gpus_of(const struct op *op);
 
 /* api.c */
+struct MHD_Daemon *api_daemon(int fd, bool tcp);
 int api_start(int unix_fd);
 int api_tcp_start(int port);
 void api_stop(void);
