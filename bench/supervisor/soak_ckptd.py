@@ -1,0 +1,358 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""soak_ckptd.py CKPTD_BIN CKPT_TRAIN_BIN [--minutes M] [--runs 8] [--rate 100]
+                 [--mount plain|ckptfs --ckptfs BIN] [--json OUT]
+
+A soak of a real ckptd (issue 18): RUNS supervised runs of the real ckpt-train
+at once for M minutes (each saving every few seconds; a run that completes is
+replaced by a new one, so RUNS are always running), the first with a NaN
+injected (nan@STEP:attempt=1), the second with a hang (hang@STEP:attempt=1,
+found by heartbeat_timeout_s), and RATE API requests a second spread over
+every read endpoint. At the end no new runs start; the ones running finish.
+
+Reports: requests, errors by status, p50/p99 latency (client side: connect to
+last byte, over the Unix socket) per endpoint and in all; ckptd's RSS and open
+fds per minute; events and operations counted against what happened. Checks
+(exit 1 when one fails):
+  - 0 errors (every request answered 2xx);
+  - every detection recovered (2 detections, nan and hang, each followed by a
+    new attempt from a checkpoint, and every run COMPLETED);
+  - every committed version has exactly one checkpoint_committed event;
+  - ckptd's counters agree with the events (ckptd_events_total = the events
+    of all operations; detections and recoveries);
+  - RSS and fds flat: the last minute's median within 10% of the second's
+    (needs --minutes >= 3 to mean anything; with less it compares what it has).
+p99 is reported against the issue's 50 ms but not a check here: it depends on
+how busy the machine is (the issue's figure wants a quiet one).
+"""
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "supervisor"))
+from harness import Ckptd, UnixHTTP  # noqa: E402
+
+
+def proc_sample(pid):
+    rss = 0
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+    return rss, len(os.listdir("/proc/%d/fd" % pid))
+
+
+def calibrate(tr, nice):
+    """Steps a second of one tiny ckpt-train here (no checkpoints)."""
+    import subprocess
+    import tempfile
+    d = tempfile.mkdtemp(prefix="soak-cal-")
+    t = time.time()
+    subprocess.run(["nice", "-n", str(nice), tr, "--model", "tiny", "--max-steps", "1000",
+                    "--checkpoint-every-steps", "0", "--checkpoint-every-epochs", "0",
+                    "--device", "cpu", "--run-dir", d], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    el = time.time() - t
+    subprocess.run(["rm", "-rf", d])
+    return 1000 / el
+
+
+class Load:
+    """RATE requests a second from a few threads, each on a fresh connection."""
+
+    def __init__(self, d, rate, threads=10):
+        self.d, self.rate, self.threads = d, rate, threads
+        self.ops = []  # ids to ask about
+        self.lock = threading.Lock()
+        self.results = []  # (endpoint, status, seconds)
+        self.stop = threading.Event()
+
+    def targets(self, rnd):
+        with self.lock:
+            op = rnd.choice(self.ops) if self.ops else None
+        t = [("healthz", "/healthz"), ("metrics", "/metrics"),
+             ("list", "/api/v1/operations"),
+             ("list_filter", "/api/v1/operations?status=RUNNING,RECOVERING&limit=20"),
+             ("daemon", "/api/v1/daemon"), ("gpus", "/api/v1/gpus"),
+             ("ckpt_stats", "/api/v1/checkpoints/stats"), ("dashboard", "/")]
+        if op:
+            b = "/api/v1/operations/" + op
+            t += [("op", b), ("events", b + "/events?limit=1000"),
+                  ("events_after", b + "/events?after=%d" % rnd.randint(0, 200)),
+                  ("logs", b + "/logs?limit=4096"), ("op_metrics", b + "/metrics"),
+                  ("op_metrics_step", b + "/metrics?resolution=step"),
+                  ("op_metrics_30s", b + "/metrics?resolution=30s"),
+                  ("checkpoints", "/api/v1/checkpoints/" + op)]
+        return t
+
+    def one_thread(self, k):
+        rnd = random.Random(k)
+        period = self.threads / self.rate
+        nxt = time.monotonic() + k * period / self.threads
+        out = []
+        while not self.stop.is_set():
+            now = time.monotonic()
+            if now < nxt:
+                time.sleep(nxt - now)
+            nxt += period
+            name, path = rnd.choice(self.targets(rnd))
+            t0 = time.perf_counter()
+            try:
+                c = UnixHTTP(self.d.sock, timeout=30)
+                c.request("GET", path)
+                r = c.getresponse()
+                r.read()
+                st = r.status
+                c.close()
+            except Exception as e:  # counted as an error, by kind
+                st = "exception %s" % type(e).__name__
+            out.append((name, st, time.perf_counter() - t0))
+        with self.lock:
+            self.results += out
+
+    def start(self):
+        self.th = [threading.Thread(target=self.one_thread, args=(k,), daemon=True)
+                   for k in range(self.threads)]
+        for t in self.th:
+            t.start()
+
+    def finish(self):
+        self.stop.set()
+        for t in self.th:
+            t.join()
+
+
+def pct(v, p):
+    v = sorted(v)
+    return v[min(len(v) - 1, int(p / 100 * len(v)))] if v else float("nan")
+
+
+def prom(text):
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            k, _, v = line.rpartition(" ")
+            out[k] = float(v)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("ckptd")
+    ap.add_argument("ckpt_train")
+    ap.add_argument("--minutes", type=float, default=10)
+    ap.add_argument("--runs", type=int, default=8)
+    ap.add_argument("--rate", type=float, default=100)
+    ap.add_argument("--save-every-s", type=float, default=3,
+                    help="seconds between checkpoints of a run (from a calibration)")
+    ap.add_argument("--run-s", type=float, default=40, help="seconds one run lasts, about")
+    ap.add_argument("--trainer-nice", type=int, default=10)
+    ap.add_argument("--mount", default="plain", choices=["plain", "ckptfs"])
+    ap.add_argument("--ckptfs", help="ckptfs binary for --mount ckptfs")
+    ap.add_argument("--json", help="write the figures here too")
+    a = ap.parse_args()
+
+    sps = calibrate(a.ckpt_train, a.trainer_nice)
+    # the runs share the CPUs: a run's rate is about the machine's / runs
+    share = max(1.0, sps * min(os.cpu_count() or 1, a.runs) / a.runs)
+    every = max(20, int(share * a.save_every_s))
+    steps = max(every * 4, int(share * a.run_s) // every * every)
+    fault_step = every * 2 + every // 2
+    print("calibration: %.0f steps/s alone; a run: %d steps, a checkpoint every %d steps, "
+          "faults at step %d" % (sps, steps, every, fault_step), flush=True)
+
+    d = Ckptd(a.ckptd, config_extra="max_concurrent: %d\n" % a.runs)
+    if a.mount == "ckptfs":
+        cfg = "store: %s/store\nmount: %s/mnt\nckptfs: %s\nmax_concurrent: %d\ngpus: 0\n" % (
+            d.tmp, d.tmp, a.ckptfs, a.runs)
+        d = Ckptd(a.ckptd, config=cfg, tmp=d.tmp)
+        d.mnt = os.path.join(d.tmp, "mnt")
+    ok = True
+    try:
+        d.start()
+        pid = d.proc.pid
+
+        def submit(i, inject=None):
+            cmd = ["nice", "-n", str(a.trainer_nice), a.ckpt_train, "--model", "tiny",
+                   "--max-steps", str(steps), "--checkpoint-every-steps", str(every),
+                   "--checkpoint-every-epochs", "0", "--device", "cpu"]
+            if inject:
+                cmd += ["--inject", inject]
+            return d.submit({"name": "soak-%d" % i, "model": "tiny", "command": cmd,
+                             "checkpoint": {"every_steps": every, "keep_last": 100000,
+                                            "keep_best": 0},
+                             "recovery": {"backoff_ms": 100, "max_backoff_ms": 1000,
+                                          "grace_s": 5, "poll_interval_ms": 1000,
+                                          "heartbeat_timeout_s": 5, "max_attempts": 3}})
+
+        load = Load(d, a.rate)
+        live, all_ops, n = [], [], 0
+        for i in range(a.runs):
+            inj = {0: "nan@%d:attempt=1" % fault_step,
+                   1: "hang@%d:attempt=1" % fault_step}.get(i)
+            live.append(submit(n, inj))
+            n += 1
+        all_ops += live
+        load.ops = list(all_ops)
+        load.start()
+        t0 = time.time()
+        end = t0 + a.minutes * 60
+        samples = []  # (seconds since start, rss KiB, fds)
+        last_sample = 0
+        while time.time() < end:
+            now = time.time()
+            if now - last_sample >= 5:
+                samples.append((now - t0,) + proc_sample(pid))
+                last_sample = now
+            for opid in list(live):
+                st, o = d.req("GET", "/api/v1/operations/" + opid)
+                if st == 200 and o["status"] in ("COMPLETED", "FAILED", "CANCELLED"):
+                    live.remove(opid)
+                    if time.time() < end - a.run_s / 2:
+                        new = submit(n)
+                        n += 1
+                        live.append(new)
+                        all_ops.append(new)
+                        with load.lock:
+                            load.ops.append(new)
+            time.sleep(1)
+        samples.append((time.time() - t0,) + proc_sample(pid))
+        load.finish()
+        # the runs still going finish (no new ones), then the counts
+        for opid in live:
+            d.wait_status(opid, ["COMPLETED", "FAILED", "CANCELLED"], timeout=600)
+        fig = report(d, a, load, samples, all_ops)
+        ok = fig["ok"]
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump(fig, f, indent=1)
+        f = d.sanitizer_findings()
+        if f:
+            print("SANITIZER:", f)
+            ok = False
+    finally:
+        d.cleanup()
+    print("soak: %s" % ("all checks passed" if ok else "FAILED"))
+    return 0 if ok else 1
+
+
+def report(d, a, load, samples, all_ops):
+    checks = []
+    res = load.results
+    lat = [r[2] * 1000 for r in res]
+    errs = {}
+    for name, st, _ in res:
+        if not (isinstance(st, int) and 200 <= st < 300):
+            errs["%s %s" % (st, name)] = errs.get("%s %s" % (st, name), 0) + 1
+    dur = samples[-1][0] if samples else 1
+    print("requests: %d in %.0f s (%.1f/s), errors: %d %s" %
+          (len(res), dur, len(res) / dur, sum(errs.values()), errs or ""))
+    print("latency ms: p50 %.2f p99 %.2f max %.2f (issue 18: p99 <= 50 on a quiet machine)" %
+          (pct(lat, 50), pct(lat, 99), max(lat) if lat else 0))
+    by = {}
+    for name, _, s in res:
+        by.setdefault(name, []).append(s * 1000)
+    for name in sorted(by):
+        print("  %-16s n %5d p50 %7.2f p99 %7.2f" % (name, len(by[name]), pct(by[name], 50),
+                                                      pct(by[name], 99)))
+    checks.append(("0 errors", not errs))
+
+    # RSS and fds per minute: the median of the 5 s samples in each minute
+    minutes = {}
+    for t, rss, fds in samples:
+        minutes.setdefault(int(t // 60), []).append((rss, fds))
+    per_min = []
+    print("ckptd per minute (median of 5 s samples): minute rss_MiB fds")
+    for m in sorted(minutes):
+        rss = statistics.median(x[0] for x in minutes[m]) / 1024
+        fds = statistics.median(x[1] for x in minutes[m])
+        per_min.append((m + 1, rss, fds))
+        print("  %3d %8.1f %5.0f" % (m + 1, rss, fds))
+    full = [p for p in per_min if len(minutes[p[0] - 1]) >= 6]  # whole-ish minutes
+    if len(full) >= 2:
+        second, last = full[min(1, len(full) - 1)], full[-1]
+        flat = (last[1] <= second[1] * 1.10 and last[2] <= second[2] * 1.10)
+        print("flat: last minute %d vs minute %d: rss %.1f / %.1f MiB, fds %.0f / %.0f" %
+              (last[0], second[0], last[1], second[1], last[2], second[2]))
+        checks.append(("RSS and fds flat (last minute within 10%% of minute %d)" % second[0],
+                       flat))
+
+    # operations and events against what happened
+    evs_all, statuses, one_each = [], {}, []
+    for opid in all_ops:
+        o = d.op(opid)
+        statuses[o["status"]] = statuses.get(o["status"], 0) + 1
+        evs = d.events(opid)
+        evs_all += evs
+        run = o["run_dir"]
+        vers = sorted(os.path.join(run, v) for v in os.listdir(run)
+                      if v.startswith("step-") and not v.endswith(".tmp")) \
+            if os.path.isdir(run) else []
+        com = {}
+        for e in evs:
+            if e["event"] == "checkpoint_committed":
+                com.setdefault(e["checkpoint"], []).append(e)
+        if sorted(com) != vers or any(len(v) != 1 for v in com.values()):
+            one_each.append((opid, sorted(set(vers) - set(com)), sorted(set(com) - set(vers)),
+                             {k: len(v) for k, v in com.items() if len(v) != 1}))
+        # every detection recovered: a later new attempt in the same operation
+        for e in evs:
+            if e["event"] == "detected":
+                later = [x for x in evs if x["seq"] > e["seq"] and
+                         x["event"] in ("client_created", "resumed") and
+                         x["attempt"] == e["attempt"] + 1]
+                e["_recovered"] = bool(later) and o["status"] == "COMPLETED"
+    kinds = {}
+    for e in evs_all:
+        kinds[e["event"]] = kinds.get(e["event"], 0) + 1
+    det = [e for e in evs_all if e["event"] == "detected"]
+    commits = kinds.get("checkpoint_committed", 0)
+    print("operations: %d submitted, by status %s" % (len(all_ops), statuses))
+    print("events: %d %s" % (len(evs_all), dict(sorted(kinds.items()))))
+    print("detections: %s" % [(e["operation"][-6:], e["attempt"], e["reason"],
+                               e["_recovered"]) for e in det])
+    st, txt = d.req("GET", "/metrics")
+    m = prom(txt) if st == 200 else {}
+    print("ckptd /metrics: events_total %d, detections nan %d corrupted %d hang %d, "
+          "recoveries %d, notify datagrams %d, rejected %d" %
+          (m.get("ckptd_events_total", -1), m.get('ckptd_detections_total{reason="nan"}', -1),
+           m.get('ckptd_detections_total{reason="corrupted"}', -1),
+           m.get('ckptd_detections_total{reason="hang"}', -1),
+           m.get("ckptd_recoveries_total", -1), m.get("ckptd_notify_datagrams_total", -1),
+           m.get("ckptd_notify_rejected_total", -1)))
+    checks.append(("every run COMPLETED", statuses.get("COMPLETED", 0) == len(all_ops)))
+    checks.append(("2 detections (nan, hang), each recovered",
+                   sorted(e["reason"].split()[0] for e in det) != [] and len(det) == 2 and
+                   all(e["_recovered"] for e in det)))
+    checks.append(("every committed version has one checkpoint_committed event (%d)" % commits,
+                   not one_each))
+    if one_each:
+        print("  versions/events that differ (op, versions without, events without, dups):",
+              one_each[:5])
+    checks.append(("ckptd_events_total = the operations' events",
+                   m.get("ckptd_events_total") == len(evs_all)))
+    # a NaN comes with CORRUPTED=1 from ckpt-train: counted as nan or corrupted
+    nan = m.get('ckptd_detections_total{reason="nan"}', 0) + m.get(
+        'ckptd_detections_total{reason="corrupted"}', 0)
+    checks.append(("ckptd's detections: 1 nan/corrupted, 1 hang, no other; 2 recoveries",
+                   nan == 1 and m.get('ckptd_detections_total{reason="hang"}') == 1 and
+                   sum(v for k, v in m.items() if k.startswith("ckptd_detections_total")) == 2 and
+                   m.get("ckptd_recoveries_total") == 2))
+    ok = True
+    for name, good in checks:
+        print("check: %-70s %s" % (name, "ok" if good else "FAILED"))
+        ok &= bool(good)
+    return {"requests": len(res), "seconds": dur, "errors": errs,
+            "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99), "per_minute": per_min,
+            "operations": len(all_ops), "statuses": statuses, "events": kinds,
+            "detections": [e["reason"] for e in det], "checks": checks, "ok": ok}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
