@@ -93,6 +93,34 @@ static int attr_json(struct cfs *c, const struct cfs_path *p, struct stat *st)
 	return 0;
 }
 
+/*
+ * Something inside a version: modes as set, without write bits once
+ * committed (the store). A file's st_ino is its store identity, the same for
+ * all its hard links (FUSE inodes are per path), so tar, rsync -H and cp -a
+ * see the links; its st_nlink counts its names (0 once unlinked).
+ */
+void cfs_attr_node(struct cfs *c, const struct ckpt_node_stat *ns, struct stat *st)
+{
+	switch (ns->type) {
+	case CKPT_NODE_DIR:
+		base(c, st, S_IFDIR | (ns->mode & 07777));
+		st->st_nlink += ns->nsubdirs;
+		break;
+	case CKPT_NODE_SYMLINK:
+		base(c, st, S_IFLNK | 0777);
+		st->st_size = (off_t)ns->size;
+		break;
+	default:
+		base(c, st, S_IFREG | (ns->mode & 07777));
+		st->st_size = (off_t)ns->size;
+		st->st_blocks = (blkcnt_t)((ns->size + 511) / 512);
+		st->st_nlink = ns->nlink;
+		st->st_ino = (ino_t)(CFS_FILE_INO_BASE | ns->file_id);
+		break;
+	}
+	node_times(st, ns);
+}
+
 int cfs_attr(struct cfs *c, const struct cfs_path *p, struct stat *st, double *ttl, int64_t *gen)
 {
 	struct ckpt_version_info vi;
@@ -156,16 +184,7 @@ int cfs_attr(struct cfs *c, const struct cfs_path *p, struct stat *st, double *t
 		ret = ckpt_node_stat(c->store, p->run, p->ver, p->rel, &ns);
 		if (ret < 0)
 			return ret;
-		/* modes as set, without write bits once committed (the store) */
-		if (ns.type == CKPT_NODE_DIR) {
-			base(c, st, S_IFDIR | (ns.mode & 07777));
-			st->st_nlink += ns.nsubdirs;
-		} else {
-			base(c, st, S_IFREG | (ns.mode & 07777));
-			st->st_size = (off_t)ns.size;
-			st->st_blocks = (blkcnt_t)((ns.size + 511) / 512);
-		}
-		node_times(st, &ns);
+		cfs_attr_node(c, &ns, st);
 		if (cfs_vstate_immutable(vi.state))
 			*ttl = CFS_TTL_IMMUTABLE;
 		else
@@ -228,7 +247,8 @@ int cfs_entry(struct cfs *c, const char *path, struct fuse_entry_param *e)
 		e->ino = cfs_nodes_lookup(c->nodes, path, gen, S_ISDIR(e->attr.st_mode));
 		if (!e->ino)
 			ret = -ENOMEM;
-		e->attr.st_ino = e->ino;
+		if (!e->attr.st_ino)
+			e->attr.st_ino = e->ino;
 		e->attr_timeout = ttl;
 		e->entry_timeout = cfs_entry_ttl(&p, ttl);
 	}

@@ -121,6 +121,8 @@ fuse_ino_t cfs_nodes_lookup(struct cfs_nodes *t, const char *path, int64_t gen, 
 void cfs_nodes_forget(struct cfs_nodes *t, fuse_ino_t ino, uint64_t n);
 /* The inode the kernel knows for `path`, 0 when none (no reference added). */
 fuse_ino_t cfs_nodes_find(struct cfs_nodes *t, const char *path);
+/* Is the inode still reachable by its path (not unlinked, not replaced)? */
+bool cfs_nodes_linked(struct cfs_nodes *t, fuse_ino_t ino);
 /* The path (and everything below it) is gone: later lookups get new inodes. */
 void cfs_nodes_drop(struct cfs_nodes *t, const char *path);
 /* Move `from` and everything below it to `to` (after a rename). */
@@ -131,6 +133,10 @@ void cfs_nodes_move(struct cfs_nodes *t, const char *from, const char *to);
 /* Attributes of a classified path; *ttl and *gen get the cache timeout and
  * the identity (see cfs_nodes_lookup). */
 int cfs_attr(struct cfs *c, const struct cfs_path *p, struct stat *st, double *ttl, int64_t *gen);
+/* st_ino of files: their store identity above the range of FUSE inodes. */
+#define CFS_FILE_INO_BASE (1ull << 56)
+/* The attributes of something inside a version, from the store's stat. */
+void cfs_attr_node(struct cfs *c, const struct ckpt_node_stat *ns, struct stat *st);
 /* Same, from a version's info (readdirplus of a run needs no listing). */
 int cfs_attr_version(struct cfs *c, const char *run, const struct ckpt_version_info *vi,
 		     struct stat *st, double *ttl);
@@ -190,6 +196,8 @@ void cfs_op_access(fuse_req_t req, fuse_ino_t ino, int mask);
 
 void cfs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
 void cfs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev);
+void cfs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name);
+void cfs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname);
 void cfs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
 void cfs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
 void cfs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
@@ -229,6 +237,10 @@ void cfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, of
 		      struct fuse_file_info *fi);
 void cfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void cfs_files_close_all(void);
+/* An inode that lost its path (an unlinked file): stat or change the file
+ * through one of its open handles; -ENOENT when none is open. */
+int cfs_files_stat_ino(fuse_ino_t ino, struct ckpt_node_stat *ns);
+int cfs_files_setattr_ino(fuse_ino_t ino, const struct ckpt_setattr *a);
 /* Before a commit of run/ver: have the kernel write back the pages that
  * shared mappings of its files hold dirty, so the commit has them. */
 void cfs_files_writeback(struct cfs *c, const char *run, const char *ver);

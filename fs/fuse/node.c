@@ -181,6 +181,18 @@ fuse_ino_t cfs_nodes_find(struct cfs_nodes *t, const char *path)
 	return ino;
 }
 
+bool cfs_nodes_linked(struct cfs_nodes *t, fuse_ino_t ino)
+{
+	struct cfs_node *n;
+	bool linked;
+
+	pthread_mutex_lock(&t->lock);
+	n = find_ino(t, ino);
+	linked = n && n->in_paths;
+	pthread_mutex_unlock(&t->lock);
+	return linked;
+}
+
 fuse_ino_t cfs_nodes_lookup(struct cfs_nodes *t, const char *path, int64_t gen, bool dir)
 {
 	struct cfs_node *n;

@@ -71,19 +71,50 @@ void cfs_op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *
 	fuse_reply_none(req);
 }
 
-static void reply_attr(fuse_req_t req, fuse_ino_t ino, const struct cfs_path *p)
+/*
+ * The file of an inode that lost its path (unlinked, or replaced by a
+ * rename) lives on while descriptors hold it (POSIX): its attributes come
+ * through one of its handles (fi's, else any), never from the path, which
+ * may name another file by now. 1 when answered that way, 0 when the
+ * inode still has its path (or no handle: then its path answers, as before).
+ */
+static int detached_stat(struct cfs *c, fuse_ino_t ino, struct fuse_file_info *fi, struct stat *st)
+{
+	struct cfs_fh *fh = fi ? (struct cfs_fh *)(uintptr_t)fi->fh : NULL;
+	struct ckpt_node_stat ns;
+	int ret;
+
+	if (cfs_nodes_linked(c->nodes, ino))
+		return 0;
+	if (fh && fh->f)
+		ret = ckpt_file_stat(fh->f, &ns);
+	else
+		ret = cfs_files_stat_ino(ino, &ns);
+	if (ret < 0)
+		return 0;
+	cfs_attr_node(c, &ns, st);
+	return 1;
+}
+
+static void reply_attr(fuse_req_t req, fuse_ino_t ino, const struct cfs_path *p,
+		       struct fuse_file_info *fi)
 {
 	struct stat st;
 	int64_t gen;
 	double ttl;
 	int ret;
 
+	if (detached_stat(cfs_of(req), ino, fi, &st)) {
+		fuse_reply_attr(req, &st, CFS_TTL_NONE);
+		return;
+	}
 	ret = cfs_attr(cfs_of(req), p, &st, &ttl, &gen);
 	if (ret < 0) {
 		fuse_reply_err(req, -ret);
 		return;
 	}
-	st.st_ino = ino;
+	if (!st.st_ino)
+		st.st_ino = ino;
 	fuse_reply_attr(req, &st, ttl);
 }
 
@@ -94,7 +125,7 @@ void cfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	cfs_tune_once(cfs_of(req));
 	if (!cfs_resolve(req, ino, &p))
 		return;
-	reply_attr(req, ino, &p);
+	reply_attr(req, ino, &p, fi);
 	cfs_path_free(&p);
 }
 
@@ -139,8 +170,8 @@ static void setattr_of(const struct stat *attr, int to_set, struct ckpt_setattr 
 	}
 }
 
-static int setattr_node(struct cfs *c, const struct cfs_path *p, struct stat *attr, int to_set,
-			struct fuse_file_info *fi)
+static int setattr_node(struct cfs *c, fuse_ino_t ino, const struct cfs_path *p, struct stat *attr,
+			int to_set, struct fuse_file_info *fi)
 {
 	struct cfs_fh *fh = fi ? (struct cfs_fh *)(uintptr_t)fi->fh : NULL;
 	struct ckpt_setattr a;
@@ -154,7 +185,11 @@ static int setattr_node(struct cfs *c, const struct cfs_path *p, struct stat *at
 		return 0; /* chown to the owner */
 	if (fh && fh->f)
 		ret = ckpt_file_setattr(fh->f, &a);
-	else
+	else if (cfs_nodes_linked(c->nodes, ino))
+		ret = ckpt_node_setattr(c->store, p->run, p->ver, p->rel, &a);
+	else /* an unlinked file, through a handle (fchmod, futimens) */
+		ret = cfs_files_setattr_ino(ino, &a);
+	if (ret == -ENOENT && !(fh && fh->f) && !cfs_nodes_linked(c->nodes, ino))
 		ret = ckpt_node_setattr(c->store, p->run, p->ver, p->rel, &a);
 	if (ret == 0 && (a.what & CKPT_SET_SIZE))
 		cfs_track_touch(c, p->run, p->ver, 0);
@@ -208,31 +243,40 @@ void cfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_se
 	if (!cfs_resolve(req, ino, &p))
 		return;
 	if (p.kind == CFS_NODE)
-		ret = setattr_node(c, &p, attr, to_set, fi);
+		ret = setattr_node(c, ino, &p, attr, to_set, fi);
 	else
 		ret = setattr_other(c, &p, attr, to_set);
 	if (ret < 0)
 		fuse_reply_err(req, -ret);
 	else
-		reply_attr(req, ino, &p);
+		reply_attr(req, ino, &p, fi);
 	cfs_path_free(&p);
 }
 
 void cfs_op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	struct cfs *c = cfs_of(req);
-	char buf[CKPT_NAME_MAX + 1];
+	char buf[CKPT_SYMLINK_MAX + 1];
 	struct cfs_path p;
+	ssize_t n;
 	int ret;
 
 	if (!cfs_resolve(req, ino, &p))
 		return;
-	if (p.kind == CFS_LATEST)
+	if (p.kind == CFS_LATEST) {
 		ret = ckpt_version_latest(c->store, p.run, buf, sizeof(buf));
-	else if (p.kind == CFS_BEST)
+	} else if (p.kind == CFS_BEST) {
 		ret = ckpt_version_best(c->store, p.run, buf, sizeof(buf));
-	else
+	} else if (p.kind == CFS_NODE) {
+		n = ckpt_node_readlink(c->store, p.run, p.ver, p.rel, buf, sizeof(buf) - 1);
+		ret = n < 0 ? (int)n : 0;
+		if (n >= 0)
+			buf[n] = 0;
+		if (n == -EIO)
+			cfs_log("readlink of %s failed: %s", p.full, ckpt_store_strerror(c->store));
+	} else {
 		ret = -EINVAL;
+	}
 	cfs_path_free(&p);
 	if (ret < 0)
 		fuse_reply_err(req, -ret);

@@ -63,6 +63,41 @@ void cfs_files_close_all(void)
 	}
 }
 
+/* The first open handle of a file of inode `ino` (fh_lock held). */
+static struct cfs_fh *fh_of_ino(fuse_ino_t ino)
+{
+	for (struct cfs_fh *fh = fh_all; fh; fh = fh->next)
+		if (fh->ino == ino && fh->f)
+			return fh;
+	return NULL;
+}
+
+int cfs_files_stat_ino(fuse_ino_t ino, struct ckpt_node_stat *ns)
+{
+	struct cfs_fh *fh;
+	int ret = -ENOENT;
+
+	pthread_mutex_lock(&fh_lock);
+	fh = fh_of_ino(ino);
+	if (fh)
+		ret = ckpt_file_stat(fh->f, ns);
+	pthread_mutex_unlock(&fh_lock);
+	return ret;
+}
+
+int cfs_files_setattr_ino(fuse_ino_t ino, const struct ckpt_setattr *a)
+{
+	struct cfs_fh *fh;
+	int ret = -ENOENT;
+
+	pthread_mutex_lock(&fh_lock);
+	fh = fh_of_ino(ino);
+	if (fh)
+		ret = ckpt_file_setattr(fh->f, a);
+	pthread_mutex_unlock(&fh_lock);
+	return ret;
+}
+
 /* The inodes of the version's files open read-write through the page cache
  * (malloc'd; NULL and 0 when none or out of memory). `done`: the version is
  * committed, those handles are not counted again (another version may get

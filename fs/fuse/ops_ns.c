@@ -110,6 +110,64 @@ void cfs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 	reply_created(req, c, &p, ret);
 }
 
+/* symlink(2) inside a version: any target text, kept as it is. */
+void cfs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	struct cfs *c = cfs_of(req);
+	struct cfs_path p;
+	int ret;
+
+	ret = child_path(c, parent, name, &p);
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	if (p.kind == CFS_NODE)
+		ret = ckpt_node_symlink(c->store, p.run, p.ver, p.rel, link, strlen(link));
+	else if (p.kind == CFS_MANIFEST || p.kind == CFS_STATS || p.kind == CFS_LATEST ||
+		 p.kind == CFS_BEST)
+		ret = -EEXIST;
+	else
+		ret = -EPERM; /* runs and versions are directories */
+	if (ret == 0)
+		cfs_track_touch(c, p.run, p.ver, 0);
+	reply_created(req, c, &p, ret);
+}
+
+/* link(2): another name of a file in the same open version. Versions are
+ * separate trees: a link from one into another is EXDEV (ln falls back to
+ * nothing, cp -l and rsync --link-dest copy). */
+void cfs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct cfs *c = cfs_of(req);
+	struct cfs_path a, b;
+	int ret;
+
+	if (!cfs_resolve(req, ino, &a))
+		return;
+	ret = child_path(c, newparent, newname, &b);
+	if (ret < 0) {
+		cfs_path_free(&a);
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	if (b.kind == CFS_MANIFEST || b.kind == CFS_STATS || b.kind == CFS_LATEST ||
+	    b.kind == CFS_BEST)
+		ret = -EEXIST;
+	else if (a.kind != CFS_NODE)
+		ret = -EPERM; /* .stats, .manifest, versions, runs */
+	else if (b.kind != CFS_NODE || strcmp(a.run, b.run) || strcmp(a.ver, b.ver))
+		ret = -EXDEV;
+	else if (!cfs_nodes_linked(c->nodes, ino))
+		ret = -ENOENT; /* linkat of an unlinked file's descriptor */
+	else
+		ret = ckpt_node_link(c->store, a.run, a.ver, a.rel, b.rel);
+	if (ret == 0)
+		cfs_track_touch(c, b.run, b.ver, 0);
+	cfs_path_free(&a);
+	reply_created(req, c, &b, ret);
+}
+
 /* Before removing anything inside a version: a pinned one is busy, a
  * committed one is retired first (it leaves latest/best at once). */
 static int prepare_removal(struct cfs *c, const struct cfs_path *p)

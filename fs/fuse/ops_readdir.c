@@ -140,9 +140,10 @@ static int list_nodes(struct cfs *c, const struct cfs_path *p, struct cfs_dir *d
 		mode_t type = S_IFREG;
 
 		if (cfs_path_join(p->rel, names[i], &child) == 0) {
-			if (ckpt_node_stat(c->store, p->run, p->ver, child, &ns) == 0 &&
-			    ns.type == CKPT_NODE_DIR)
-				type = S_IFDIR;
+			if (ckpt_node_stat(c->store, p->run, p->ver, child, &ns) == 0)
+				type = ns.type == CKPT_NODE_DIR	      ? S_IFDIR
+				       : ns.type == CKPT_NODE_SYMLINK ? S_IFLNK
+								      : S_IFREG;
 			free(child);
 		}
 		ret = dir_add(d, names[i], type);

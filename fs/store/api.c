@@ -62,6 +62,38 @@ static void attr_out(const struct version *v, const struct nattr *a, struct ckpt
 	st->ctime_ns = a->ctime_ns;
 }
 
+/* A file's part of ckpt_node_stat (store lock held; takes the file's). */
+static void file_stat_locked(const struct version *v, struct fdata *f, struct ckpt_node_stat *st)
+{
+	st->type = CKPT_NODE_FILE;
+	st->nlink = f->nlink;
+	st->file_id = f->id;
+	pthread_mutex_lock(&f->lock);
+	attr_out(v, &f->a, st);
+	st->size = f->size;
+	if (f->mode == F_FINAL && f->has_hash) {
+		st->has_hash = true;
+		memcpy(st->xxh128, f->hash, sizeof(st->xxh128));
+	}
+	pthread_mutex_unlock(&f->lock);
+}
+
+/* What stat shows of node n (store lock held). */
+static void node_stat_locked(const struct version *v, struct node *n, struct ckpt_node_stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->type = n->type;
+	st->nsubdirs = n->ndirs;
+	attr_out(v, &n->a, st);
+	if (n->type == CKPT_NODE_SYMLINK) {
+		st->size = n->tlen;
+		st->has_hash = true;
+		memcpy(st->xxh128, n->thash, sizeof(st->xxh128));
+	}
+	if (n->type == CKPT_NODE_FILE)
+		file_stat_locked(v, n->f, st);
+}
+
 int ckpt_node_stat(struct ckpt_store *s, const char *run, const char *version, const char *path,
 		   struct ckpt_node_stat *st)
 {
@@ -71,22 +103,8 @@ int ckpt_node_stat(struct ckpt_store *s, const char *run, const char *version, c
 
 	pthread_mutex_lock(&s->lock);
 	ret = resolve(s, run, version, path, &v, &n);
-	if (ret == 0) {
-		memset(st, 0, sizeof(*st));
-		st->type = n->type;
-		st->nsubdirs = n->ndirs;
-		attr_out(v, &n->a, st);
-		if (n->type == CKPT_NODE_FILE) {
-			pthread_mutex_lock(&n->f->lock);
-			attr_out(v, &n->f->a, st);
-			st->size = n->f->size;
-			if (n->f->mode == F_FINAL && n->f->has_hash) {
-				st->has_hash = true;
-				memcpy(st->xxh128, n->f->hash, sizeof(st->xxh128));
-			}
-			pthread_mutex_unlock(&n->f->lock);
-		}
-	}
+	if (ret == 0)
+		node_stat_locked(v, n, st);
 	pthread_mutex_unlock(&s->lock);
 	return ret;
 }
@@ -219,6 +237,14 @@ static int remove_node(struct ckpt_store *s, const char *run, const char *versio
 	 * version is removed whole by ckpt_version_delete) */
 	node_touch(n->parent);
 	node_detach(n);
+	if (n->f) {
+		version_file_unnamed(s, v, n->f);
+		if (n->f->nlink > 1) { /* another name lives on: its ctime changes */
+			pthread_mutex_lock(&n->f->lock);
+			n->f->a.ctime_ns = now_ns();
+			pthread_mutex_unlock(&n->f->lock);
+		}
+	}
 	node_free(s, n);
 	v->totals_ok = false;
 out:
@@ -234,6 +260,113 @@ int ckpt_node_rmdir(struct ckpt_store *s, const char *run, const char *version, 
 int ckpt_node_unlink(struct ckpt_store *s, const char *run, const char *version, const char *path)
 {
 	return remove_node(s, run, version, path, false);
+}
+
+int ckpt_node_symlink(struct ckpt_store *s, const char *run, const char *version, const char *path,
+		      const char *target, size_t len)
+{
+	struct node *parent, *n;
+	struct version *v;
+	const char *last;
+	int ret;
+
+	if (len == 0 || memchr(target, 0, len))
+		return store_err(s, -EINVAL, "a symlink target is 1 or more bytes without NUL");
+	if (len > CKPT_SYMLINK_MAX)
+		return store_err(s, -ENAMETOOLONG, "a symlink target is at most %d bytes, not %zu",
+				 CKPT_SYMLINK_MAX, len);
+	pthread_mutex_lock(&s->lock);
+	ret = new_entry(s, run, version, path, &v, &parent, &last);
+	if (ret < 0)
+		goto out;
+	if (node_child(parent, last)) {
+		ret = -EEXIST;
+		goto out;
+	}
+	n = node_new_symlink(last, target, len);
+	if (!n) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	ret = node_attach(parent, n);
+	if (ret < 0)
+		node_free(s, n);
+	else
+		node_touch(parent);
+out:
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+ssize_t ckpt_node_readlink(struct ckpt_store *s, const char *run, const char *version,
+			   const char *path, char *buf, size_t len)
+{
+	struct version *v;
+	struct node *n;
+	ssize_t ret;
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	r = resolve(s, run, version, path, &v, &n);
+	if (r < 0) {
+		ret = r;
+	} else if (n->type != CKPT_NODE_SYMLINK) {
+		ret = -EINVAL;
+	} else if (n->tbad) {
+		ret = store_err(s, -EIO,
+				"the target of symlink %s/%s/%s does not match its XXH128 in the "
+				"manifest: the version is damaged; run ckpt verify",
+				run, version, path);
+	} else {
+		memcpy(buf, n->target, n->tlen < len ? n->tlen : len);
+		ret = (ssize_t)n->tlen;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+int ckpt_node_link(struct ckpt_store *s, const char *run, const char *version, const char *from,
+		   const char *to)
+{
+	struct node *src, *parent, *n;
+	struct version *v;
+	const char *last;
+	int ret;
+
+	pthread_mutex_lock(&s->lock);
+	ret = resolve(s, run, version, from, &v, &src);
+	if (ret < 0)
+		goto out;
+	ret = new_entry(s, run, version, to, &v, &parent, &last);
+	if (ret < 0)
+		goto out;
+	if (src->type != CKPT_NODE_FILE) {
+		ret = store_err(s, -EPERM, "hard links are for files; %s is a %s", from,
+				src->type == CKPT_NODE_DIR ? "directory" : "symlink");
+		goto out;
+	}
+	if (node_child(parent, last)) {
+		ret = -EEXIST;
+		goto out;
+	}
+	n = node_new_link(last, src->f);
+	if (!n) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	ret = node_attach(parent, n);
+	if (ret < 0) {
+		node_free(s, n);
+		goto out;
+	}
+	node_touch(parent);
+	pthread_mutex_lock(&src->f->lock);
+	src->f->a.ctime_ns = parent->a.mtime_ns; /* link(2) changes the inode's ctime */
+	pthread_mutex_unlock(&src->f->lock);
+	v->totals_ok = false;
+out:
+	pthread_mutex_unlock(&s->lock);
+	return ret;
 }
 
 int ckpt_node_rename(struct ckpt_store *s, const char *run, const char *version, const char *from,
@@ -262,8 +395,8 @@ int ckpt_node_rename(struct ckpt_store *s, const char *run, const char *version,
 			goto out;
 		}
 	dst = node_child(parent, last);
-	if (dst == src)
-		goto out;
+	if (dst == src || (dst && dst->f && dst->f == src->f))
+		goto out; /* two names of one file: nothing happens (rename(2)) */
 	if (dst) {
 		if (dst->type == CKPT_NODE_DIR && src->type != CKPT_NODE_DIR) {
 			ret = -EISDIR;
@@ -285,6 +418,8 @@ int ckpt_node_rename(struct ckpt_store *s, const char *run, const char *version,
 	}
 	if (dst) {
 		node_detach(dst);
+		if (dst->f)
+			version_file_unnamed(s, v, dst->f);
 		node_free(s, dst);
 	}
 	node_touch(src->parent);
@@ -438,6 +573,10 @@ int ckpt_file_open(struct ckpt_store *s, const char *run, const char *version, c
 		ret = -EISDIR;
 		goto fail;
 	}
+	if (n->type == CKPT_NODE_SYMLINK) {
+		ret = -ELOOP; /* the kernel follows symlinks itself */
+		goto fail;
+	}
 	if (wr) {
 		ret = writable(s, v);
 		if (ret < 0)
@@ -454,6 +593,7 @@ int ckpt_file_open(struct ckpt_store *s, const char *run, const char *version, c
 	v->refs++;
 	if (acc != O_RDONLY) {
 		h->holds = true;
+		h->f->holds++;
 		v->writers++;
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -838,13 +978,32 @@ int ckpt_file_fsync(struct ckpt_file *h)
 	return ckpt_file_flush(h);
 }
 
+/* The handle stops holding its version's commit back (store lock held). An
+ * unlinked file's handles stopped counting when its last name went. */
+static void handle_unhold(struct ckpt_file *h)
+{
+	if (!h->holds)
+		return;
+	h->holds = false;
+	h->f->holds--;
+	if (h->f->nlink > 0)
+		version_writer_done(h->s, h->v);
+}
+
 void ckpt_file_unhold(struct ckpt_file *h)
 {
 	pthread_mutex_lock(&h->s->lock);
-	if (h->holds)
-		version_writer_done(h->s, h->v);
-	h->holds = false;
+	handle_unhold(h);
 	pthread_mutex_unlock(&h->s->lock);
+}
+
+int ckpt_file_stat(struct ckpt_file *h, struct ckpt_node_stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_lock(&h->s->lock);
+	file_stat_locked(h->v, h->f, st);
+	pthread_mutex_unlock(&h->s->lock);
+	return 0;
 }
 
 int ckpt_file_close(struct ckpt_file *h)
@@ -856,12 +1015,11 @@ int ckpt_file_close(struct ckpt_file *h)
 		return 0;
 	s = h->s;
 	ret = ckpt_file_flush(h);
-	fdata_put(s, h->f);
 	pthread_mutex_lock(&s->lock);
-	if (h->holds)
-		version_writer_done(s, h->v);
+	handle_unhold(h);
 	version_unref(s, h->v);
 	pthread_mutex_unlock(&s->lock);
+	fdata_put(s, h->f); /* the last handle of an unlinked file drops its bytes */
 	/* a reader between ckpt_file_read_ref and _release still uses the
 	 * chunk buffer (FUSE: the read is answered, so the file may be released
 	 * while that thread's reply is still returning) */

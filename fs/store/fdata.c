@@ -22,6 +22,13 @@
 
 #define STAGE_BLOCK (4u << 20)
 
+static uint64_t fdata_ids, walk_gens;
+
+uint64_t fdata_walk_gen(void)
+{
+	return __atomic_add_fetch(&walk_gens, 1, __ATOMIC_RELAXED);
+}
+
 struct fdata *fdata_new(void)
 {
 	struct fdata *f = calloc(1, sizeof(*f));
@@ -31,6 +38,7 @@ struct fdata *fdata_new(void)
 	pthread_mutex_init(&f->lock, NULL);
 	f->refs = 1;
 	f->stage_fd = -1;
+	f->id = __atomic_add_fetch(&fdata_ids, 1, __ATOMIC_RELAXED);
 	f->hs = XXH3_createState();
 	if (!f->hs) {
 		free(f);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "ckptfs/utf8.h"
 #include "store_i.h"
 
 /* mode and times; a version that is no longer open keeps its modes
@@ -38,8 +39,34 @@ static void attr_from_json(json_t *o, struct nattr *a, uint32_t dmode, int64_t d
 	a->ctime_ns = json_is_integer(t) ? json_integer_value(t) : a->mtime_ns;
 }
 
+static const char *type_name(enum ckpt_node_type t)
+{
+	return t == CKPT_NODE_DIR ? "dir" : t == CKPT_NODE_SYMLINK ? "symlink" : "file";
+}
+
+/* A symlink's target: "target" when it is UTF-8 text, else "target_hex"
+ * (JSON strings are UTF-8; a target may be any bytes). */
+static void link_to_json(json_t *o, const struct node *k)
+{
+	char hex[CHUNK_HEX_LEN + 1];
+
+	if (ckpt_utf8_valid(k->target, k->tlen)) {
+		json_object_set_new(o, "target", json_stringn(k->target, k->tlen));
+	} else {
+		char *h = malloc(k->tlen * 2 + 1);
+
+		for (size_t i = 0; h && i < k->tlen; i++)
+			snprintf(h + 2 * i, 3, "%02x", (unsigned char)k->target[i]);
+		if (h)
+			json_object_set_new(o, "target_hex", json_stringn(h, k->tlen * 2));
+		free(h);
+	}
+	chunk_hex(k->thash, hex);
+	json_object_set_new(o, "xxh128", json_string(hex));
+}
+
 static int add_nodes(json_t *files, struct node *n, char *path, size_t plen, bool with_chunks,
-		     bool open)
+		     bool open, uint64_t gen, uint32_t *linkno)
 {
 	for (size_t i = 0; i < n->nkids; i++) {
 		struct node *k = n->kids[i];
@@ -53,13 +80,21 @@ static int add_nodes(json_t *files, struct node *n, char *path, size_t plen, boo
 		memcpy(path + plen + (plen ? 1 : 0), k->name, l + 1);
 		o = json_object();
 		json_object_set_new(o, "path", json_string(path));
-		json_object_set_new(o, "type",
-				    json_string(k->type == CKPT_NODE_DIR ? "dir" : "file"));
+		json_object_set_new(o, "type", json_string(type_name(k->type)));
 		if (k->type != CKPT_NODE_FILE)
 			attr_to_json(o, &k->a, open);
+		if (k->type == CKPT_NODE_SYMLINK)
+			link_to_json(o, k);
 		if (k->type == CKPT_NODE_FILE) {
 			struct fdata *f = k->f;
 
+			if (f->nlink > 1) { /* hard links: one number per file */
+				if (f->mark != gen) {
+					f->mark = gen;
+					f->linkno = ++*linkno;
+				}
+				json_object_set_new(o, "inode", json_integer(f->linkno));
+			}
 			pthread_mutex_lock(&f->lock);
 			attr_to_json(o, &f->a, open);
 			json_object_set_new(o, "size", json_integer((json_int_t)f->size));
@@ -87,7 +122,7 @@ static int add_nodes(json_t *files, struct node *n, char *path, size_t plen, boo
 		json_array_append_new(files, o);
 		if (k->type == CKPT_NODE_DIR) {
 			int ret = add_nodes(files, k, path, plen + l + (plen ? 1 : 0), with_chunks,
-					    open);
+					    open, gen, linkno);
 
 			if (ret < 0)
 				return ret;
@@ -127,10 +162,12 @@ json_t *manifest_build(struct ckpt_store *s, struct version *v, bool with_chunks
 	path = calloc(1, 4096);
 	if (path && v->root) {
 		json_t *root = json_object();
+		uint32_t linkno = 0;
 
 		attr_to_json(root, &v->root->a, v->state == CKPT_V_OPEN);
 		json_object_set_new(o, "root", root);
-		add_nodes(files, v->root, path, 0, with_chunks, v->state == CKPT_V_OPEN);
+		add_nodes(files, v->root, path, 0, with_chunks, v->state == CKPT_V_OPEN,
+			  fdata_walk_gen(), &linkno);
 	}
 	free(path);
 	for (size_t i = 0; i < json_array_size(files); i++) {
@@ -211,12 +248,79 @@ static int load_file(struct ckpt_store *s, struct node *n, json_t *jf)
 	return 0;
 }
 
+static int unhex_byte(const char *p)
+{
+	int v = 0;
+
+	for (int i = 0; i < 2; i++) {
+		char c = p[i];
+
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v |= c - 'a' + 10;
+		else
+			return -1;
+	}
+	return v;
+}
+
+/* A symlink entry. Its target is checked against its "xxh128": a mismatch
+ * (or none) makes it read as EIO and verify report it, as a bad chunk. NULL
+ * when out of memory or the target is not one (the manifest is damaged). */
+static struct node *load_symlink(const char *name, json_t *jf)
+{
+	json_t *t = json_object_get(jf, "target"), *th = json_object_get(jf, "target_hex");
+	const char *hx = json_string_value(json_object_get(jf, "xxh128"));
+	uint8_t want[CHUNK_HASH_LEN];
+	char *buf = NULL;
+	struct node *n;
+	size_t len;
+
+	if (json_is_string(t)) {
+		len = json_string_length(t);
+		buf = malloc(len + 1);
+		if (buf)
+			memcpy(buf, json_string_value(t), len);
+	} else if (json_is_string(th) && json_string_length(th) % 2 == 0) {
+		const char *h = json_string_value(th);
+
+		len = json_string_length(th) / 2;
+		buf = malloc(len + 1);
+		for (size_t i = 0; buf && i < len; i++) {
+			int b = unhex_byte(h + 2 * i);
+
+			if (b <= 0) { /* not hex, or a NUL */
+				free(buf);
+				return NULL;
+			}
+			buf[i] = (char)b;
+		}
+	} else {
+		return NULL;
+	}
+	if (!buf || len == 0 || len > CKPT_SYMLINK_MAX || memchr(buf, 0, len)) {
+		free(buf);
+		return NULL;
+	}
+	n = node_new_symlink(name, buf, len);
+	free(buf);
+	if (n && (!hx || chunk_unhex(hx, want) < 0 || memcmp(want, n->thash, CHUNK_HASH_LEN))) {
+		n->tbad = true;
+		if (hx && chunk_unhex(hx, want) == 0)
+			memcpy(n->thash, want, CHUNK_HASH_LEN); /* report the stored one */
+	}
+	return n;
+}
+
 int manifest_load(struct ckpt_store *s, struct run *r, const char *name, json_t *doc,
 		  struct version **out)
 {
 	struct version *v = calloc(1, sizeof(*v));
 	json_t *files = json_object_get(doc, "files"), *jf;
 	const char *id = json_string_value(json_object_get(doc, "id"));
+	struct fdata **inodes = NULL; /* hard links: "inode" -> the file */
 	size_t i;
 	int ret = -ENOMEM;
 
@@ -244,36 +348,64 @@ int manifest_load(struct ckpt_store *s, struct run *r, const char *name, json_t 
 	ret = -EINVAL;
 	if (!json_is_array(files))
 		goto fail;
+	inodes = calloc(json_array_size(files) + 1, sizeof(*inodes));
+	if (!inodes) {
+		ret = -ENOMEM;
+		goto fail;
+	}
 	json_array_foreach(files, i, jf)
 	{
 		const char *path = json_string_value(json_object_get(jf, "path")), *last;
 		const char *type = json_string_value(json_object_get(jf, "type"));
+		json_t *ino = json_object_get(jf, "inode");
 		struct node *parent, *n;
+		json_int_t k = 0;
 
 		if (!path || !type)
 			goto fail_inval; /* ret may still be 0 from the entry before */
 		ret = node_lookup_parent(v->root, path, &parent, &last);
 		if (ret < 0 || name_check_kind(last, NAME_COMP, NULL) < 0)
 			goto fail_inval;
-		n = node_new(last, strcmp(type, "dir") ? CKPT_NODE_FILE : CKPT_NODE_DIR, 0);
+		if (json_is_integer(ino)) {
+			k = json_integer_value(ino);
+			if (k < 1 || (size_t)k > json_array_size(files) || strcmp(type, "file"))
+				goto fail_inval;
+		}
+		if (!strcmp(type, "symlink"))
+			n = load_symlink(last, jf);
+		else if (k && inodes[k])
+			n = node_new_link(last, inodes[k]); /* another name of that file */
+		else
+			n = node_new(last, strcmp(type, "dir") ? CKPT_NODE_FILE : CKPT_NODE_DIR, 0);
 		if (!n) {
-			ret = -ENOMEM;
+			ret = strcmp(type, "symlink") ? -ENOMEM : -EINVAL;
 			goto fail;
 		}
-		attr_from_json(jf, n->f ? &n->f->a : &n->a, n->f ? 0444 : 0555, v->created_ns);
+		if (!n->f || !k || !inodes[k])
+			attr_from_json(jf, n->f ? &n->f->a : &n->a,
+				       n->f	   ? 0444
+				       : n->target ? 0777
+						   : 0555,
+				       v->created_ns);
 		ret = node_attach(parent, n);
 		if (ret < 0) {
 			node_free(s, n);
 			goto fail_inval;
 		}
+		if (k && inodes[k])
+			continue;
 		if (n->type == CKPT_NODE_FILE && (ret = load_file(s, n, jf)) < 0)
 			goto fail_inval;
+		if (k)
+			inodes[k] = n->f;
 	}
+	free(inodes);
 	*out = v;
 	return 0;
 fail_inval:
 	ret = -EINVAL;
 fail:
+	free(inodes);
 	node_free(s, v->root);
 	json_decref(v->meta);
 	free(v);

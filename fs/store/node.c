@@ -31,7 +31,39 @@ struct node *node_new(const char *name, enum ckpt_node_type type, uint32_t mode)
 			return NULL;
 		}
 		n->f->a = n->a;
+		n->f->nlink = 1;
 	}
+	return n;
+}
+
+struct node *node_new_symlink(const char *name, const char *target, size_t len)
+{
+	struct node *n = node_new(name, CKPT_NODE_SYMLINK, 0777);
+
+	if (!n)
+		return NULL;
+	n->target = malloc(len + 1);
+	if (!n->target) {
+		node_free(NULL, n);
+		return NULL;
+	}
+	memcpy(n->target, target, len);
+	n->target[len] = 0;
+	n->tlen = len;
+	hash128(target, len, n->thash);
+	return n;
+}
+
+struct node *node_new_link(const char *name, struct fdata *f)
+{
+	struct node *n = node_new(name, CKPT_NODE_DIR, 0);
+
+	if (!n)
+		return NULL;
+	n->type = CKPT_NODE_FILE;
+	n->f = f;
+	fdata_get(f);
+	f->nlink++;
 	return n;
 }
 
@@ -58,7 +90,10 @@ void node_free(struct ckpt_store *s, struct node *n)
 	for (size_t i = 0; i < n->nkids; i++)
 		node_free(s, n->kids[i]);
 	free(n->kids);
+	if (n->f)
+		n->f->nlink--;
 	fdata_put(s, n->f);
+	free(n->target);
 	free(n->name);
 	free(n);
 }

@@ -59,6 +59,15 @@ void version_writer_done(struct ckpt_store *s, struct version *v)
 		pthread_cond_broadcast(&s->writers_cond);
 }
 
+void version_file_unnamed(struct ckpt_store *s, struct version *v, struct fdata *f)
+{
+	if (f->nlink != 1 || f->holds <= 0)
+		return;
+	v->writers -= v->writers < f->holds ? v->writers : f->holds;
+	if (v->writers == 0)
+		pthread_cond_broadcast(&s->writers_cond);
+}
+
 int ckpt_version_set_writers(struct ckpt_store *s, const char *run, const char *version, uint32_t n)
 {
 	struct version *v;

@@ -57,7 +57,15 @@ struct fdata {
 	int err;	/* sticky error from an asynchronous write */
 	bool frozen;	/* its version is being committed: no changes */
 	size_t checked; /* chunks already checked for async errors */
+	/* under the store lock: */
+	uint32_t nlink;	 /* nodes (names) that hold it: hard links; 0 = unlinked */
+	int holds;	 /* handles of it that hold the commit back (version.writers) */
+	uint64_t mark;	 /* a walk that met it already (fdata_walk_gen) */
+	uint32_t linkno; /* that walk's number for it (manifest "inode") */
+	uint64_t id;	 /* st_ino of its names (ckpt_node_stat.file_id) */
 };
+/* A fresh mark for a walk of a tree that must meet each file once. */
+uint64_t fdata_walk_gen(void);
 struct fdata *fdata_new(void);
 void fdata_get(struct fdata *f);
 void fdata_put(struct ckpt_store *s, struct fdata *f);
@@ -80,10 +88,18 @@ struct node {
 	struct node *parent;
 	struct node **kids;
 	size_t nkids, kcap;
-	size_t ndirs; /* kids that are directories (st_nlink without a walk) */
-	struct fdata *f;
+	size_t ndirs;	 /* kids that are directories (st_nlink without a walk) */
+	struct fdata *f; /* files (shared by hard links) */
+	char *target;	 /* symlinks: the target (tlen bytes, NUL-terminated) */
+	size_t tlen;
+	uint8_t thash[CHUNK_HASH_LEN]; /* its XXH128 (as stored) */
+	bool tbad;		       /* the target does not match thash: reads EIO */
 };
 struct node *node_new(const char *name, enum ckpt_node_type type, uint32_t mode);
+/* A symlink node (mode 0777); NULL when out of memory. */
+struct node *node_new_symlink(const char *name, const char *target, size_t len);
+/* Another name of file `f` (a hard link). */
+struct node *node_new_link(const char *name, struct fdata *f);
 void node_free(struct ckpt_store *s, struct node *n);
 /* A directory's entries changed. */
 void node_touch(struct node *d);
@@ -142,6 +158,11 @@ struct ckpt_store {
 	uint64_t stage_ctr;
 	struct refresher *rf; /* shared backends: what other hosts change (store.c) */
 };
+
+/* A name of file f leaves version v's tree (unlink, rename over it), store
+ * lock held, before the node is freed: when it was the last name, its
+ * handles stop holding the commit back (nothing of it is committed). */
+void version_file_unnamed(struct ckpt_store *s, struct version *v, struct fdata *f);
 
 /* ---- many writers (parts.c), store->lock held ---- */
 /* -EBUSY (with the reason) while the version waits for parts of its

@@ -33,6 +33,8 @@ struct vjob {
 	size_t first; /* the job that checks this chunk (itself when distinct) */
 	int res;      /* 0, -EBADMSG (bad) or -errno (the read failed) */
 	bool done;
+	bool link;	/* a symlink whose target does not match its hash (c = &lc) */
+	struct cref lc; /* its hash */
 };
 
 struct vrun {
@@ -103,6 +105,33 @@ static int add_job(struct vrun *r, struct version *v, const struct cref *c)
 	return 0;
 }
 
+static int add_path(struct vrun *r, const char *path);
+
+/* A symlink of v whose target does not match its XXH128: a bad job of its
+ * own, reported in order with the chunks (no chunk is read). */
+static int add_bad_link(struct vrun *r, struct version *v, const struct node *n, const char *path)
+{
+	struct vjob *j;
+	int ret = add_path(r, path);
+
+	if (ret == 0)
+		ret = add_job(r, v, NULL);
+	if (ret < 0)
+		return ret;
+	j = &r->jobs[r->njobs - 1];
+	j->link = true;
+	memcpy(j->lc.h, n->thash, CHUNK_HASH_LEN);
+	j->res = -EBADMSG;
+	j->done = true;
+	return 0;
+}
+
+/* The chunk of job j (a bad symlink's hash for those). */
+static const struct cref *job_cref(const struct vjob *j)
+{
+	return j->link ? &j->lc : j->c;
+}
+
 static int add_path(struct vrun *r, const char *path)
 {
 	if (r->npaths == r->pcap) {
@@ -135,6 +164,8 @@ static int list_tree(struct vrun *r, struct version *v, struct node *n, char *pa
 		memcpy(path + plen + (plen ? 1 : 0), k->name, l + 1);
 		if (k->type == CKPT_NODE_DIR) {
 			ret = list_tree(r, v, k, path, plen + l + (plen ? 1 : 0));
+		} else if (k->type == CKPT_NODE_SYMLINK) {
+			ret = k->tbad ? add_bad_link(r, v, k, path) : 0;
 		} else if (k->f->nchunks) {
 			ret = add_path(r, path);
 			for (size_t c = 0; ret == 0 && c < k->f->nchunks; c++)
@@ -154,8 +185,11 @@ static int dedup_jobs(struct vrun *r)
 	if (!r->uniq)
 		return -ENOMEM;
 	for (size_t j = 0; j < r->njobs; j++) {
-		size_t f = set_first(r, r->jobs[j].c->h, j);
+		size_t f;
 
+		if (r->jobs[j].link)
+			continue; /* nothing to read */
+		f = set_first(r, r->jobs[j].c->h, j);
 		if (f == (size_t)-2)
 			return -ENOMEM;
 		if (f == (size_t)-1)
@@ -223,10 +257,12 @@ static int nthreads(size_t nuniq)
  * the chunk, so nothing is flagged. */
 static void report(struct vrun *r, struct vjob *j, ckpt_verify_cb cb, void *arg)
 {
-	const struct cref *c = j->c;
+	const struct cref *c = job_cref(j);
 	char hex[CHUNK_HEX_LEN + 1], what[96];
 
-	if (j->res == -EBADMSG)
+	if (j->link)
+		snprintf(what, sizeof(what), "symlink target does not match its XXH128");
+	else if (j->res == -EBADMSG)
 		snprintf(what, sizeof(what), "hash mismatch");
 	else
 		snprintf(what, sizeof(what), "read error (%s)", strerror(-j->res));
@@ -236,7 +272,7 @@ static void report(struct vrun *r, struct vjob *j, ckpt_verify_cb cb, void *arg)
 		  j->res == -EBADMSG ? "" : "; the version is left as it is");
 	if (cb)
 		cb(arg, j->v->run->name, j->v->name, r->paths[j->path], c->off, hex, what);
-	if (j->res == -EBADMSG)
+	if (j->res == -EBADMSG && !j->link)
 		chunk_mark_bad(&r->s->ck, c->h);
 }
 
@@ -291,7 +327,7 @@ static int run_jobs(struct vrun *r, ckpt_verify_cb cb, void *arg,
 					j->v->run->name, j->v->name, r->paths[j->path],
 					strerror(-j->res));
 		}
-		done += j->c->len;
+		done += job_cref(j)->len;
 		if (progress)
 			progress(arg, done, total);
 	}

@@ -154,19 +154,23 @@ out:
 	return ret;
 }
 
-/* Collect the fdata of every file (each with a reference). */
-static int collect_files(struct node *n, struct fdata ***v, size_t *nv, size_t *cap)
+/* Collect the fdata of every file (each once, with a reference: hard links
+ * share one); `gen` marks the ones met. */
+static int collect_files(struct node *n, uint64_t gen, struct fdata ***v, size_t *nv, size_t *cap)
 {
 	for (size_t i = 0; i < n->nkids; i++) {
 		struct node *k = n->kids[i];
 
 		if (k->type == CKPT_NODE_DIR) {
-			int ret = collect_files(k, v, nv, cap);
+			int ret = collect_files(k, gen, v, nv, cap);
 
 			if (ret < 0)
 				return ret;
 			continue;
 		}
+		if (k->type != CKPT_NODE_FILE || k->f->mark == gen)
+			continue;
+		k->f->mark = gen;
 		if (*nv == *cap) {
 			size_t c = *cap ? *cap * 2 : 16;
 			struct fdata **p = realloc(*v, c * sizeof(*p));
@@ -299,7 +303,7 @@ again:
 			goto out;
 		}
 	}
-	ret = collect_files(v->root, &fv, &nf, &cap);
+	ret = collect_files(v->root, fdata_walk_gen(), &fv, &nf, &cap);
 	if (ret < 0)
 		goto out_put;
 	v->busy = true;

@@ -230,16 +230,27 @@ int ckpt_version_manifest_json(struct ckpt_store *s, const char *run, const char
 
 /* ---- paths inside a version ------------------------------------------- */
 
-enum ckpt_node_type { CKPT_NODE_FILE = 1, CKPT_NODE_DIR = 2 };
+enum ckpt_node_type { CKPT_NODE_FILE = 1, CKPT_NODE_DIR = 2, CKPT_NODE_SYMLINK = 3 };
+
+/* The longest symlink target (bytes; as PATH_MAX without its NUL). */
+#define CKPT_SYMLINK_MAX 4095
 
 struct ckpt_node_stat {
 	enum ckpt_node_type type;
-	uint64_t size;
+	uint64_t size; /* symlinks: the length of the target */
 	uint32_t mode; /* permission bits (07777); without write bits once committed */
 	int64_t atime_ns, mtime_ns, ctime_ns; /* CLOCK_REALTIME */
-	uint64_t nsubdirs;  /* directories: how many of their entries are directories */
-	bool has_hash;	    /* committed files carry their whole-file XXH128 */
+	uint64_t nsubdirs; /* directories: how many of their entries are directories */
+	/* committed files carry their whole-file XXH128, symlinks (open or
+	 * committed) the XXH128 of their target */
+	bool has_hash;
 	uint8_t xxh128[16]; /* canonical (big-endian) form, as xxhsum -H2 prints */
+	/* Added with hard links: files: how many names the file has in its
+	 * version (0 once unlinked, seen through a handle); file_id tells the
+	 * names of one file apart from other files (unique in the store while
+	 * it is open, not kept across opens). */
+	uint32_t nlink;
+	uint64_t file_id;
 };
 
 /* `path` is relative to the version ("" is the version's root directory). */
@@ -254,6 +265,19 @@ int ckpt_node_mkdir(struct ckpt_store *s, const char *run, const char *version, 
 		    uint32_t mode);
 int ckpt_node_rmdir(struct ckpt_store *s, const char *run, const char *version, const char *path);
 int ckpt_node_unlink(struct ckpt_store *s, const char *run, const char *version, const char *path);
+/* A symlink holding `target` (len bytes, 1..CKPT_SYMLINK_MAX, any bytes but
+ * NUL: the text is never interpreted), and its target: the length, copied
+ * into buf up to len bytes (no NUL added). A target that does not match its
+ * stored XXH128 (a damaged manifest) reads as -EIO. */
+int ckpt_node_symlink(struct ckpt_store *s, const char *run, const char *version, const char *path,
+		      const char *target, size_t len);
+ssize_t ckpt_node_readlink(struct ckpt_store *s, const char *run, const char *version,
+			   const char *path, char *buf, size_t len);
+/* A hard link: `to` becomes another name of the file `from` in the same
+ * (open) version, sharing its content and attributes. Directories and
+ * symlinks: -EPERM. */
+int ckpt_node_link(struct ckpt_store *s, const char *run, const char *version, const char *from,
+		   const char *to);
 /* Rename within one version; replaces an existing file (like rename(2)). */
 int ckpt_node_rename(struct ckpt_store *s, const char *run, const char *version, const char *from,
 		     const char *to);
@@ -314,6 +338,10 @@ ssize_t ckpt_file_pwrite(struct ckpt_file *f, const void *buf, size_t len, uint6
 int ckpt_file_ftruncate(struct ckpt_file *f, uint64_t size);
 /* ckpt_node_setattr through a handle (the file may have been unlinked). */
 int ckpt_file_setattr(struct ckpt_file *f, const struct ckpt_setattr *a);
+/* ckpt_node_stat through a handle: works after the file was unlinked (then
+ * nlink is 0; its content lives until the last handle is closed and is
+ * never committed). */
+int ckpt_file_stat(struct ckpt_file *f, struct ckpt_node_stat *st);
 /*
  * fallocate(2) of a file being written. mode 0 extends the size to off+len
  * (zeros); KEEP_SIZE alone changes nothing a reader sees (nothing is

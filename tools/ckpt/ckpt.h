@@ -194,6 +194,10 @@ static inline int ckpt_opts_rc(int r)
 /* The regular files of a manifest: a new array of objects with "path",
  * "size", "xxh128" and (when listed) "chunks": [[hex, len], ...]. */
 json_t *ckpt_manifest_files(json_t *m);
+/* The symlinks of a manifest (type "symlink"), and one's target: its bytes
+ * into buf (no NUL), the length, or -1 (none, too long, bad hex). */
+json_t *ckpt_manifest_symlinks(json_t *m);
+int ckpt_link_target(json_t *f, char *buf, size_t len);
 
 /* ---- table.c ---- */
 /* "2d", "3h", "5m", "12s" (the guide's AGE column). */

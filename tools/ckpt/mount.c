@@ -160,6 +160,44 @@ json_t *ckpt_manifest_files(json_t *m)
 	return out;
 }
 
+json_t *ckpt_manifest_symlinks(json_t *m)
+{
+	json_t *files = json_object_get(m, "files"), *out = json_array(), *f;
+	size_t i;
+
+	json_array_foreach(files, i, f)
+	{
+		const char *t = ckpt_jstr(f, "type");
+		if (json_is_object(f) && t && !strcmp(t, "symlink"))
+			json_array_append(out, f);
+	}
+	return out;
+}
+
+int ckpt_link_target(json_t *f, char *buf, size_t len)
+{
+	const char *t = ckpt_jstr(f, "target"), *h = ckpt_jstr(f, "target_hex");
+	size_t n, i;
+
+	if (t) {
+		n = json_string_length(json_object_get(f, "target"));
+		if (n > len)
+			return -1;
+		memcpy(buf, t, n);
+		return (int)n;
+	}
+	if (!h || strlen(h) % 2 || strlen(h) / 2 > len)
+		return -1;
+	n = strlen(h) / 2;
+	for (i = 0; i < n; i++) {
+		unsigned b;
+		if (sscanf(h + 2 * i, "%2x", &b) != 1)
+			return -1;
+		buf[i] = (char)b;
+	}
+	return (int)n;
+}
+
 int ckpt_simple_opts(struct ckpt_ctx *c, const char *cmd, const char *help, int argc, char **argv)
 {
 	static const struct option lo[] = {CKPT_COMMON_LONGOPTS, {NULL, 0, NULL, 0}};

@@ -276,7 +276,8 @@ static const char show_help[] =
 	"usage: ckpt show RUN/VERSION [--json]\n"
 	"\n"
 	"A version's state, commit sequence and time, metadata (user.ckpt.meta.*),\n"
-	"and every file with its size and XXH128 (what 'xxhsum -H2 FILE' prints).\n"
+	"and every file with its size and XXH128 (what 'xxhsum -H2 FILE' prints);\n"
+	"symlinks as PATH -> TARGET with the XXH128 of the target text.\n"
 	"--json prints the version's .manifest (chunk lists included).\n"
 	"\n"
 	"Options: --mount DIR, --state-dir DIR, --json, -h/--help.\n";
@@ -284,7 +285,7 @@ static const char show_help[] =
 int cmd_show(struct ckpt_ctx *c, int argc, char **argv)
 {
 	int i = ckpt_simple_opts(c, "show", show_help, argc, argv);
-	json_t *m, *files, *meta, *v, *f;
+	json_t *m, *files, *links, *meta, *v, *f;
 	const char *k;
 	char *p, b[64];
 	size_t n;
@@ -330,9 +331,12 @@ int cmd_show(struct ckpt_ctx *c, int argc, char **argv)
 		}
 	}
 	files = ckpt_manifest_files(m);
+	links = ckpt_manifest_symlinks(m);
 	ckpt_fmt_bytes(b, sizeof(b),
 		       (uint64_t)json_integer_value(json_object_get(m, "logical_bytes")));
 	printf("Files:      %zu (%s)\n", json_array_size(files), b);
+	if (json_array_size(links))
+		printf("Symlinks:   %zu\n", json_array_size(links));
 	meta = json_object_get(m, "metadata");
 	if (json_object_size(meta)) {
 		printf("Metadata:\n");
@@ -343,7 +347,7 @@ int cmd_show(struct ckpt_ctx *c, int argc, char **argv)
 			free(s);
 		}
 	}
-	if (json_array_size(files)) {
+	if (json_array_size(files) || json_array_size(links)) {
 		static const char *head[] = {"SIZE", "XXH128", "CHUNKS", "PATH"};
 		struct ckpt_table t;
 		ckpt_table_init(&t, 4, head, NULL);
@@ -358,9 +362,23 @@ int cmd_show(struct ckpt_ctx *c, int argc, char **argv)
 				snprintf(nc, sizeof(nc), "%zu", json_array_size(ch));
 			ckpt_table_add(&t, sz, ckpt_jstr(f, "xxh128"), nc, ckpt_jstr(f, "path"));
 		}
+		/* symlinks: the XXH128 of the target text, "PATH -> TARGET" */
+		json_array_foreach(links, n, f)
+		{
+			char sz[32], *pt;
+			const char *tg = ckpt_jstr(f, "target");
+			size_t tl = tg ? strlen(tg) : strlen(ckpt_jstr(f, "target_hex") ?: "") / 2;
+			snprintf(sz, sizeof(sz), "%zu", tl);
+			if (asprintf(&pt, "%s -> %s%s", ckpt_jstr(f, "path") ?: "?", tg ? "" : "hex:",
+				     tg ?: ckpt_jstr(f, "target_hex") ?: "?") < 0)
+				continue;
+			ckpt_table_add(&t, sz, ckpt_jstr(f, "xxh128"), "-", pt);
+			free(pt);
+		}
 		ckpt_table_print(&t, stdout);
 		ckpt_table_free(&t);
 	}
+	json_decref(links);
 	json_decref(files);
 out:
 	json_decref(m);

@@ -91,6 +91,46 @@ out:
 	return ret;
 }
 
+/* Each symlink: readlink through the mount gives the manifest's target, and
+ * that text has the manifest's XXH128. */
+static void verify_links(json_t *m, const char *vd, json_t *bad)
+{
+	json_t *links = ckpt_manifest_symlinks(m), *f;
+	static char want[4096], got[4097];
+	size_t i;
+
+	json_array_foreach(links, i, f)
+	{
+		const char *rel = ckpt_jstr(f, "path"), *hx = ckpt_jstr(f, "xxh128");
+		int wl = ckpt_link_target(f, want, sizeof(want));
+		XXH128_canonical_t canon;
+		char p[4600], hex[33];
+		ssize_t gl;
+
+		if (!rel)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", vd, rel);
+		gl = readlink(p, got, sizeof(got));
+		if (gl < 0) {
+			json_array_append_new(bad, json_pack("{s:s,s:s}", "path", rel, "reason",
+							     strerror(errno)));
+			continue;
+		}
+		XXH128_canonicalFromHash(&canon, XXH3_128bits(got, (size_t)gl));
+		for (int b = 0; b < 16; b++)
+			snprintf(hex + 2 * b, 3, "%02x", canon.digest[b]);
+		if (wl < 0 || wl != gl || memcmp(want, got, (size_t)gl))
+			json_array_append_new(bad, json_pack("{s:s,s:s}", "path", rel, "reason",
+							     "symlink target differs from the "
+							     "manifest"));
+		else if (!hx || strcmp(hx, hex))
+			json_array_append_new(bad, json_pack("{s:s,s:s,s:s,s:s}", "path", rel,
+							     "reason", "XXH128 mismatch (symlink)",
+							     "expected", hx ? hx : "", "got", hex));
+	}
+	json_decref(links);
+}
+
 static void verify_version(struct vjob *j, const char *vd, const char *name)
 {
 	json_t *m = ckpt_manifest_load(vd), *files = NULL, *bad = json_array(), *f, *r;
@@ -126,6 +166,7 @@ static void verify_version(struct vjob *j, const char *vd, const char *name)
 							     "reason", "XXH128 mismatch",
 							     "expected", want, "got", hex));
 	}
+	verify_links(m, vd, bad);
 	json_object_set_new(r, "files", json_integer((json_int_t)json_array_size(files)));
 	/* The store's own check of every chunk on disk. */
 	v = ckpt_xattr_get(vd, "user.ckpt.verify");
