@@ -118,9 +118,9 @@ static void add(char **b, size_t *len, size_t *cap, const char *s, size_t n, int
 		const char *r = NULL;
 		size_t rl = 1, skip = 0;
 
-		if (subst && !strncmp(s + i, "{op}", 4) && i + 4 <= n)
+		if (subst && i + 4 <= n && !memcmp(s + i, "{op}", 4))
 			r = ids[0], skip = 3;
-		else if (subst && !strncmp(s + i, "{op2}", 5) && i + 5 <= n)
+		else if (subst && i + 5 <= n && !memcmp(s + i, "{op2}", 5))
 			r = ids[1], skip = 4;
 		if (r)
 			rl = strlen(r);
