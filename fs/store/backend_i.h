@@ -128,6 +128,9 @@ struct sb {
 	/* Other processes (hosts) use the store at the same time: what is
 	 * loaded in memory must be refreshed when they change it. */
 	bool shared;
+	/* Shared: gc leaves chunks written or deduplicated against, and other
+	 * hosts' open versions, younger than this (ns) alone. */
+	int64_t gc_grace_ns;
 	/* Set by the layer above: the backend calls it (from any thread, with
 	 * no lock of the store held) when another host changed run `run`
 	 * ("" the list of runs, NULL anything). */

@@ -9,18 +9,40 @@
 
 #include "store_i.h"
 
+static void no_note(void *arg, const char *run, const char *version)
+{
+	(void)arg;
+	(void)run;
+	(void)version;
+}
+
+/*
+ * A store shared with other hosts: first load every manifest they
+ * published (their chunks are referenced then); their open versions show
+ * here as incomplete and are removed only once older than the grace period,
+ * as are chunks (the backend's chunk_remove), so that what an open version
+ * on another host has written or deduplicated against stays.
+ */
 int ckpt_store_gc(struct ckpt_store *s, struct ckpt_gc_result *res)
 {
 	struct ckpt_gc_result r = {0};
+	int64_t young = now_ns() - s->be->gc_grace_ns;
 
 	pthread_mutex_lock(&s->lock);
+	if (s->be->shared && run_refresh(s, NULL, no_note, NULL) < 0) {
+		pthread_mutex_unlock(&s->lock);
+		return store_err(s, -EIO, "gc: cannot read the store %s: nothing removed",
+				 s->be->where);
+	}
 	for (size_t i = 0; i < s->nruns; i++) {
 		struct run *run = s->runs[i];
 
 		for (size_t j = 0; j < run->nv;) {
 			struct version *v = run->v[j];
 
-			if (v->state == CKPT_V_INCOMPLETE && version_remove_locked(s, v) == 0) {
+			if (v->state == CKPT_V_INCOMPLETE &&
+			    (!s->be->shared || v->created_ns < young) &&
+			    version_remove_locked(s, v) == 0) {
 				r.versions_removed++;
 				continue;
 			}

@@ -44,6 +44,16 @@
 #define RADOS_CONNECT_S_TXT "10"
 #define RADOS_OP_S 30 /* an operation against a cluster gone away */
 #define RADOS_OMAP_PAGE 256
+#define RADOS_GC_GRACE_S (6 * 3600) /* see rados_chunk_remove */
+
+/* CKPT_RADOS_GC_GRACE_S overrides the grace (tests). */
+static int64_t rados_gc_grace_ns(void)
+{
+	const char *e = getenv("CKPT_RADOS_GC_GRACE_S");
+	long long v = e && *e ? atoll(e) : RADOS_GC_GRACE_S;
+
+	return (int64_t)(v < 0 ? 0 : v) * 1000000000;
+}
 
 struct rados_sb {
 	struct sb b; /* first */
@@ -122,14 +132,47 @@ static void watch_err_cb(void *arg, uint64_t cookie, int err)
 
 /* ---- chunks ---- */
 
+struct rput {
+	struct sb_put *p;
+	struct rados_sb *r;
+};
+
+/* A chunk that was there already: its mtime becomes now, so that gc on any
+ * host keeps it for the grace period (an open version may reference it). */
+static void chunk_touch(struct rados_sb *r, const uint8_t *h)
+{
+	char oid[CHUNK_OID_LEN], now[24];
+	rados_completion_t c;
+	rados_write_op_t op;
+	int n = snprintf(now, sizeof(now), "%" PRId64, now_ns());
+
+	chunk_oid(h, oid);
+	if (rados_aio_create_completion2(NULL, NULL, &c) < 0)
+		return;
+	op = rados_create_write_op();
+	if (op) {
+		rados_write_op_assert_exists(op);
+		rados_write_op_setxattr(op, "seen", now, (size_t)n);
+		rados_aio_write_op_operate(op, r->io, c, oid, NULL, 0);
+		rados_release_write_op(op);
+	}
+	rados_aio_release(c);
+}
+
 static void put_done(rados_completion_t c, void *arg)
 {
-	struct sb_put *p = arg;
+	struct rput *w = arg;
+	struct sb_put *p = w->p;
 	int ret = rados_aio_get_return_value(c);
 
 	rados_aio_release(c);
 	/* an existing object: another write (this host or another) stored it */
-	p->done(p, ret == -EEXIST ? 0 : ret);
+	if (ret == -EEXIST) {
+		chunk_touch(w->r, p->h);
+		ret = 0;
+	}
+	free(w);
+	p->done(p, ret);
 }
 
 static int rados_chunk_put(struct sb *b, struct sb_put *p)
@@ -138,25 +181,36 @@ static int rados_chunk_put(struct sb *b, struct sb_put *p)
 	char oid[CHUNK_OID_LEN];
 	rados_completion_t c;
 	rados_write_op_t op;
+	struct rput *w;
 	int ret;
 
 	if (p->len > RADOS_MAX_CHUNK)
 		return -EFBIG;
+	w = malloc(sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->p = p;
+	w->r = r;
 	chunk_oid(p->h, oid);
-	ret = rados_aio_create_completion2(p, put_done, &c);
-	if (ret < 0)
+	ret = rados_aio_create_completion2(w, put_done, &c);
+	if (ret < 0) {
+		free(w);
 		return ret;
+	}
 	op = rados_create_write_op();
 	if (!op) {
 		rados_aio_release(c);
+		free(w);
 		return -ENOMEM;
 	}
 	rados_write_op_create(op, LIBRADOS_CREATE_EXCLUSIVE, NULL);
 	rados_write_op_write_full(op, (const char *)p->buf, p->len);
 	ret = rados_aio_write_op_operate(op, r->io, c, oid, NULL, 0);
 	rados_release_write_op(op);
-	if (ret < 0)
+	if (ret < 0) {
 		rados_aio_release(c);
+		free(w);
+	}
 	return ret;
 }
 
@@ -231,6 +285,10 @@ static int rados_chunk_remove(struct sb *b, const uint8_t *h, uint64_t *bytes)
 
 	chunk_oid(h, oid);
 	ret = rados_stat(r->io, oid, &size, &mt);
+	/* written or deduplicated against within the grace period: an open
+	 * version on some host may name it */
+	if (ret == 0 && (int64_t)mt * 1000000000 > now_ns() - b->gc_grace_ns)
+		return -EBUSY;
 	if (ret == 0)
 		ret = rados_remove(r->io, oid);
 	if (ret == 0)
@@ -906,7 +964,10 @@ static int connect_cluster(struct rados_sb *r, char *err, size_t errlen)
 	snprintf(t, sizeof(t), "%d", RADOS_CONNECT_S);
 	rados_conf_set(r->cl, "client_mount_timeout", t);
 	rados_conf_set(r->cl, "rados_mon_op_timeout", t);
-	snprintf(t, sizeof(t), "%d", RADOS_OP_S);
+	/* CKPT_RADOS_OP_TIMEOUT_S shortens it (tests) */
+	snprintf(t, sizeof(t), "%d",
+		 getenv("CKPT_RADOS_OP_TIMEOUT_S") ? atoi(getenv("CKPT_RADOS_OP_TIMEOUT_S"))
+						   : RADOS_OP_S);
 	rados_conf_set(r->cl, "rados_osd_op_timeout", t);
 	rados_conf_get(r->cl, "mon_host", mon, sizeof(mon));
 	ret = rados_connect(r->cl);
@@ -971,6 +1032,7 @@ int rados_sb_open(const char *url, const struct ckpt_store_opts *opts, struct sb
 	r->b.local_dedup = false; /* other hosts' gc */
 	r->b.zero_copy = false;
 	r->b.shared = true;
+	r->b.gc_grace_ns = rados_gc_grace_ns();
 	r->b.where = strdup(url);
 	if (!r->b.where) {
 		free(r);
