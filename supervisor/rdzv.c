@@ -379,6 +379,18 @@ static void missing(const struct rdzv *z, const unsigned char *have, char *buf, 
 					      z->names[i][0] ? ")" : "");
 }
 
+/* A version of the run dir by its name (each host has the shared tree at
+ * its own mount; each resolves the name in its own run dir); any other
+ * path (strategy specific) as it is. */
+static const char *version_name(const struct op *op, const char *path)
+{
+	size_t n = strlen(op->run_dir);
+
+	if (!strncmp(path, op->run_dir, n) && path[n] == '/' && !strchr(path + n + 1, '/'))
+		return path + n + 1;
+	return path;
+}
+
 /* In STAGE_RENDEZVOUS: be ready, plan when every host is, start by plan. */
 static void rendezvous(struct op *op, double now, double *next)
 {
@@ -454,9 +466,11 @@ static void rendezvous(struct op *op, double now, double *next)
 				   sizeof(note), &delay, fail, sizeof(fail)) < 0)
 			o = json_pack("{ss}", "fail", fail);
 		else
-			o = json_pack("{ss si ss sI ss}", "resume", cp, "port", z->port0, "addr",
-				      z->addr0[0] ? z->addr0 : "127.0.0.1", "delay_ms",
-				      (json_int_t)delay, "note", note);
+			/* by version name: each host has the shared tree at its own
+			 * mount, so the path is each host's run dir + the name */
+			o = json_pack("{ss si ss sI ss}", "resume", version_name(op, cp), "port",
+				      z->port0, "addr", z->addr0[0] ? z->addr0 : "127.0.0.1",
+				      "delay_ms", (json_int_t)delay, "note", note);
 		if (put_plan(op, a, o))
 			return;
 	} else if (!z->plan && now - z->wait_since >= (double)op->spec.recovery.gang_timeout_s) {
@@ -471,11 +485,17 @@ static void rendezvous(struct op *op, double now, double *next)
 			return;
 	}
 	if (z->plan) {
+		char cp[CKPTD_PATH_MAX + 300] = "";
+
+		if (z->plan_resume[0] && strchr(z->plan_resume, '/'))
+			snprintf(cp, sizeof(cp), "%s", z->plan_resume); /* a specific path */
+		else if (z->plan_resume[0])
+			snprintf(cp, sizeof(cp), "%s/%s", op->run_dir, z->plan_resume);
 		z->waiting[0] = '\0';
 		if (z->plan_fail[0])
 			op_fail(op, z->plan_fail);
 		else
-			op_gang_start(op, z->plan_resume, z->plan_port, z->plan_addr, z->plan_delay,
+			op_gang_start(op, cp, z->plan_port, z->plan_addr, z->plan_delay,
 				      z->plan_note);
 		return;
 	}

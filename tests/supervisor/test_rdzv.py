@@ -59,11 +59,15 @@ class Etcd:
         self.dir = os.path.join(tmp, "etcd")
         self.port, self.peer = free_port(), free_port()
         self.proc = None
+        self.started = False
 
     def url(self, job):
         return "etcd://127.0.0.1:%d/%s" % (self.port, job)
 
-    def start(self):
+    def start(self, tries=3):
+        """tries: a first start may lose its free ports to a test running
+        beside it (bound and released); it then takes two others. A restart
+        (the same data dir) keeps its ports: the hosts know them."""
         c, p = "http://127.0.0.1:%d" % self.port, "http://127.0.0.1:%d" % self.peer
         self.log = open(self.dir + ".log", "a")
         self.proc = subprocess.Popen(
@@ -73,9 +77,14 @@ class Etcd:
             stdout=self.log, stderr=subprocess.STDOUT)
         end = time.time() + 20
         while time.time() < end:
-            check(self.proc.poll() is None, "etcd exited; see %s.log" % self.dir)
+            if self.proc.poll() is not None:
+                check(tries > 1 and not self.started, "etcd exited; see %s.log" % self.dir)
+                shutil.rmtree(self.dir, ignore_errors=True)
+                self.port, self.peer = free_port(), free_port()
+                return self.start(tries - 1)
             try:
                 socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                self.started = True
                 return self
             except OSError:
                 time.sleep(0.05)
@@ -112,12 +121,16 @@ class Gang:
                 time.sleep(0.05)
             check(mounted(self.mnt), "ckptfs did not mount %s" % self.mnt)
         self.hosts = []
-        for name in ("hostA", "hostB"):
+        # hostB sees the tree at another path (a symlink), as a second host
+        # has its own mount of the shared store: paths differ, names agree
+        self.mnt_b = os.path.join(self.tmp, "mnt-b")
+        os.symlink(self.mnt, self.mnt_b)
+        for name, mnt in (("hostA", self.mnt), ("hostB", self.mnt_b)):
             t = os.path.join(self.tmp, name)
             os.makedirs(t)
             self.hosts.append(Ckptd(ckptd_bin, tmp=t, config=(
                 "mount: %s\nmount_ckptfs: never\ngpus: 0\nhost: %s\nrdzv_ttl_s: %d\n" %
-                (self.mnt, name, TTL))))
+                (mnt, name, TTL))))
         self.trace = os.path.join(self.tmp, "trace")
 
     def spec(self, node, job, *args, recovery=None):
@@ -174,14 +187,22 @@ def check_together(g, ids, nattempts):
     for a, ts in sorted(att.items()):
         check(sorted(t["rank"] for t in ts) == [0, 1, 2, 3],
               "attempt %d started ranks %s" % (a, sorted(t["rank"] for t in ts)))
-        resumes = {t["resume"] for t in ts}
+        # one version, each rank's path to it in its own host's run dir
+        resumes = {t["resume"] and os.path.basename(t["resume"]) for t in ts}
         check(len(resumes) == 1, "attempt %d: the ranks resumed from %s" % (a, resumes))
+        check(all(not t["resume"] or os.path.dirname(t["resume"]) == t["env"]["CKPT_RUN_DIR"]
+                  for t in ts), "attempt %d: a rank's CKPT_RESUME_FROM is not in its own "
+              "CKPT_RUN_DIR: %s" % (a, [(t["resume"], t["env"]["CKPT_RUN_DIR"]) for t in ts]))
         if a > 1:
             chosen = {s[a - 2]["checkpoint"] for s in sels}
-            check(chosen == resumes, "attempt %d resumed from %s; the hosts selected %s" %
-                  (a, resumes, chosen))
+            check({os.path.basename(c) for c in chosen} == resumes,
+                  "attempt %d resumed from %s; the hosts selected %s" % (a, resumes, chosen))
             check(None not in resumes, "attempt %d started from scratch" % a)
     return att
+
+
+def envs_dir(att, rank):
+    return [t["env"]["CKPT_RUN_DIR"] for t in att if t["rank"] == rank][0]
 
 
 def host_env(att):
@@ -192,7 +213,9 @@ def host_env(att):
     check(len({(e["MASTER_ADDR"], e["MASTER_PORT"]) for e in envs.values()}) == 1 and
           envs[0]["MASTER_ADDR"] == "127.0.0.1" and int(envs[0]["MASTER_PORT"]) > 0,
           "MASTER_ADDR:MASTER_PORT differ: %s" % envs)
-    check(len({e["CKPT_RUN_DIR"] for e in envs.values()}) == 1, "run dirs differ: %s" % envs)
+    check(len({os.path.realpath(e["CKPT_RUN_DIR"]) for e in envs.values()}) == 1 and
+          len({e["CKPT_RUN_DIR"] for e in envs.values() if e["GROUP_RANK"] == "0"}) == 1,
+          "run dirs differ: %s" % envs)
 
 
 def t_rdzv_fault(g):
@@ -218,6 +241,8 @@ def t_rdzv_fault(g):
     sel = [e for e in a.events(ids[0]) if e["event"] == "checkpoint_selected"]
     check(sel[0]["checkpoint"].endswith("/step-000010.a1"), "selected %s" % sel)
     # hostA's ranks were stopped by its ckptd (SIGTERM), not left to run on
+    check(envs_dir(att[2], 2) == os.path.join(g.mnt_b, "fault"), "hostB's run dir %s" %
+          envs_dir(att[2], 2))
     ends = [t for t in trace(g.trace) if t["event"] == "end" and t["attempt"] == 1]
     check(sorted(t["rank"] for t in ends) == [0, 1, 3] and all(t["stopped"] for t in ends),
           "attempt 1's other ranks: %s" % ends)
@@ -333,7 +358,7 @@ def t_rdzv_timeout(g):
           "after resume: %s" % [(o["status"], o["reason"]) for o in os_])
     res = [t for t in g.starts() if t["attempt"] > 1]
     check(sorted(t["rank"] for t in res) == [0, 1, 2, 3] and len({t["attempt"] for t in res}) == 1
-          and len({t["resume"] for t in res}) == 1 and res[0]["resume"] and
+          and len({os.path.basename(t["resume"] or "") for t in res}) == 1 and res[0]["resume"] and
           res[0]["resume"].endswith(".a1"), "the resumed ranks: %s" %
           [(t["rank"], t["attempt"], t["resume"]) for t in res])
 
