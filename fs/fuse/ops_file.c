@@ -214,6 +214,24 @@ static bool open_direct(const struct cfs *c, int flags)
 	}
 }
 
+/*
+ * A write by someone other than the file's owner (everything belongs to the
+ * mount's owner) clears S_ISUID and S_ISGID, as on ext4; root keeps them
+ * (CAP_FSETID). Page-cache writes get this from the kernel (which sends
+ * the mode change: FUSE_CAP_HANDLE_KILLPRIV is off, main.c); direct writes
+ * arrive here with the writer's uid, and so does an open with O_TRUNC (the
+ * kernel sends O_TRUNC with the open, no setattr: truncating clears them on
+ * ext4 too, even when nothing is written).
+ */
+static void kill_priv(fuse_req_t req, struct cfs_fh *fh)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct ckpt_setattr a = {.what = CKPT_SET_KILL_PRIV};
+
+	if (ctx->uid != cfs_of(req)->uid && ctx->uid != 0)
+		ckpt_file_setattr(fh->f, &a);
+}
+
 /* Open (or create, with O_CREAT in flags) a file of a version. */
 static int open_node(struct cfs *c, const struct cfs_path *p, int flags, mode_t mode,
 		     struct fuse_file_info *fi, struct cfs_fh *fh)
@@ -273,6 +291,8 @@ void cfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		break;
 	case CFS_NODE:
 		ret = open_node(c, &p, fi->flags, 0, fi, fh);
+		if (ret == 0 && (fi->flags & O_TRUNC) && fh->writer)
+			kill_priv(req, fh);
 		break;
 	default:
 		ret = -EISDIR;
@@ -330,6 +350,8 @@ void cfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t m
 	ret = open_node(c, &p, fi->flags | O_CREAT, mode, fi, fh);
 	if (ret < 0)
 		goto free_p;
+	if ((fi->flags & O_TRUNC) && fh->writer)
+		kill_priv(req, fh);
 	cfs_nodes_drop(c->nodes, p.full);
 	ret = cfs_entry(c, p.full, &e);
 free_p:
@@ -430,22 +452,6 @@ void cfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct 
 	else
 		fuse_reply_buf(req, buf, (size_t)n);
 	free(buf);
-}
-
-/*
- * A write by someone other than the file's owner (everything belongs to the
- * mount's owner) clears S_ISUID and S_ISGID, as on ext4; root keeps them
- * (CAP_FSETID). Page-cache writes get this from the kernel (which sends
- * the mode change: FUSE_CAP_HANDLE_KILLPRIV is off, main.c); direct writes
- * arrive here with the writer's uid.
- */
-static void kill_priv(fuse_req_t req, struct cfs_fh *fh)
-{
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-	struct ckpt_setattr a = {.what = CKPT_SET_KILL_PRIV};
-
-	if (ctx->uid != cfs_of(req)->uid && ctx->uid != 0)
-		ckpt_file_setattr(fh->f, &a);
 }
 
 void cfs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
