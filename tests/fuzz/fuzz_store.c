@@ -10,11 +10,11 @@
  * written as runs/r/versions/NAME, runs/r/run.json, FORMAT (the right one
  * when the part is absent) and runs/r/open/o1. The store holds one real
  * chunk, "hello, ckptfs\n" (its hash is in the seeds), so a manifest can
- * name data that exists.
+ * name data that exists; the seeds have hard links and symlinks too.
  *
  * Checked: the name rules accept only names that are names; the store
  * opens or says why; once open, every version lists, its tree walks (names
- * valid, stat and read give data or an errno), and its manifest as the store
+ * valid, stat, read and readlink give data or an errno), and its manifest as the store
  * writes it loads again into the same manifest (a fixed point).
  *   tests/fuzz/run-fuzz build/tests/fuzz/fuzz_store tests/fuzz/corpus/store -t 60
  */
@@ -93,6 +93,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	FUZZ_CHECK(ckpt_file_open(s, "seed", "v", "a/h", O_CREAT | O_WRONLY, 0644, &f) == 0);
 	FUZZ_CHECK(ckpt_file_pwrite(f, hello, sizeof(hello) - 1, 0) == sizeof(hello) - 1);
 	FUZZ_CHECK(ckpt_file_close(f) == 0);
+	FUZZ_CHECK(ckpt_node_link(s, "seed", "v", "a/h", "a/h2") == 0);
+	FUZZ_CHECK(ckpt_node_symlink(s, "seed", "v", "l", "a/h", 3) == 0);
+	FUZZ_CHECK(ckpt_node_symlink(s, "seed", "v", "lb", "\xff\x01", 2) == 0);
 	FUZZ_CHECK(ckpt_version_commit(s, "seed", "v", NULL) == 0);
 	if (getenv("FUZZ_STORE_SEED")) { /* print a real manifest, for the seeds */
 		char *m;
@@ -145,6 +148,10 @@ static void walk(struct ckpt_store *s, const char *ver, const char *dir, int dep
 		FUZZ_CHECK(ckpt_node_stat(s, "r", ver, path, &st) == 0);
 		if (st.type == CKPT_NODE_DIR) {
 			walk(s, ver, path, depth + 1);
+		} else if (st.type == CKPT_NODE_SYMLINK) {
+			ssize_t got = ckpt_node_readlink(s, "r", ver, path, buf, sizeof(buf));
+
+			FUZZ_CHECK(got < 0 || (uint64_t)got == st.size);
 		} else if (ckpt_file_open(s, "r", ver, path, O_RDONLY, 0, &f) == 0) {
 			ssize_t got = ckpt_file_pread(f, buf, sizeof(buf), 0);
 
