@@ -18,6 +18,7 @@ Exit 0 pass, 1 fail, 77 skip (no etcd).
                   again: the gang restarts together and completes
   rdzv_timeout    hostB away past gang_timeout_s: FAILED on both with a
                   reason; ckpt ops resume on both: the gang completes
+  rdzv_cancel     a cancel on hostA: CANCELLED there, FAILED on hostB
   rdzv_etcd       etcd down at submit: a clear error (HTTP 503); node_rank
                   taken; etcd stopped mid-run: the ranks keep training, a
                   fault's restart waits for etcd, then the gang completes
@@ -363,6 +364,30 @@ def t_rdzv_timeout(g):
           [(t["rank"], t["attempt"], t["resume"]) for t in res])
 
 
+def t_rdzv_cancel(g):
+    """A cancel on one host ends the gang on every host: hostA CANCELLED,
+    hostB FAILED naming hostA, no attempt restarted."""
+    for h in g.hosts:
+        h.start()
+    g.etcd.start()
+    a, b = g.hosts
+    ids = g.submit("cancel", "--steps", "400", "--step-ms", "30", "--ckpt-every", "10")
+    end = time.time() + 60
+    while time.time() < end:
+        o = b.op(ids[1])
+        if o["status"] == "RUNNING" and all((r["step"] or 0) >= 5 for r in o["ranks"]):
+            break
+        time.sleep(0.05)
+    st, body = a.req("POST", "/api/v1/operations/%s/cancel" % ids[0])
+    check(st == 200, "cancel: %s %s" % (st, body))
+    oa = a.wait_status(ids[0], ["CANCELLED", "FAILED", "COMPLETED"], 30)
+    ob = b.wait_status(ids[1], ["CANCELLED", "FAILED", "COMPLETED"], 30)
+    check(oa["status"] == "CANCELLED", "hostA: %s %s" % (oa["status"], oa["reason"]))
+    check(ob["status"] == "FAILED" and "node 0 (hostA) ended the gang: cancelled" in ob["reason"],
+          "hostB: %s %s" % (ob["status"], ob["reason"]))
+    check(not [t for t in g.starts() if t["attempt"] > 1], "an attempt restarted")
+
+
 def t_rdzv_etcd(g):
     for h in g.hosts:
         h.start()
@@ -416,7 +441,8 @@ def t_rdzv_etcd(g):
 
 
 CASES = {"rdzv_fault": t_rdzv_fault, "rdzv_host_kill": t_rdzv_host_kill,
-         "rdzv_timeout": t_rdzv_timeout, "rdzv_etcd": t_rdzv_etcd}
+         "rdzv_timeout": t_rdzv_timeout, "rdzv_cancel": t_rdzv_cancel,
+         "rdzv_etcd": t_rdzv_etcd}
 
 
 def main(argv):
