@@ -357,6 +357,15 @@ def _rename_version(b):
     os.rename(b, b + "-renamed")
 
 
+@op("fstat-unlinked")
+def _fstat_unlinked(b):
+    def f(fd):
+        os.unlink(j(b, "f"))
+        os.fstat(fd)
+        os.pread(fd, 100, 0)
+    with_fd(j(b, "f"), os.O_RDONLY, f)
+
+
 @op("copy-file-range")
 def _copy_file_range(b):
     def f(src):
@@ -388,6 +397,22 @@ def _fchmod(b):
 @op("fchown-owner")
 def _fchown_owner(b):
     with_fd(j(b, "f"), os.O_RDONLY, lambda fd: os.fchown(fd, os.getuid(), os.getgid()))
+
+
+@op("lchown-symlink")
+def _lchown_symlink(b):
+    os.lchown(j(b, "s"), os.getuid(), os.getgid())
+
+
+@op("lutimes-symlink")
+def _lutimes_symlink(b):
+    os.utime(j(b, "s"), ns=(1_600_000_000_000_000_001, 1_500_000_000_000_000_001),
+             follow_symlinks=False)
+
+
+@op("open-nofollow")
+def _open_nofollow(b):
+    os.close(os.open(j(b, "s"), os.O_RDONLY | os.O_NOFOLLOW))
 
 
 def direct_io(path, flags, fn):

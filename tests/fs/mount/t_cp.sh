@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # t_cp.sh - `cp -a` into open versions (issue 12, SPEC §2 "POSIX inside a
-# version"): a tree with modes and times copied into
+# version"): a tree with modes, times, symlinks and hard links copied into
 # an open version (`cp -a SRC/. VERSION/`, which also gives the version
 # directory the source's mode and times) and as a new version (`cp -a SRC
 # RUN/NEW.tmp`, which makes it by mkdir); exit 0, and the open and the
 # committed version equal the same copy into a plain directory (tree.sh).
 # Then `cp -a` of the committed version out of the mount (a restore) equals
 # it too.
-# (Symlinks and hard links join the tree when ckptfs has them, issue 12.)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/tree.sh"
 lib_init "$@"
 
 SRC=$T/src PLAIN=$T/plain
 tree_make "$SRC" || fail "tree_make"
+tree_links "$SRC" || fail "tree_links"
 mount_fs
 R=$MNT/run
 mkdir "$R" "$PLAIN" || fail "mkdir"

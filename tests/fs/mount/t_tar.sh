@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
 # t_tar.sh - `tar -xf` as root into an open version (issue 12, SPEC §2
 # "POSIX inside a version"): a tree with modes 0600/0644/0755/0640/4755,
-# private directories and fixed times, extracted with
+# private directories, fixed times, symlinks and hard links, extracted with
 # root's defaults (owners, modes, times, and the archive's "./" entry onto
 # the version directory itself); exit 0, and the open and the committed
 # version equal the same extraction in a plain directory (tree.sh). Then
 # `tar -cf` of the committed version lists and extracts as the source does.
-# (Symlinks and hard links join the tree when ckptfs has them, issue 12.)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/tree.sh"
 lib_init "$@"
@@ -14,6 +13,7 @@ lib_init "$@"
 
 SRC=$T/src PLAIN=$T/plain
 tree_make "$SRC" || fail "tree_make"
+tree_links "$SRC" || fail "tree_links"
 tar --format=posix -cf "$T/ckpt.tar" -C "$SRC" . || fail "tar -cf of the source (pax: times in ns)"
 mount_fs
 R=$MNT/run

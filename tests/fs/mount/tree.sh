@@ -3,6 +3,7 @@
 # and compare (sourced after lib.sh, which gives fail, note, xattr, xxh).
 #
 #   tree_make DIR         a checkpoint-like source tree (below)
+#   tree_links DIR        add symlinks and hard links to it
 #   tree_list DIR [committed]
 #                         one line per entry: path, type, mode, owner, link
 #                         count, size, mtime (ns), symlink target, hard-link
@@ -66,6 +67,26 @@ for i, p in enumerate(sorted(paths) + [top]):  # a directory's own time after it
     t = (base + 1000 * i) * 10**9 + 123456789 + i
     os.utime(p, ns=(t + 500, t), follow_symlinks=False)
 PY
+}
+
+# tree_links DIR: a relative symlink to a file, one to a directory, a
+# dangling one, an absolute target (only text: it is never followed), a
+# Hugging Face-style snapshot -> blob link, and hard links: two names in
+# one directory and one in another.
+tree_links() {
+	local d=$1
+
+	mkdir -p "$d/blobs" "$d/snapshots/abc" || return 1
+	head -c 50000 /dev/urandom >"$d/blobs/e3b0c442" || return 1
+	ln -s ../../blobs/e3b0c442 "$d/snapshots/abc/model.safetensors" &&
+		ln -s model/weights.bin "$d/weights-link" &&
+		ln -s optim "$d/optim-link" &&
+		ln -s does-not-exist "$d/dangling" &&
+		ln -s /etc/hostname "$d/absolute" || return 1
+	ln "$d/optim/shards/rank-0.pt" "$d/optim/shards/rank-0.hard" &&
+		ln "$d/optim/shards/rank-0.pt" "$d/rank-0-top.pt" &&
+		ln "$d/resume.sh" "$d/model/resume-hard.sh" || return 1
+	tree_touch "$d" 1500000000
 }
 
 # tree_list DIR [committed]
