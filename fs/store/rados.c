@@ -40,8 +40,8 @@
 #define RADOS_CHUNK "ckptfs.c."
 #define RADOS_FORMAT_MAGIC "ckptfs-store format "
 #define RADOS_MAX_CHUNK (16u << 20) /* below osd_max_write_size and object size limits */
-#define RADOS_CONNECT_S 10	    /* an unreachable cluster: an error within this */
-#define RADOS_CONNECT_S_TXT "10"
+#define RADOS_CONNECT_S 8 /* an unreachable cluster: an error within this (and 10 s in all) */
+#define RADOS_CONNECT_S_TXT "8"
 #define RADOS_OP_S 30 /* an operation against a cluster gone away */
 #define RADOS_OMAP_PAGE 256
 #define RADOS_GC_GRACE_S (6 * 3600) /* see rados_chunk_remove */
