@@ -74,6 +74,9 @@ static void cw_done(struct sb_put *p, int res)
 	}
 	pthread_mutex_unlock(&ck->ilock);
 
+	/* The buffer goes back to the pool under the same lock as the count:
+	 * once nreq is 0 a drainer (cw_stop) may free cw at once, so nothing
+	 * here touches cw after the unlock. */
 	pthread_mutex_lock(&cw->lock);
 	cw->inflight -= p->len;
 	cw->nreq--;
@@ -81,11 +84,14 @@ static void cw_done(struct sb_put *p, int res)
 		r->wait->pending--;
 		if (res < 0 && !r->wait->err)
 			r->wait->err = res;
+	} else if (r->buf && cw->npool < cw->pool_cap) {
+		cw->pool[cw->npool++] = r->buf;
+		r->buf = NULL;
 	}
 	pthread_cond_broadcast(&cw->cond);
 	pthread_mutex_unlock(&cw->lock);
 	if (!r->wait)
-		cw_buf_put(cw, r->buf);
+		free(r->buf);
 	free(r);
 }
 
