@@ -121,12 +121,16 @@ CONF
 		{ cat "$DIR/log/mkfs-mon.out" >&2; die "ceph-mon --mkfs failed"; }
 	ceph-mon -c "$conf" -i a 2>>"$DIR/log/daemons.err" || { tails "$DIR"; die "ceph-mon did not start"; }
 	ceph-mgr -c "$conf" -i x 2>>"$DIR/log/daemons.err" || { tails "$DIR"; die "ceph-mgr did not start"; }
-	local id
-	id=$(c osd create 2>&1) || { tails "$DIR"; die "ceph osd create failed: $id"; }
+	# a monitor just started may refuse commands for a moment (EPERM)
+	local id try
+	for try in $(seq 1 50); do
+		id=$(c osd create 2>&1) && break
+		[ "$try" -lt 50 ] || { tails "$DIR"; die "ceph osd create failed: $id"; }
+		sleep 0.2
+	done
 	ceph-osd -c "$conf" -i 0 2>>"$DIR/log/daemons.err" --mkfs >"$DIR/log/mkfs-osd.out" 2>&1 ||
 		{ cat "$DIR/log/mkfs-osd.out" >&2; die "ceph-osd --mkfs failed"; }
 	# the OSD's first command can race its monitor map ("wrong fsid"): retry
-	local try
 	for try in 1 2 3 4; do
 		ceph-osd -c "$conf" -i 0 2>>"$DIR/log/daemons.err" && break
 		[ "$try" -lt 4 ] || { tails "$DIR"; die "ceph-osd did not start"; }

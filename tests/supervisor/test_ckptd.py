@@ -1057,6 +1057,50 @@ def restart_on_ckptfs(d):
     return store, mnt
 
 
+def t_ckptfs_rados(d):
+    """ckptd on a RADOS store (store: rados://POOL?conf=...), mounted by ckptd
+    with the built ckptfs on a real one-node cluster (tests/ceph/cluster.sh):
+    the NaN demo recovers from the newest good version, as on a directory."""
+    fs = build_bin("fs/fuse/ckptfs")
+    if not fs:
+        raise Skip("fs/fuse/ckptfs is not built in this build dir")
+    if not os.path.exists("/dev/fuse"):
+        raise Skip("no /dev/fuse")
+    cluster = os.path.join(os.environ.get("CKPTFS_SOURCE_ROOT", ""), "tests/ceph/cluster.sh")
+    cdir = os.path.join(d.tmp, "ceph")
+    r = subprocess.run(["bash", cluster, "start", cdir, "ckpt"], capture_output=True, text=True)
+    if r.returncode == 77:
+        raise Skip("the Ceph packages are missing: %s" % r.stderr.strip())
+    check(r.returncode == 0, "the test cluster did not start: %s" % r.stderr[-2000:])
+    try:
+        d.stop()
+        url = "rados://ckpt?conf=%s" % r.stdout.strip()
+        mnt = os.path.join(d.tmp, "mnt")
+        with open(d.cfg, "w") as f:
+            f.write("store: %s\nmount: %s\nckptfs: %s\n" % (url, mnt, fs))
+        d.mnt = mnt
+        d.start()
+        if not mounted(mnt):
+            raise Fail("ckptd did not mount %s on %s; see ckptd.out" % (url, mnt))
+        opid = d.submit(spec(d, "--steps", "40", "--ckpt-every", "5", "--fault",
+                             "nan@25:attempt=1"))
+        o = d.wait_status(opid, ["COMPLETED", "FAILED"], timeout=60)
+        check(o["status"] == "COMPLETED", "status %s %s" % (o["status"], o["reason"]))
+        sel = d.wait_event(opid, "checkpoint_selected")
+        check(sel["checkpoint"].endswith("/step-000020"), "selected %s" % sel["checkpoint"])
+        tr = [t for t in trace(os.path.join(d.tmp, "trace")) if t["event"] == "start"]
+        check(len(tr) == 2 and tr[1]["start"] == 21, "trainer starts %s" % tr)
+        st, ck = d.req("GET", "/api/v1/checkpoints/" + opid)
+        check(ck["checkpoints"] and all(c["state"] == "committed" for c in ck["checkpoints"]),
+              "states %s" % ck)
+        objs = subprocess.run(["rados", "-c", r.stdout.strip(), "-p", "ckpt", "ls"],
+                              capture_output=True, text=True).stdout.split()
+        check(any(o.startswith("ckptfs.run.") for o in objs), "no run head in the pool: %s" % objs)
+        d.stop()
+    finally:
+        subprocess.run(["bash", cluster, "stop", cdir])
+
+
 def t_ckptfs(d):
     """On a real ckptfs mount that ckptd mounts itself: NaN recovery, then
     the newest version's data corrupted in the store (a flipped byte) is
@@ -1280,6 +1324,7 @@ CASES = {
     "secrets": t_secrets,
     "cron_cleanup": t_cron_cleanup,
     "ckptfs": t_ckptfs,
+    "ckptfs_rados": t_ckptfs_rados,
     "config": t_config,
     "poll_error": t_poll_error,
     "down_exit": t_down_exit,

@@ -1,0 +1,125 @@
+#!/bin/bash
+# bench_rados.sh - ckptfs on a RADOS pool against librados' own CLI on the
+# same cluster, in one run (tests/ceph/cluster.sh: one memstore OSD on this
+# host). Prints, side by side with ratios:
+#   write+commit of SIZE (1 GiB) through the mount (cp, then rename)
+#       vs `rados put` of the same bytes as 16 MiB objects, P at a time
+#   cold read (a fresh mount) vs `rados get` of the same objects, P at a time
+#   cross-host visibility: a commit on mount A until mount B sees it
+# P (4) = the mount's write budget / 16 MiB (write_buffer=64M, chunk_size=16M),
+# so both sides have the same bytes in flight. Also the default 1 MiB chunks.
+# Usage: bench_rados.sh CKPTFS [SIZE_MIB]     (CKPT_BENCH_MIB also sets SIZE)
+set -uo pipefail
+CKPTFS=${1:?usage: bench_rados.sh CKPTFS [SIZE_MIB]}
+MIB=${2:-${CKPT_BENCH_MIB:-1024}}
+HERE=$(cd "$(dirname "$0")" && pwd)
+CLUSTER=$HERE/../../tests/ceph/cluster.sh
+P=4
+T=$(mktemp -d /var/tmp/bench-rados.XXXXXX)
+PIDS=()
+cleanup() {
+	for m in "$T"/m*; do mountpoint -q "$m" 2>/dev/null && fusermount3 -u "$m"; done
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	"$CLUSTER" stop "$T/ceph" 2>/dev/null
+	rm -rf "$T"
+}
+trap cleanup EXIT
+export CEPH_MEMSTORE_BYTES=$(((4 * MIB + 1024) << 20))
+CONF=$("$CLUSTER" start "$T/ceph" ckpt) || exit $?
+URL="rados://ckpt?conf=$CONF"
+R() { rados -c "$CONF" -p ckpt "$@"; }
+
+echo "load: $(uptime)"
+head -c $((MIB << 20)) /dev/urandom >"$T/data"
+# the same bytes as 16 MiB pieces for rados put/get
+mkdir "$T/pieces"
+split -b 16M -d -a 4 "$T/data" "$T/pieces/p"
+ls "$T/pieces" >"$T/list"
+
+now() { date +%s.%N; }
+mbps() { python3 -c "import sys; print(f'{$MIB/($2-$1):.0f}')" _ "$1" "$2"; }
+ratio() { python3 -c "import sys; print(f'{float(sys.argv[1])/float(sys.argv[2]):.2f}')" "$1" "$2"; }
+
+mountit() { # DIR OPTS
+	mkdir -p "$1"
+	"$CKPTFS" "$URL" "$1" -f -o "$2" 2>>"$T/daemon.log" &
+	PIDS+=($!)
+	for _ in $(seq 1 200); do mountpoint -q "$1" && return 0; sleep 0.05; done
+	echo "mount failed"; cat "$T/daemon.log"; exit 1
+}
+
+rados_put() {
+	local t0 t1
+	sync
+	t0=$(now)
+	xargs -P $P -I{} rados -c "$CONF" -p ckpt put "direct.{}" "$T/pieces/{}" <"$T/list" || exit 1
+	t1=$(now)
+	mbps "$t0" "$t1"
+}
+rados_get() {
+	local t0 t1
+	t0=$(now)
+	xargs -P $P -I{} rados -c "$CONF" -p ckpt get "direct.{}" /dev/null <"$T/list" || exit 1
+	t1=$(now)
+	mbps "$t0" "$t1"
+}
+mount_write() { # MOUNT RUN
+	local t0 t1
+	mkdir -p "$1/$2"
+	mkdir "$1/$2/v.tmp"
+	t0=$(now)
+	dd if="$T/data" of="$1/$2/v.tmp/data" bs=16M status=none || exit 1
+	mv "$1/$2/v.tmp" "$1/$2/v" || exit 1
+	t1=$(now)
+	mbps "$t0" "$t1"
+}
+mount_read() { # MOUNT RUN
+	local t0 t1
+	t0=$(now)
+	dd if="$1/$2/v/data" of=/dev/null bs=16M status=none || exit 1
+	t1=$(now)
+	mbps "$t0" "$t1"
+}
+
+printf '%-34s %10s %10s %7s\n' "$MIB MiB, $P in flight" "ckptfs" "rados CLI" "ratio"
+for cs in 16M 1M; do
+	o="write_buffer=64M,chunk_size=$cs"
+	mountit "$T/mw$cs" "$o"
+	rp=$(rados_put)
+	mw=$(mount_write "$T/mw$cs" "r$cs")
+	fusermount3 -u "$T/mw$cs"
+	mountit "$T/mr$cs" "$o" # fresh daemon: nothing cached
+	rg=$(rados_get)
+	mr=$(mount_read "$T/mr$cs" "r$cs")
+	cmp "$T/data" "$T/mr$cs/r$cs/v/data" || { echo "read back differs"; exit 1; }
+	fusermount3 -u "$T/mr$cs"
+	printf '%-34s %7s MB/s %7s MB/s %7s\n' "write+commit, chunks $cs" "$mw" "$rp" "$(ratio "$mw" "$rp")"
+	printf '%-34s %7s MB/s %7s MB/s %7s\n' "cold read, chunks $cs" "$mr" "$rg" "$(ratio "$mr" "$rg")"
+	R ls | grep '^direct\.' | xargs -r -n 64 rados -c "$CONF" -p ckpt rm
+done
+
+mountit "$T/mA" "write_buffer=64M"
+mountit "$T/mB" "write_buffer=64M"
+mkdir "$T/mA/lat"
+python3 - "$T/mA/lat" "$T/mB/lat" 100 <<'PY'
+import os, sys, time
+a, b, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+t0 = time.monotonic()
+while not os.path.isdir(b):
+    if time.monotonic() - t0 > 10: sys.exit("run not on B")
+    time.sleep(0.001)
+lat = []
+for i in range(n):
+    os.mkdir(f"{a}/v{i}.tmp")
+    with open(f"{a}/v{i}.tmp/f", "w") as f: f.write(str(i))
+    os.rename(f"{a}/v{i}.tmp", f"{a}/v{i}")
+    t0 = time.monotonic()
+    while not os.path.exists(f"{b}/v{i}"):
+        if time.monotonic() - t0 > 10: sys.exit(f"v{i} not on B after 10 s")
+        time.sleep(0.0002)
+    lat.append((time.monotonic() - t0) * 1000)
+lat.sort()
+print(f"cross-host visibility over {n} commits: median {lat[n//2]:.1f} ms, "
+      f"p90 {lat[int(n*0.9)]:.1f} ms, max {lat[-1]:.1f} ms (goal: median <= 100 ms)")
+PY
+echo "load: $(uptime)"
