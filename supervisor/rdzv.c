@@ -154,11 +154,28 @@ static int up(struct op *op)
 	return 0;
 }
 
+/* hosts/K under the lease; `claim`: only if no other host has it (1 put,
+ * 0 taken). */
+static int put_host(struct op *op, bool claim)
+{
+	struct rdzv *z = op->rz;
+	json_t *o = json_pack("{ss ss si}", "host", g.host, "op", op->id, "pid", (int)getpid());
+	char k[200], *v = json_dumps(o, JSON_COMPACT);
+	int ret;
+
+	json_decref(o);
+	KEY(k, z, "hosts/%lld", (long long)z->node);
+	if (!v)
+		return -ENOMEM;
+	ret = claim ? etcd_put_if(&z->e, k, 0, v, z->lease) : etcd_put(&z->e, k, v, z->lease);
+	free(v);
+	return ret;
+}
+
 /* The lease, hosts/K under it, and the watch. */
 static int ensure_registered(struct op *op, double now)
 {
 	struct rdzv *z = op->rz;
-	char k[200], *v;
 	int64_t ttl = 0;
 	int ret;
 
@@ -183,15 +200,8 @@ static int ensure_registered(struct op *op, double now)
 		z->next_keepalive = now + (double)g.rdzv_ttl_s / 3.0;
 	}
 	if (!z->reg) {
-		json_t *o =
-			json_pack("{ss ss si}", "host", g.host, "op", op->id, "pid", (int)getpid());
-
-		v = json_dumps(o, JSON_COMPACT);
-		json_decref(o);
-		KEY(k, z, "hosts/%lld", (long long)z->node);
-		ret = v ? etcd_put(&z->e, k, v, z->lease) : -ENOMEM;
-		free(v);
-		if (ret)
+		ret = put_host(op, false);
+		if (ret < 0)
 			return down(op, ret);
 		z->reg = true;
 	}
@@ -656,10 +666,28 @@ int rdzv_check(struct op *op, char *err, size_t errlen)
 		ckptd_log("rdzv %s: no host of an earlier gang is alive; its keys are removed",
 			  z->prefix);
 		ret = etcd_delete_prefix(&z->e, z->prefix);
-		if (ret) {
-			snprintf(err, errlen, "resources.rdzv: %s", z->e.err);
-			ret = -EHOSTUNREACH;
+	}
+	/* claim node K now, atomically: two submissions for one node cannot
+	 * both pass this check */
+	if (!ret)
+		ret = etcd_grant(&z->e, g.rdzv_ttl_s, &z->lease);
+	if (!ret) {
+		z->next_keepalive = now_s() + (double)g.rdzv_ttl_s / 3.0;
+		ret = put_host(op, true);
+		if (ret == 0) {
+			snprintf(
+				err, errlen,
+				"resources.node_rank: node %d of the gang %.64s was taken just now "
+				"by another submission; give each host its own --node-rank",
+				z->node, z->prefix);
+			return -EINVAL;
 		}
+		z->reg = ret == 1;
+		ret = ret == 1 ? 0 : ret;
+	}
+	if (ret && ret != -EINVAL) {
+		snprintf(err, errlen, "resources.rdzv: %s", z->e.err);
+		ret = -EHOSTUNREACH;
 	}
 	return ret;
 }
