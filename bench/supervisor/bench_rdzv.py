@@ -16,6 +16,7 @@ Prints median / min / max per figure, the ratio of the two medians, and
 `uptime` before and after (the machine is shared)."""
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -71,6 +72,7 @@ def main():
             plan.append((sel - max(da, db)) * 1000)
     finally:
         g.close()
+        shutil.rmtree(g.tmp, ignore_errors=True)
     d = Ckptd(a.ckptd)
     try:
         d.start()
