@@ -8,10 +8,14 @@
 #   cross-host visibility: a commit on mount A until mount B sees it
 # P (4) = the mount's write budget / 16 MiB (write_buffer=64M, chunk_size=16M),
 # so both sides have the same bytes in flight. Also the default 1 MiB chunks.
-# Usage: bench_rados.sh CKPTFS [SIZE_MIB]     (CKPT_BENCH_MIB also sets SIZE)
+# The direct path is rados_direct (librados aio from one process, the same
+# bytes, P in flight) and, for reference, the rados CLI (one process per
+# object: its start-up counts).
+# Usage: bench_rados.sh CKPTFS RADOS_DIRECT [SIZE_MIB]   (CKPT_BENCH_MIB too)
 set -uo pipefail
-CKPTFS=${1:?usage: bench_rados.sh CKPTFS [SIZE_MIB]}
-MIB=${2:-${CKPT_BENCH_MIB:-1024}}
+CKPTFS=${1:?usage: bench_rados.sh CKPTFS RADOS_DIRECT [SIZE_MIB]}
+DIRECT=${2:?usage: bench_rados.sh CKPTFS RADOS_DIRECT [SIZE_MIB]}
+MIB=${3:-${CKPT_BENCH_MIB:-1024}}
 HERE=$(cd "$(dirname "$0")" && pwd)
 CLUSTER=$HERE/../../tests/ceph/cluster.sh
 P=4
@@ -81,21 +85,28 @@ mount_read() { # MOUNT RUN
 	mbps "$t0" "$t1"
 }
 
-printf '%-34s %10s %10s %7s\n' "$MIB MiB, $P in flight" "ckptfs" "rados CLI" "ratio"
+direct_put() { sync; "$DIRECT" "$CONF" ckpt raw "$T/data" $P put || exit 1; }
+direct_get() { "$DIRECT" "$CONF" ckpt raw "$T/data" $P get || exit 1; }
+
+printf '%-30s %9s %14s %7s %14s %7s\n' "$MIB MiB, $P in flight" "ckptfs" "librados aio" "ratio" "rados CLI" "ratio"
 for cs in 16M 1M; do
 	o="write_buffer=64M,chunk_size=$cs"
 	mountit "$T/mw$cs" "$o"
 	rp=$(rados_put)
+	dp=$(direct_put)
 	mw=$(mount_write "$T/mw$cs" "r$cs")
 	fusermount3 -u "$T/mw$cs"
 	mountit "$T/mr$cs" "$o" # fresh daemon: nothing cached
 	rg=$(rados_get)
+	dg=$(direct_get)
 	mr=$(mount_read "$T/mr$cs" "r$cs")
 	cmp "$T/data" "$T/mr$cs/r$cs/v/data" || { echo "read back differs"; exit 1; }
 	fusermount3 -u "$T/mr$cs"
-	printf '%-34s %7s MB/s %7s MB/s %7s\n' "write+commit, chunks $cs" "$mw" "$rp" "$(ratio "$mw" "$rp")"
-	printf '%-34s %7s MB/s %7s MB/s %7s\n' "cold read, chunks $cs" "$mr" "$rg" "$(ratio "$mr" "$rg")"
-	R ls | grep '^direct\.' | xargs -r -n 64 rados -c "$CONF" -p ckpt rm
+	printf '%-30s %4s MB/s %9s MB/s %7s %9s MB/s %7s\n' "write+commit, chunks $cs" "$mw" "$dp" \
+		"$(ratio "$mw" "$dp")" "$rp" "$(ratio "$mw" "$rp")"
+	printf '%-30s %4s MB/s %9s MB/s %7s %9s MB/s %7s\n' "cold read, chunks $cs" "$mr" "$dg" \
+		"$(ratio "$mr" "$dg")" "$rg" "$(ratio "$mr" "$rg")"
+	R ls | grep -E '^(direct|raw)\.' | xargs -r -n 64 rados -c "$CONF" -p ckpt rm
 done
 
 mountit "$T/mA" "write_buffer=64M"
