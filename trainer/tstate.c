@@ -149,8 +149,11 @@ int tstate_load(const char *path, struct tstate *s, char *err, size_t errlen)
 	s->last_val_loss = get_real(json_object_get(o, "last_val_loss"), NAN);
 	s->lr = get_real(json_object_get(o, "lr"), 0);
 	s->loss = get_real(json_object_get(o, "loss"), NAN);
-	if (s->step < 0 || s->epoch < 0 || s->micro_batch < 0 || s->batch_size <= 0) {
-		snprintf(err, errlen, "%s: step, epoch or data_position out of range", path);
+	/* last_val_step: a step (>= 0), or null for none (-1 in memory) */
+	if (s->step < 0 || s->epoch < 0 || s->micro_batch < 0 || s->batch_size <= 0 ||
+	    (json_is_integer(json_object_get(o, "last_val_step")) && s->last_val_step < 0)) {
+		snprintf(err, errlen,
+			 "%s: step, epoch, data_position or last_val_step out of range", path);
 		goto out;
 	}
 	ret = 0;

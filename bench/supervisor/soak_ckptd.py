@@ -40,12 +40,16 @@ from harness import Ckptd, UnixHTTP  # noqa: E402
 
 
 def proc_sample(pid):
+    """RSS (KiB), open fds, CPU seconds (user + system) of a process."""
     rss = 0
     with open("/proc/%d/status" % pid) as f:
         for line in f:
             if line.startswith("VmRSS:"):
                 rss = int(line.split()[1])
-    return rss, len(os.listdir("/proc/%d/fd" % pid))
+    with open("/proc/%d/stat" % pid) as f:
+        st = f.read().rsplit(")", 1)[1].split()
+    cpu = (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
+    return rss, len(os.listdir("/proc/%d/fd" % pid)), cpu
 
 
 def calibrate(tr, nice):
@@ -203,7 +207,7 @@ def main():
         load.start()
         t0 = time.time()
         end = t0 + a.minutes * 60
-        samples = []  # (seconds since start, rss KiB, fds)
+        samples = []  # (seconds since start, rss KiB, fds, cpu s)
         last_sample = 0
         while time.time() < end:
             now = time.time()
@@ -268,15 +272,19 @@ def report(d, a, load, samples, all_ops):
 
     # RSS and fds per minute: the median of the 5 s samples in each minute
     minutes = {}
-    for t, rss, fds in samples:
-        minutes.setdefault(int(t // 60), []).append((rss, fds))
+    for t, rss, fds, cpu in samples:
+        minutes.setdefault(int(t // 60), []).append((rss, fds, cpu, t))
     per_min = []
-    print("ckptd per minute (median of 5 s samples): minute rss_MiB fds")
+    print("ckptd per minute (median of 5 s samples; CPU: its share of one core): "
+          "minute rss_MiB fds cpu%")
     for m in sorted(minutes):
         rss = statistics.median(x[0] for x in minutes[m]) / 1024
         fds = statistics.median(x[1] for x in minutes[m])
-        per_min.append((m + 1, rss, fds))
-        print("  %3d %8.1f %5.0f" % (m + 1, rss, fds))
+        x0, x1 = minutes[m][0], minutes[m][-1]
+        cpu = 100 * (x1[2] - x0[2]) / (x1[3] - x0[3]) if x1[3] > x0[3] else 0
+        per_min.append((m + 1, rss, fds, cpu))
+        print("  %3d %8.1f %5.0f %5.1f" % (m + 1, rss, fds, cpu))
+    print("load average at the end: %.1f %.1f %.1f" % os.getloadavg())
     full = [p for p in per_min if len(minutes[p[0] - 1]) >= 6]  # whole-ish minutes
     if len(full) >= 2:
         second, last = full[min(1, len(full) - 1)], full[-1]
