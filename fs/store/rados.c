@@ -19,9 +19,12 @@
  * version name twice gives -EEXIST. Every change of a head is followed by
  * a notify on ckptfs.store carrying the run's name.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
 #include <pthread.h>
 #include <rados/librados.h>
 #include <stdio.h>
@@ -60,7 +63,7 @@ struct rados_sb {
 	rados_t cl;
 	rados_ioctx_t io;
 	char *pool, *ns, *conf, *id;
-	char stagedir[64];
+	char stagedir[80];
 	uint64_t watch;
 	bool watching;
 	uint64_t self; /* this client's instance id: its own notifies are skipped */
@@ -1000,12 +1003,51 @@ static int connect_cluster(struct rados_sb *r, char *err, size_t errlen)
 	return 0;
 }
 
+/* Staging directories of ckptfs processes that died (kill -9) on this
+ * host: ckptfs-stage-PID-* of this user whose PID is gone. */
+static void stage_reap(const char *base)
+{
+	DIR *d = opendir(base);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char path[PATH_MAX];
+		struct stat st;
+		long pid;
+		char *end;
+		DIR *sd;
+
+		if (strncmp(de->d_name, "ckptfs-stage-", 13))
+			continue;
+		pid = strtol(de->d_name + 13, &end, 10);
+		if (pid <= 0 || *end != '-' || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", base, de->d_name);
+		if (lstat(path, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid())
+			continue;
+		sd = opendir(path);
+		if (sd) {
+			struct dirent *f;
+
+			while ((f = readdir(sd)))
+				if (f->d_name[0] != '.')
+					unlinkat(dirfd(sd), f->d_name, 0);
+			closedir(sd);
+		}
+		rmdir(path);
+	}
+	closedir(d);
+}
+
 static int stage_open(struct rados_sb *r, char *err, size_t errlen)
 {
-	const char *tmp = getenv("TMPDIR");
+	const char *tmp = getenv("TMPDIR"), *base = tmp && strlen(tmp) < 32 ? tmp : "/var/tmp";
 
-	snprintf(r->stagedir, sizeof(r->stagedir), "%s/ckptfs-stage-XXXXXX",
-		 tmp && strlen(tmp) < 32 ? tmp : "/var/tmp");
+	stage_reap(base);
+	snprintf(r->stagedir, sizeof(r->stagedir), "%s/ckptfs-stage-%ld-XXXXXX", base,
+		 (long)getpid());
 	if (!mkdtemp(r->stagedir)) {
 		int ret = -errno;
 

@@ -3,7 +3,8 @@
 # and commits (CKPT_TEST_KILLS rounds: 8, 20 with CKPT_TEST_LARGE=1) while host B reads:
 # B never shows anything torn (every committed version it lists reads back
 # with the XXH128 of its manifest), every version A's rename reported as
-# committed is there and verifies, and A mounts again after each kill.
+# committed is there and verifies, and A mounts again after each kill
+# (removing the staging directories the killed daemons left).
 . "$(dirname "$0")/lib.sh"
 rlib_init "$@"
 N=${CKPT_TEST_KILLS:-8}
@@ -62,6 +63,7 @@ for ((r = 0; r < N; r++)); do
 	wp=$!
 	sleep "$(python3 -c 'import random; print(random.uniform(0.05, 1.2))')"
 	kill -9 "${HPID[A]}"
+	echo "${HPID[A]}" >>"$T/killed"
 	wait "${HPID[A]}" 2>/dev/null
 	unset "HPID[A]"
 	wait $wp
@@ -79,6 +81,10 @@ done
 mount_host A
 for v in $(cat "$T/committed"); do
 	check_version A "$v" || fail "committed $v does not verify on A after remounting"
+done
+for p in $(cat "$T/killed"); do
+	left=$(ls -d "${TMPDIR:-/var/tmp}/ckptfs-stage-$p-"* 2>/dev/null)
+	[ -z "$left" ] || fail "the staging directory of killed ckptfs $p is left: $left"
 done
 inc=$(ls "$T/A/run" | grep -c '\.tmp$')
 note "versions left open by the kills (incomplete): $inc"
