@@ -2,7 +2,8 @@
 # t_hosts.sh - three ckptfs daemons ("hosts" A, B, C) on one RADOS pool:
 # a version written on A and committed by rename reads bitwise equal on B and
 # C, latest agrees on all three, a run and a commit made on one host show on
-# the others, and a deletion too.
+# the others, a deletion too, and retention set on one host and applied by
+# another's commits.
 . "$(dirname "$0")/lib.sh"
 rlib_init "$@"
 
@@ -64,6 +65,20 @@ done
 note "a new run on B shows on A"
 mkdir "$B/other" || fail "mkdir run on B"
 wait_for test -d "$A/other" || fail "run other not on A"
+
+note "retention set on A, applied by B's commits, seen on A and C"
+mkdir "$A/keep" && setfattr -n user.ckpt.keep_last -v 2 "$A/keep" || fail "keep_last on A"
+kl() { [ "$(getfattr --only-values -n user.ckpt.keep_last "$B/keep" 2>/dev/null)" = 2 ]; }
+wait_for kl || fail "keep_last not on B"
+for i in 1 2 3 4; do
+	mkdir "$B/keep/k$i.tmp" && echo "$i" >"$B/keep/k$i.tmp/f" && mv "$B/keep/k$i.tmp" "$B/keep/k$i" ||
+		fail "commit k$i on B"
+done
+for h in A B C; do
+	gone() { [ ! -e "$T/$1/keep/k1" ] && [ ! -e "$T/$1/keep/k2" ] && [ -e "$T/$1/keep/k4" ]; }
+	wait_for gone $h || fail "retention on $h: $(ls "$T/$h/keep" | tr '\n' ' ')"
+	[ "$(ls "$T/$h/keep" | grep -c '^k')" -eq 2 ] || fail "keep on $h: $(ls "$T/$h/keep" | tr '\n' ' ')"
+done
 
 note "a host mounted later sees everything"
 mount_host D
