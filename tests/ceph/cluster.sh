@@ -15,9 +15,35 @@
 # is exit 1 with the daemon logs' tails on stderr.
 set -u
 
+STARTING=
 die() {
 	echo "cluster.sh: $*" >&2
+	# a start that failed stops what it started
+	[ -n "$STARTING" ] && stop_daemons "$STARTING"
 	exit 1
+}
+
+# Every daemon of the cluster in DIR: the pid files, and (in case one was
+# not written) the processes whose command line names DIR/ceph.conf.
+cluster_pids() {
+	local d=$1 f p
+	for f in "$d"/run/*.pid; do [ -f "$f" ] && cat "$f"; done
+	for p in /proc/[0-9]*; do
+		{ tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -q -- "-c $d/ceph.conf " && echo "${p#/proc/}"
+	done
+}
+
+stop_daemons() {
+	local d=$1 pid i pids
+	pids=$(cluster_pids "$d" | sort -u)
+	for pid in $pids; do kill "$pid" 2>/dev/null; done
+	for pid in $pids; do
+		for ((i = 0; i < 100; i++)); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -9 "$pid" 2>/dev/null
+	done
 }
 
 need() {
@@ -60,6 +86,7 @@ start() {
 	DIR=$(cd "$DIR" && pwd)
 	[ -e "$DIR/ceph.conf" ] && die "$DIR already holds a cluster (stop it first)"
 	mkdir -p "$DIR"/{mon,osd,mgr,log,run}
+	STARTING=$DIR
 	local port fsid store=${CEPH_OSD_STORE:-memstore}
 	port=$(free_port)
 	fsid=$(python3 -c 'import uuid; print(uuid.uuid4())')
@@ -145,27 +172,13 @@ CONF
 	for p in "$@"; do
 		pool_create "$p" || { tails "$DIR"; die "cannot create pool $p"; }
 	done
+	STARTING=
 	echo "$conf"
 }
 
 stop() {
-	DIR=$1
-	local f pid
-	for f in "$DIR"/run/osd.0.pid "$DIR"/run/mgr.x.pid "$DIR"/run/mon.a.pid; do
-		[ -f "$f" ] || continue
-		pid=$(cat "$f")
-		kill "$pid" 2>/dev/null
-	done
-	for f in "$DIR"/run/*.pid; do
-		[ -f "$f" ] || continue
-		pid=$(cat "$f")
-		for ((i = 0; i < 100; i++)); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -9 "$pid" 2>/dev/null
-		rm -f "$f"
-	done
+	DIR=$(cd "$1" 2>/dev/null && pwd) || return 0
+	stop_daemons "$DIR"
 	rm -rf "$DIR"
 }
 

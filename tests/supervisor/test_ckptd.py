@@ -1069,10 +1069,10 @@ def t_ckptfs_rados(d):
     cluster = os.path.join(os.environ.get("CKPTFS_SOURCE_ROOT", ""), "tests/ceph/cluster.sh")
     cdir = os.path.join(d.tmp, "ceph")
     r = subprocess.run(["bash", cluster, "start", cdir, "ckpt"], capture_output=True, text=True)
-    if r.returncode == 77:
-        raise Skip("the Ceph packages are missing: %s" % r.stderr.strip())
-    check(r.returncode == 0, "the test cluster did not start: %s" % r.stderr[-2000:])
     try:
+        if r.returncode == 77:
+            raise Skip("the Ceph packages are missing: %s" % r.stderr.strip())
+        check(r.returncode == 0, "the test cluster did not start: %s" % r.stderr[-2000:])
         d.stop()
         url = "rados://ckpt?conf=%s" % r.stdout.strip()
         mnt = os.path.join(d.tmp, "mnt")
