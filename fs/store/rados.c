@@ -47,6 +47,7 @@
 #define RADOS_CONNECT_S_TXT "8"
 #define RADOS_OP_S 30 /* an operation against a cluster gone away */
 #define RADOS_OMAP_PAGE 256
+#define RADOS_CLOSE_MS 5000	    /* at unmount, how long to wait for a cluster gone away */
 #define RADOS_GC_GRACE_S (6 * 3600) /* see rados_chunk_remove */
 
 /* CKPT_RADOS_GC_GRACE_S overrides the grace (tests). */
@@ -760,15 +761,36 @@ static void rados_close(struct sb *b)
 {
 	struct rados_sb *r = rs_of(b);
 
+	bool alive = true;
+
 	if (r->watching) {
-		rados_unwatch2(r->io, r->watch);
-		rados_watch_flush(r->cl);
+		/* a cluster gone away never answers an unwatch: wait a while,
+		 * then leave the client as it is (the process is ending) */
+		rados_completion_t c;
+
+		alive = false;
+		if (rados_aio_create_completion2(NULL, NULL, &c) == 0) {
+			if (rados_aio_unwatch(r->io, r->watch, c) == 0)
+				for (int i = 0; i < RADOS_CLOSE_MS / 10 && !alive; i++) {
+					alive = rados_aio_is_complete(c);
+					if (!alive)
+						usleep(10000);
+				}
+			if (alive)
+				rados_aio_release(c);
+		}
+		if (!alive)
+			store_log("%s: the cluster did not answer at unmount within %d s; "
+				  "leaving without closing the connection",
+				  b->where, RADOS_CLOSE_MS / 1000);
+		else
+			rados_watch_flush(r->cl);
 	}
-	if (r->io) {
+	if (r->io && alive) {
 		rados_aio_flush(r->io);
 		rados_ioctx_destroy(r->io);
 	}
-	if (r->cl)
+	if (r->cl && alive)
 		rados_shutdown(r->cl);
 	rm_stagedir(r);
 	free(r->pool);

@@ -1097,6 +1097,13 @@ def t_ckptfs_rados(d):
                               capture_output=True, text=True).stdout.split()
         check(any(o.startswith("ckptfs.run.") for o in objs), "no run head in the pool: %s" % objs)
         d.stop()
+        # ckptd unmounts; its ckptfs closes the store while the cluster is up
+        for _ in range(150):
+            if not any(mnt.encode() in open("/proc/%s/cmdline" % p, "rb").read()
+                       for p in os.listdir("/proc") if p.isdigit()
+                       and os.path.exists("/proc/%s/cmdline" % p)):
+                break
+            time.sleep(0.1)
     finally:
         subprocess.run(["bash", cluster, "stop", cdir])
 
