@@ -258,8 +258,10 @@ static int open_node(struct cfs *c, const struct cfs_path *p, int flags, mode_t 
 	snprintf(fh->ver, sizeof(fh->ver), "%s", p->ver);
 	/* Committed content never changes: keep the page cache across opens.
 	 * Files of open versions drop it at open (another descriptor may have
-	 * written since) and may bypass it (open_direct). */
-	fi->keep_cache = cfs_vstate_immutable(vi.state);
+	 * written since) and may bypass it (open_direct). A corrupt version
+	 * drops it too: once a host knows (here or from another host of a
+	 * shared store), every read goes to the store and its checks again. */
+	fi->keep_cache = cfs_vstate_immutable(vi.state) && vi.state != CKPT_V_CORRUPT;
 	fi->direct_io = !fi->keep_cache && open_direct(c, flags);
 	fh->mapped_rw = !fi->keep_cache && !fi->direct_io && (flags & O_ACCMODE) == O_RDWR;
 	/* A file open for writing holds the version's commit back (EBUSY,
