@@ -170,10 +170,26 @@ static int new_entry(struct ckpt_store *s, const char *run, const char *version,
 	return 0;
 }
 
+/* Attach a new node (NULL: it could not be made) under parent, which new_entry
+ * gave; the parent's times change as a directory's do. Under s->lock. */
+static int attach_new(struct ckpt_store *s, struct node *parent, struct node *n)
+{
+	int ret;
+
+	if (!n)
+		return -ENOMEM;
+	ret = node_attach(parent, n);
+	if (ret < 0)
+		node_free(s, n);
+	else
+		node_touch(parent);
+	return ret;
+}
+
 int ckpt_node_mkdir(struct ckpt_store *s, const char *run, const char *version, const char *path,
 		    uint32_t mode)
 {
-	struct node *parent, *n;
+	struct node *parent;
 	struct version *v;
 	const char *last;
 	int ret;
@@ -186,16 +202,7 @@ int ckpt_node_mkdir(struct ckpt_store *s, const char *run, const char *version, 
 		ret = -EEXIST;
 		goto out;
 	}
-	n = node_new(last, CKPT_NODE_DIR, mode);
-	if (!n) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	ret = node_attach(parent, n);
-	if (ret < 0)
-		node_free(s, n);
-	else
-		node_touch(parent);
+	ret = attach_new(s, parent, node_new(last, CKPT_NODE_DIR, mode));
 out:
 	pthread_mutex_unlock(&s->lock);
 	return ret;
@@ -265,7 +272,7 @@ int ckpt_node_unlink(struct ckpt_store *s, const char *run, const char *version,
 int ckpt_node_symlink(struct ckpt_store *s, const char *run, const char *version, const char *path,
 		      const char *target, size_t len)
 {
-	struct node *parent, *n;
+	struct node *parent;
 	struct version *v;
 	const char *last;
 	int ret;
@@ -283,16 +290,7 @@ int ckpt_node_symlink(struct ckpt_store *s, const char *run, const char *version
 		ret = -EEXIST;
 		goto out;
 	}
-	n = node_new_symlink(last, target, len);
-	if (!n) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	ret = node_attach(parent, n);
-	if (ret < 0)
-		node_free(s, n);
-	else
-		node_touch(parent);
+	ret = attach_new(s, parent, node_new_symlink(last, target, len));
 out:
 	pthread_mutex_unlock(&s->lock);
 	return ret;
@@ -328,7 +326,7 @@ ssize_t ckpt_node_readlink(struct ckpt_store *s, const char *run, const char *ve
 int ckpt_node_link(struct ckpt_store *s, const char *run, const char *version, const char *from,
 		   const char *to)
 {
-	struct node *src, *parent, *n;
+	struct node *src, *parent;
 	struct version *v;
 	const char *last;
 	int ret;
@@ -349,17 +347,9 @@ int ckpt_node_link(struct ckpt_store *s, const char *run, const char *version, c
 		ret = -EEXIST;
 		goto out;
 	}
-	n = node_new_link(last, src->f);
-	if (!n) {
-		ret = -ENOMEM;
+	ret = attach_new(s, parent, node_new_link(last, src->f));
+	if (ret < 0)
 		goto out;
-	}
-	ret = node_attach(parent, n);
-	if (ret < 0) {
-		node_free(s, n);
-		goto out;
-	}
-	node_touch(parent);
 	pthread_mutex_lock(&src->f->lock);
 	src->f->a.ctime_ns = parent->a.mtime_ns; /* link(2) changes the inode's ctime */
 	pthread_mutex_unlock(&src->f->lock);
