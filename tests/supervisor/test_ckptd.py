@@ -1281,8 +1281,11 @@ def t_dashboard_http(d):
     port, tok = info["port"], info["token"]
     st, again = d.req("POST", "/api/v1/dashboard")
     check(again == info, "a second POST /api/v1/dashboard: %s" % again)
+    # a wrong token: the real one with its last character changed (a fixed
+    # "0" was the real token whenever that ended in 0, one run in 16)
+    wrong = tok[:-1] + ("1" if tok[-1] == "0" else "0")
     for method, path, hdr, want in (
-            ("GET", "/", None, 401), ("GET", "/?token=" + tok[:-1] + "0", None, 401),
+            ("GET", "/", None, 401), ("GET", "/?token=" + wrong, None, 401),
             ("GET", "/?token=" + tok, None, 200),
             ("GET", "/", {"Authorization": "Bearer " + tok}, 200),
             ("GET", "/api/v1/operations?token=" + tok, None, 200),
