@@ -11,12 +11,15 @@
  * that never ends, runs in its own thread, which does nothing but wake the
  * loop through an eventfd when etcd sends something: the loop then reads
  * the state with a range, so no state is shared with the thread.
+ *
+ * What etcd answers is read by the decoders etcd_answer and etcd_*_decode
+ * (etcd_i.h), which take the bytes or the parsed answer and touch no
+ * connection: tests/fuzz/fuzz_etcd.c runs the same functions on any bytes.
  */
 #include "etcd_i.h"
 
 #include <curl/curl.h>
 #include <errno.h>
-#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -199,20 +202,28 @@ static int call(struct etcd *e, const char *path, json_t *body, json_t **out)
 		if (curl_easy_getinfo(e->h, CURLINFO_LOCAL_IP, &ip) == CURLE_OK && ip)
 			snprintf(e->local_ip, sizeof(e->local_ip), "%s", ip);
 	}
-	*out = b.p ? json_loads(b.p, 0, NULL) : NULL;
-	if (code != 200 || !*out) {
-		json_t *m = *out ? json_object_get(*out, "error") : NULL;
-
-		snprintf(e->err, sizeof(e->err), "etcd at %s answered %s with HTTP %ld: %.150s",
-			 e->base, path, code,
-			 json_is_string(m) ? json_string_value(m) : (b.p ? b.p : "(nothing)"));
-		json_decref(*out);
-		*out = NULL;
-		ret = -EPROTO;
-	}
+	ret = etcd_answer(e, path, code, b.p, b.n, out);
 out:
 	free(b.p);
 	return ret;
+}
+
+int etcd_answer(struct etcd *e, const char *path, long code, const char *text, size_t n,
+		json_t **out)
+{
+	json_t *m;
+
+	*out = text ? json_loadb(text, n, 0, NULL) : NULL;
+	if (code == 200 && json_is_object(*out))
+		return 0;
+	m = *out ? json_object_get(*out, "error") : NULL;
+	/* the body as far as its first NUL: a sentence, not bytes */
+	snprintf(e->err, sizeof(e->err), "etcd at %s answered %s with HTTP %ld: %.150s", e->base,
+		 path, code,
+		 json_is_string(m) ? json_string_value(m) : (text && n ? text : "(nothing)"));
+	json_decref(*out);
+	*out = NULL;
+	return -EPROTO;
 }
 
 /* etcd's int64 fields are JSON strings, and absent when 0. */
@@ -251,8 +262,14 @@ int etcd_grant(struct etcd *e, int64_t ttl, int64_t *id)
 
 	if (ret)
 		return ret;
-	*id = num(r, "ID");
+	ret = etcd_grant_decode(e, r, id);
 	json_decref(r);
+	return ret;
+}
+
+int etcd_grant_decode(struct etcd *e, json_t *r, int64_t *id)
+{
+	*id = num(r, "ID");
 	if (*id == 0) {
 		snprintf(e->err, sizeof(e->err), "etcd at %s granted no lease", e->base);
 		return -EPROTO;
@@ -267,10 +284,15 @@ int etcd_keepalive(struct etcd *e, int64_t id, int64_t *ttl)
 
 	if (ret)
 		return ret;
-	/* {"result": {"ID", "TTL"}}; no TTL: the lease expired or was revoked */
-	*ttl = num(json_object_get(r, "result"), "TTL");
+	*ttl = etcd_keepalive_decode(r);
 	json_decref(r);
 	return 0;
+}
+
+int64_t etcd_keepalive_decode(json_t *r)
+{
+	/* {"result": {"ID", "TTL"}}; no TTL: the lease expired or was revoked */
+	return num(json_object_get(r, "result"), "TTL");
 }
 
 int etcd_revoke(struct etcd *e, int64_t id)
@@ -318,16 +340,20 @@ int etcd_put_if(struct etcd *e, const char *key, int64_t mod_rev, const char *va
 		   &r);
 	if (ret)
 		return ret;
-	ret = json_is_true(json_object_get(r, "succeeded")) ? 1 : 0;
+	ret = etcd_txn_decode(r);
 	json_decref(r);
 	return ret;
+}
+
+int etcd_txn_decode(json_t *r)
+{
+	return json_is_true(json_object_get(r, "succeeded")) ? 1 : 0;
 }
 
 int etcd_range(struct etcd *e, const char *prefix, struct etcd_kv **out, size_t *n)
 {
 	char *end = prefix_end(prefix);
-	json_t *r, *kvs;
-	size_t i;
+	json_t *r;
 	int ret;
 
 	*out = NULL;
@@ -339,30 +365,42 @@ int etcd_range(struct etcd *e, const char *prefix, struct etcd_kv **out, size_t 
 	free(end);
 	if (ret)
 		return ret;
-	kvs = json_object_get(r, "kvs");
+	ret = etcd_range_decode(r, prefix, out, n);
+	json_decref(r);
+	return ret;
+}
+
+int etcd_range_decode(json_t *r, const char *prefix, struct etcd_kv **out, size_t *n)
+{
+	json_t *kvs = json_object_get(r, "kvs");
+	size_t pl = strlen(prefix);
+
+	*n = 0;
 	*out = calloc(json_array_size(kvs) + 1, sizeof(**out));
-	if (!*out) {
-		json_decref(r);
+	if (!*out)
 		return -ENOMEM;
-	}
-	for (i = 0; i < json_array_size(kvs); i++) {
+	for (size_t i = 0; i < json_array_size(kvs); i++) {
 		json_t *kv = json_array_get(kvs, i);
 		const char *k = json_string_value(json_object_get(kv, "key"));
 		const char *v = json_string_value(json_object_get(kv, "value"));
 		struct etcd_kv *o = &(*out)[*n];
+		size_t kl = 0, vl = 0;
 
-		o->key = etcd_unb64(k ? k : "", NULL);
-		o->value = etcd_unb64(v ? v : "", NULL);
-		if (!o->key || !o->value) {
+		o->key = etcd_unb64(k ? k : "", &kl);
+		o->value = etcd_unb64(v ? v : "", &vl);
+		/* callers read a key past the prefix, and both as strings: a key
+		 * outside the range asked for, or a NUL in either, is none of ours */
+		if (!o->key || !o->value || kl != strlen(o->key) || vl != strlen(o->value) ||
+		    strncmp(o->key, prefix, pl)) {
 			free(o->key);
 			free(o->value);
+			o->key = o->value = NULL;
 			continue;
 		}
 		o->mod_rev = num(kv, "mod_revision");
 		o->lease = num(kv, "lease");
 		(*n)++;
 	}
-	json_decref(r);
 	return 0;
 }
 

@@ -8,6 +8,7 @@
 #ifndef ETCD_I_H
 #define ETCD_I_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +39,24 @@ int etcd_delete_prefix(struct etcd *e, const char *prefix);
 void etcd_kvs_free(struct etcd_kv *kv, size_t n);
 char *etcd_b64(const void *data, size_t len);
 char *etcd_unb64(const char *s, size_t *len);
+
+/*
+ * The decoders of etcd's answers, which the calls above use and
+ * tests/fuzz/fuzz_etcd.c runs on any bytes. etcd_answer: the body (n bytes
+ * and a NUL after them, or NULL for none) that a call of `path` got with
+ * HTTP `code`, parsed into *out (a JSON
+ * object; the caller frees it), or -EPROTO with e->err saying what was
+ * answered. The others read a parsed answer: a lease grant (-EPROTO when it
+ * granted none), a keepalive (the TTL left, 0 when the lease is gone), a
+ * txn (1 its comparison held, else 0), a range (the keys starting with
+ * prefix, decoded from base64; -ENOMEM only).
+ */
+int etcd_answer(struct etcd *e, const char *path, long code, const char *text, size_t n,
+		json_t **out);
+int etcd_grant_decode(struct etcd *e, json_t *r, int64_t *id);
+int64_t etcd_keepalive_decode(json_t *r);
+int etcd_txn_decode(json_t *r);
+int etcd_range_decode(json_t *r, const char *prefix, struct etcd_kv **out, size_t *n);
 
 struct etcd_watch;
 /* A thread that watches every key under prefix; its fd becomes readable

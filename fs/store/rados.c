@@ -37,11 +37,8 @@
 
 #include "backend_i.h"
 #include "io_i.h"
+#include "rados_i.h"
 
-#define RADOS_ROOT "ckptfs.store"
-#define RADOS_RUN "ckptfs.run."
-#define RADOS_CHUNK "ckptfs.c."
-#define RADOS_FORMAT_MAGIC "ckptfs-store format "
 #define RADOS_MAX_CHUNK (16u << 20) /* below osd_max_write_size and object size limits */
 #define RADOS_CONNECT_S 8 /* an unreachable cluster: an error within this (and 10 s in all) */
 #define RADOS_CONNECT_S_TXT "8"
@@ -113,12 +110,8 @@ static void watch_cb(void *arg, uint64_t notify_id, uint64_t handle, uint64_t no
 	rados_notify_ack(r->io, RADOS_ROOT, notify_id, r->watch, NULL, 0);
 	if (notifier_id == r->self || !r->b.changed)
 		return;
-	if (data_len > CKPT_NAME_MAX)
-		data_len = CKPT_NAME_MAX;
-	if (data_len)
-		memcpy(run, data, data_len);
-	run[data_len] = 0;
-	r->b.changed(r->b.changed_arg, run);
+	/* a payload that names no run: re-read everything */
+	r->b.changed(r->b.changed_arg, rdec_notify(data, data_len, run));
 }
 
 static void watch_err_cb(void *arg, uint64_t cookie, int err)
@@ -268,8 +261,7 @@ static int rados_chunk_scan(struct sb *b, sb_chunk_fn fn, void *arg)
 	while ((ret = rados_nobjects_list_next(ctx, &oid, NULL, NULL)) == 0) {
 		uint8_t h[CHUNK_HASH_LEN];
 
-		if (strncmp(oid, RADOS_CHUNK, sizeof(RADOS_CHUNK) - 1) ||
-		    chunk_unhex(oid + sizeof(RADOS_CHUNK) - 1, h) < 0)
+		if (rdec_chunk_oid(oid, h) < 0)
 			continue;
 		ret = fn(arg, h);
 		if (ret < 0)
@@ -375,7 +367,6 @@ static int omap_each(struct rados_sb *r, const char *oid, const char *prefix,
 		     int (*fn)(void *arg, const char *name, const char *val, size_t len), void *arg)
 {
 	char after[CKPT_NAME_MAX + 8] = "";
-	size_t plen = strlen(prefix);
 	char **drop = NULL;
 	size_t ndrop = 0;
 	unsigned char more = 1;
@@ -396,21 +387,15 @@ static int omap_each(struct rados_sb *r, const char *oid, const char *prefix,
 		if (ret < 0)
 			break;
 		for (;;) {
-			char *key, *val;
+			char *key, *val, name[CKPT_NAME_MAX + 1];
 			size_t klen, vlen;
 
 			if (rados_omap_get_next2(it, &key, &val, &klen, &vlen) < 0 || !key)
 				break;
 			snprintf(after, sizeof(after), "%.*s", (int)klen, key);
-			if (klen <= plen || klen - plen > CKPT_NAME_MAX)
+			if (rdec_key(key, klen, prefix, name) < 0)
 				continue;
-			{
-				char name[CKPT_NAME_MAX + 1];
-
-				snprintf(name, sizeof(name), "%.*s", (int)(klen - plen),
-					 key + plen);
-				ret = fn(arg, name, val, vlen);
-			}
+			ret = fn(arg, name, val, vlen);
 			if (ret > 0) {
 				char **nd = realloc(drop, (ndrop + 1) * sizeof(*drop));
 
@@ -593,8 +578,13 @@ static int head_read(struct rados_sb *r, const char *oid, const char *key, uint6
 	ret = rados_getxattr(r->io, oid, "seq", seqtxt, seqlen - 1);
 	if (ret < 0)
 		return ret;
-	seqtxt[ret] = 0;
-	*seq = strtoull(seqtxt, NULL, 10);
+	seqtxt[ret] = 0; /* cur: what the commit's cmpxattr compares */
+	if (rdec_seq(seqtxt, (size_t)ret, seq) < 0) {
+		store_log("%s: object %s has a damaged \"seq\" xattr (%.*s): no commit in this "
+			  "run until it is repaired",
+			  r->b.where, oid, ret, seqtxt);
+		return -EBADMSG;
+	}
 	return 0;
 }
 
@@ -947,15 +937,13 @@ static int format_check(struct rados_sb *r, bool create, char *err, size_t errle
 			 r->b.where, strerror(-n));
 		return n;
 	}
-	buf[n] = 0;
-	if (strncmp(buf, RADOS_FORMAT_MAGIC, strlen(RADOS_FORMAT_MAGIC))) {
+	if (rdec_format(buf, (size_t)n, &v) < 0) {
 		snprintf(err, errlen,
 			 "%s: object %s does not name a ckptfs store format; use another pool "
 			 "or namespace",
 			 r->b.where, RADOS_ROOT);
 		return -EPROTO;
 	}
-	v = strtol(buf + strlen(RADOS_FORMAT_MAGIC), NULL, 10);
 	if (v != CKPT_STORE_FORMAT) {
 		snprintf(err, errlen,
 			 "store %s has format version %ld, but this ckptfs reads format version "
