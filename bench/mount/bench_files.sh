@@ -3,50 +3,71 @@
 # creating N files through the mount vs in a directory on the same disk, in
 # one run, and the ratio (goal: the mount within 5x of the disk).
 #
-#   bench/mount/bench_files.sh BUILD/fs/fuse/ckptfs
+#   bench/mount/bench_files.sh BUILD/fs/fuse/ckptfs [BUILD/bench/mount/nullfs]
 #
 # For each N in BENCH_NFILES (default "10000 100000"), BENCH_ROUNDS rounds
-# (default 2), the order of the sides reversed every other round:
+# (default 3), the order of the sides rotated every round:
 #   mount   mkdir an open version, create N files of a few bytes each (open,
 #           write, close, one Python process), then commit by rename;
-#   direct  the same files in a plain directory, then sync(1) (the durable
-#           counterpart of a commit).
+#   direct  the same files in a plain directory, then sync -f (syncfs of
+#           that filesystem: the durable counterpart of a commit);
+#   null    with nullfs given: the same files and rename on nullfs, a FUSE
+#           filesystem that answers every request at once and keeps nothing
+#           (bench/mount/nullfs.c): the floor of the kernel's round trips for
+#           this work, which no FUSE filesystem goes below.
+# Totals are reported two ways: the sums over the rounds, and the best round
+# of each side (a shared machine only ever adds time, so the best rounds are
+# the fairest pair).
 # Each thousand is timed too, so a cost that grows with the directory shows
 # as a rising per-thousand time (the old defect: 0.8 s for the first
 # thousand, 56.9 s for the tenth). BENCH_DIR (default /var/tmp): where the
 # store, the mount point and the direct directory go.
 set -uo pipefail
 
-CKPTFS=${1:?usage: bench_files.sh CKPTFS_BINARY}
+CKPTFS=${1:?usage: bench_files.sh CKPTFS_BINARY [NULLFS_BINARY]}
+NULLFS=${2:-}
 NLIST=${BENCH_NFILES:-10000 100000}
-ROUNDS=${BENCH_ROUNDS:-2}
+ROUNDS=${BENCH_ROUNDS:-3}
 
 T=$(mktemp -d "${BENCH_DIR:-/var/tmp}/ckptfs-bench-files.XXXXXX") || exit 1
 STORE=$T/store
 MNT=$T/mnt
 DIRECT=$T/direct
-mkdir -p "$MNT" "$DIRECT"
-DPID=
+NMNT=$T/null
+mkdir -p "$MNT" "$DIRECT" "$NMNT"
+DPID= NPID=
 
 cleanup() {
 	mountpoint -q "$MNT" && fusermount3 -u "$MNT"
+	mountpoint -q "$NMNT" && fusermount3 -u "$NMNT"
 	[ -n "$DPID" ] && wait "$DPID" 2>/dev/null
+	[ -n "$NPID" ] && wait "$NPID" 2>/dev/null
 	rm -rf "$T"
 }
 trap cleanup EXIT
 
-"$CKPTFS" "$STORE" "$MNT" -f 2>"$T/daemon.log" &
-DPID=$!
-for _ in $(seq 1 200); do
-	mountpoint -q "$MNT" && break
-	sleep 0.05
-done
-mountpoint -q "$MNT" || {
-	cat "$T/daemon.log"
-	echo "bench: ckptfs did not mount" >&2
+# wait_mount NAME DIR LOG: wait up to 10 s for DIR to be mounted
+wait_mount() {
+	for _ in $(seq 1 200); do
+		mountpoint -q "$2" && return 0
+		sleep 0.05
+	done
+	cat "$3"
+	echo "bench: $1 did not mount" >&2
 	exit 1
 }
+
+"$CKPTFS" "$STORE" "$MNT" -f 2>"$T/daemon.log" &
+DPID=$!
+wait_mount ckptfs "$MNT" "$T/daemon.log"
 mkdir "$MNT/run" || exit 1
+SIDES="mount direct"
+if [ -n "$NULLFS" ]; then
+	"$NULLFS" "$NMNT" 2>"$T/nullfs.log" &
+	NPID=$!
+	wait_mount nullfs "$NMNT" "$T/nullfs.log"
+	SIDES="mount direct null"
+fi
 
 # mkfiles DIR N: create DIR/f-000000 ... with a few distinct bytes each;
 # prints the total seconds and the slowest and fastest thousand.
@@ -80,44 +101,72 @@ fmt() {
 # side NAME N ROUND: one side's run; sets S_CREATE S_TOTAL S_FIRST S_LAST
 side() {
 	local t0 out
-	if [ "$1" = mount ]; then
+	case $1 in
+	mount)
 		mkdir "$MNT/run/v-$2-$3.tmp" || exit 1
 		out=$(mkfiles "$MNT/run/v-$2-$3.tmp" "$2") || exit 1
 		t0=$(now)
 		mv "$MNT/run/v-$2-$3.tmp" "$MNT/run/v-$2-$3" || exit 1
-	else
+		;;
+	null)
+		mkdir "$NMNT/v-$2-$3.tmp" || exit 1
+		out=$(mkfiles "$NMNT/v-$2-$3.tmp" "$2") || exit 1
+		t0=$(now)
+		mv "$NMNT/v-$2-$3.tmp" "$NMNT/v-$2-$3" || exit 1
+		;;
+	*)
 		mkdir "$DIRECT/d-$2-$3" || exit 1
 		out=$(mkfiles "$DIRECT/d-$2-$3" "$2") || exit 1
 		t0=$(now)
-		sync
-	fi
+		sync -f "$DIRECT/d-$2-$3"
+		;;
+	esac
 	read -r S_CREATE S_FIRST S_LAST _ <<<"$out"
 	S_TOTAL=$(echo "$S_CREATE + $(now) - $t0" | bc -l)
 }
 
+# min A B
+min() {
+	if [ "$(echo "$1 < $2" | bc -l)" = 1 ]; then echo "$1"; else echo "$2"; fi
+}
+
+ratio() {
+	fmt "$(echo "$1 / $2" | bc -l)"
+}
+
 echo "ckptfs many-files benchmark: $(date -u +%FT%TZ), $(nproc) CPUs, disk of $T: $(df --output=source "$T" | tail -1), load $(cut -d' ' -f1-3 /proc/loadavg)"
 for n in $NLIST; do
-	echo "== $n files of a few bytes in one directory, $ROUNDS rounds"
-	sum_m=0 sum_d=0 sum_mc=0 sum_dc=0
+	echo "== $n files of a few bytes in one directory, $ROUNDS rounds (sides: $SIDES)"
+	for v in m d n; do
+		eval "sum_$v=0 sumc_$v=0 best_$v=1000000000 bestc_$v=1000000000"
+	done
 	for r in $(seq 1 "$ROUNDS"); do
-		if [ $((r % 2)) = 1 ]; then order="mount direct"; else order="direct mount"; fi
+		# rotate the order: each side goes first in turn
+		order=$SIDES
+		for _ in $(seq 2 "$r"); do order="${order#* } ${order%% *}"; done
+		line="round $r:"
 		for s in $order; do
 			side "$s" "$n" "$r"
-			if [ "$s" = mount ]; then
-				m_c=$S_CREATE m_t=$S_TOTAL m_f=$S_FIRST m_l=$S_LAST
-			else
-				d_c=$S_CREATE d_t=$S_TOTAL
-			fi
+			v=${s:0:1}
+			eval "sum_$v=\$(echo \"\$sum_$v + $S_TOTAL\" | bc -l)"
+			eval "sumc_$v=\$(echo \"\$sumc_$v + $S_CREATE\" | bc -l)"
+			eval "best_$v=\$(min \"\$best_$v\" $S_TOTAL)"
+			eval "bestc_$v=\$(min \"\$bestc_$v\" $S_CREATE)"
+			case $s in
+			mount) line="$line mount create $(fmt "$S_CREATE") s (first thousand $(fmt "$S_FIRST") s, last $(fmt "$S_LAST") s), +commit $(fmt "$S_TOTAL") s;" ;;
+			null) line="$line nullfs create $(fmt "$S_CREATE") s, +rename $(fmt "$S_TOTAL") s;" ;;
+			*) line="$line direct create $(fmt "$S_CREATE") s, +sync $(fmt "$S_TOTAL") s;" ;;
+			esac
 		done
-		echo "round $r: mount create $(fmt "$m_c") s (first thousand $(fmt "$m_f") s, last $(fmt "$m_l") s), +commit $(fmt "$m_t") s;" \
-			"direct create $(fmt "$d_c") s, +sync $(fmt "$d_t") s; ratio (mount/direct) create $(fmt "$(echo "$m_c / $d_c" | bc -l)"), with commit/sync $(fmt "$(echo "$m_t / $d_t" | bc -l)")"
-		sum_m=$(echo "$sum_m + $m_t" | bc -l)
-		sum_d=$(echo "$sum_d + $d_t" | bc -l)
-		sum_mc=$(echo "$sum_mc + $m_c" | bc -l)
-		sum_dc=$(echo "$sum_dc + $d_c" | bc -l)
+		echo "$line"
 		rm -rf "${DIRECT:?}/d-$n-$r"
 		rmdir "$MNT/run/v-$n-$r" || exit 1
+		[ -n "$NULLFS" ] && { rmdir "$NMNT/v-$n-$r" || exit 1; }
 	done
-	echo "$n files: ratio mount/direct (goal <= 5): create $(fmt "$(echo "$sum_mc / $sum_dc" | bc -l)"), create+commit vs create+sync $(fmt "$(echo "$sum_m / $sum_d" | bc -l)")"
+	echo "$n files: ratio mount/direct (goal <= 5): sums of $ROUNDS rounds: create $(ratio "$sumc_m" "$sumc_d"), create+commit vs create+sync $(ratio "$sum_m" "$sum_d");" \
+		"best rounds: create $(ratio "$bestc_m" "$bestc_d") ($(fmt "$bestc_m") s vs $(fmt "$bestc_d") s), with commit/sync $(ratio "$best_m" "$best_d")"
+	if [ -n "$NULLFS" ]; then
+		echo "$n files: the FUSE floor: nullfs/direct best create $(ratio "$bestc_n" "$bestc_d") ($(fmt "$bestc_n") s); mount/nullfs best create $(ratio "$bestc_m" "$bestc_n"), sums $(ratio "$sumc_m" "$sumc_n")"
+	fi
 done
 echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -29,8 +29,16 @@
  * them itself when it creates or removes an entry, renames or changes them,
  * and every path walk looks the name up again (entry TTL 0), which brings
  * fresh ones; caching them spares two GETATTRs per file created (the
- * permission checks of the walk and of the create). */
+ * permission checks of the walk and of the create). The name is not kept:
+ * as the kernel drops the directory's attributes at every create, the next
+ * walk would need a GETATTR in place of the LOOKUP. */
 #define CFS_TTL_OPEN_DIR 1.0
+/* Attributes of a file just created in an open version, for the open that
+ * follows the create: with default_permissions the kernel checks the new
+ * inode's mode there, and attributes that expire at once cost a GETATTR per
+ * file created. The kernel keeps them for a tick or two; its own writes
+ * drop them (size, times), as TTL 0 attributes are. */
+#define CFS_TTL_CREATED 0.001
 
 #define CFS_MAX_WRITE (1u << 20)
 

@@ -356,6 +356,8 @@ void cfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t m
 		kill_priv(req, fh);
 	cfs_nodes_drop(c->nodes, p.full);
 	ret = cfs_entry(c, p.full, &e);
+	if (ret == 0 && e.attr_timeout == CFS_TTL_NONE)
+		e.attr_timeout = CFS_TTL_CREATED;
 free_p:
 	cfs_path_free(&p);
 reply:
