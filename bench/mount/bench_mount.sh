@@ -4,7 +4,7 @@
 #
 #   bench/mount/bench_mount.sh BUILD/fs/fuse/ckptfs [SECTION...]
 #
-# Sections (all by default):
+# Sections (write read read4 ls rss by default):
 #   write   a checkpoint of BENCH_GB GiB (default 2) in BENCH_FILES files
 #           (default 4), 1 MiB writes, committed by rename, vs `dd bs=1M
 #           conv=fsync` of the same bytes to a directory on the same disk,
@@ -13,13 +13,22 @@
 #           sides reversed every other round, caches dropped and BENCH_REST
 #           seconds (default 5) of rest before each side; fresh random bytes
 #           each round so that dedup does not help.
-#   read    cold read (caches dropped) of a checkpoint of the same shape,
-#           written to both sides file by file in turns, through the mount vs
-#           the direct copy, BENCH_ROUNDS times, order alternating.
+#   read    cold read of a checkpoint of the same shape, one file after the
+#           other with `dd bs=1M`, through the mount vs the same bytes written
+#           the way users write them (`dd bs=1M conv=fsync`) to the same disk;
+#           BENCH_ROUNDS rounds, order alternating, the page cache dropped
+#           right before each side and no rest (BENCH_READ_REST, default 0:
+#           this box's disk reads at a fraction of its speed after a few
+#           seconds idle, docs/performance.md).
+#   read4   the same, with the BENCH_FILES files read by as many readers at
+#           once (the aggregate).
 #   ls      `ls -l` of a run with BENCH_VERSIONS versions (default 10000).
 #   rss     the daemon's peak RSS while writing BENCH_RSS_GB GiB (default 8)
 #           with -o write_buffer=BENCH_WB (default 64M).
 #
+# BENCH_TMPFS=1 puts the store, the mount point and the direct copies on
+# tmpfs (/dev/shm): no disk in the way, so write, read and read4 measure the
+# mount's own ceiling against tmpfs itself.
 # BENCH_OPTS (e.g. odirect=off) are extra -o options for the write and read
 # sections. BENCH_DIR (default /var/tmp) is where the store, the mount point and the
 # direct copies go: the same disk for both sides. Needs root (drop_caches).
@@ -27,7 +36,7 @@ set -uo pipefail
 
 CKPTFS=${1:?usage: bench_mount.sh CKPTFS_BINARY [write|read|ls|rss ...]}
 shift
-SECTIONS=${*:-write read ls rss}
+SECTIONS=${*:-write read read4 ls rss}
 GB=${BENCH_GB:-2}
 NFILES=${BENCH_FILES:-4}
 ROUNDS=${BENCH_ROUNDS:-3}
@@ -36,8 +45,11 @@ RSS_GB=${BENCH_RSS_GB:-8}
 WB=${BENCH_WB:-64M}
 OPTS=${BENCH_OPTS:+-o $BENCH_OPTS}
 REST=${BENCH_REST:-5}
+READ_REST=${BENCH_READ_REST:-0}
+BASE=${BENCH_DIR:-/var/tmp}
+[ "${BENCH_TMPFS:-0}" = 1 ] && BASE=/dev/shm
 
-T=$(mktemp -d "${BENCH_DIR:-/var/tmp}/ckptfs-bench.XXXXXX") || exit 1
+T=$(mktemp -d "$BASE/ckptfs-bench.XXXXXX") || exit 1
 SHM=$(mktemp -d /dev/shm/ckptfs-bench.XXXXXX) || exit 1
 STORE=$T/store
 MNT=$T/mnt
@@ -141,7 +153,7 @@ mibs() {
 }
 
 bench_write() {
-	local r tm td to sum_m=0 sum_d=0 sum_o=0 bytes=$((GB << 30))
+	local r tm td to sum_m=0 sum_d=0 sum_o=0 bytes=$((GB << 30)) ratios=()
 	echo "== write+commit: $GB GiB in $NFILES files, 1 MiB writes, $ROUNDS rounds," \
 		"order alternating, ${REST}s rest before each side ${OPTS}"
 	# shellcheck disable=SC2086
@@ -161,18 +173,21 @@ bench_write() {
 		echo "round $r: mount $(fmt "$tm") s ($(mibs "$bytes" "$tm") MiB/s)," \
 			"dd conv=fsync $(fmt "$td") s ($(mibs "$bytes" "$td") MiB/s)," \
 			"dd oflag=direct $(fmt "$to") s ($(mibs "$bytes" "$to") MiB/s)," \
-			"ratio $(fmt "$(echo "$td / $tm" | bc -l)")"
+			"ratio $(fmt "$(echo "$td / $tm" | bc -l)")   load $(cut -d' ' -f1 /proc/loadavg)"
+		ratios+=("$(echo "$td / $tm" | bc -l)")
 		sum_m=$(echo "$sum_m + $tm" | bc -l)
 		sum_d=$(echo "$sum_d + $td" | bc -l)
 		sum_o=$(echo "$sum_o + $to" | bc -l)
 		[ "$r" -lt "$ROUNDS" ] && rm -rf "$DIRECT/v$r"
 	done
 	echo "write+commit ratio (dd conv=fsync time / mount time, >= 1 means the mount is as fast): $(fmt "$(echo "$sum_d / $sum_m" | bc -l)")"
+	echo "write+commit ratio, median of $ROUNDS rounds: $(fmt "$(median "${ratios[@]}")")"
 	echo "vs dd oflag=direct (the disk without the page cache): $(fmt "$(echo "$sum_o / $sum_m" | bc -l)")"
 	umount_fs
 }
 
-# read_all DIR: every shard of the checkpoint in DIR, 1 MiB reads.
+# read_all DIR: every shard of the checkpoint in DIR, one after the other,
+# 1 MiB reads.
 read_all() {
 	local i
 	for i in $(seq 1 "$NFILES"); do
@@ -180,14 +195,62 @@ read_all() {
 	done
 }
 
-bench_read() {
-	local i r tm td sum_m=0 sum_d=0 bytes=$((GB << 30))
-	echo "== cold read: $GB GiB, 1 MiB reads, caches dropped, order alternating ${OPTS}"
+# read_par DIR: every shard at once, one reader each.
+read_par() {
+	local i pids=()
+	for i in $(seq 1 "$NFILES"); do
+		dd if="$1/shard-$i.bin" of=/dev/null bs=1M status=none &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+}
+
+# cold VAR CMD...: drop the page cache (and rest READ_REST seconds), then
+# run CMD, its seconds into VAR.
+cold() {
+	local var=$1 t0
+	shift
+	drop
+	[ "$READ_REST" != 0 ] && sleep "$READ_REST"
+	t0=$(now)
+	"$@"
+	printf -v "$var" '%s' "$(secs "$t0")"
+}
+
+# median of the arguments
+median() {
+	printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+
+# read_side READER: cold reads through the mount vs the direct copy,
+# BENCH_ROUNDS rounds, order alternating; ratio per round and median.
+read_side() {
+	local reader=$1 r tm td ratios=() bytes=$((GB << 30))
+	for r in $(seq 1 "$ROUNDS"); do
+		if [ $((r % 2)) -eq 1 ]; then
+			cold tm "$reader" "$MNT/bench/read"
+			cold td "$reader" "$DIRECT/read"
+		else
+			cold td "$reader" "$DIRECT/read"
+			cold tm "$reader" "$MNT/bench/read"
+		fi
+		ratios+=("$(echo "$td / $tm" | bc -l)")
+		echo "round $r: mount $(fmt "$tm") s ($(mibs "$bytes" "$tm") MiB/s)," \
+			"direct $(fmt "$td") s ($(mibs "$bytes" "$td") MiB/s)," \
+			"ratio $(fmt "${ratios[-1]}")   load $(cut -d' ' -f1 /proc/loadavg)"
+	done
+	echo "$2 ratio (direct time / mount time), median of $ROUNDS rounds: $(fmt "$(median "${ratios[@]}")")"
+}
+
+# The checkpoint both read sections read: written once per run, through the
+# mount (committed by rename) and with `dd conv=fsync` to the direct side,
+# file by file in turns, so neither copy is the more recently written one.
+READ_READY=
+read_setup() {
+	local i
+	[ -n "$READ_READY" ] && return
 	# shellcheck disable=SC2086
 	mount_fs $OPTS
-	# Both copies of the checkpoint are written file by file in turns, so
-	# neither side's data is more recently written than the other's (the
-	# disk's host may still cache recent writes).
 	fresh_source
 	mkdir -p "$MNT/bench/read.tmp" "$DIRECT/read"
 	for i in $(seq 1 "$NFILES"); do
@@ -195,22 +258,28 @@ bench_read() {
 		dd if="$SHM/src.$i" of="$DIRECT/read/shard-$i.bin" bs=1M conv=fsync status=none
 	done
 	mv "$MNT/bench/read.tmp" "$MNT/bench/read"
-	for r in $(seq 1 "$ROUNDS"); do
-		if [ $((r % 2)) -eq 1 ]; then
-			timed tm read_all "$MNT/bench/read"
-			timed td read_all "$DIRECT/read"
-		else
-			timed td read_all "$DIRECT/read"
-			timed tm read_all "$MNT/bench/read"
-		fi
-		echo "read $r: mount $(fmt "$tm") s ($(mibs "$bytes" "$tm") MiB/s)," \
-			"direct $(fmt "$td") s ($(mibs "$bytes" "$td") MiB/s)," \
-			"ratio $(fmt "$(echo "$td / $tm" | bc -l)")"
-		sum_m=$(echo "$sum_m + $tm" | bc -l)
-		sum_d=$(echo "$sum_d + $td" | bc -l)
-	done
-	echo "cold read ratio (direct time / mount time): $(fmt "$(echo "$sum_d / $sum_m" | bc -l)")"
+	sync
+	READ_READY=1
+}
+
+read_teardown() {
+	[ -z "$READ_READY" ] && return
 	umount_fs
+	READ_READY=
+}
+
+bench_read() {
+	echo "== cold read: $GB GiB in $NFILES files, one after the other, dd bs=1M," \
+		"page cache dropped before each side, ${READ_REST}s rest, order alternating ${OPTS}"
+	read_setup
+	read_side read_all "cold read"
+}
+
+bench_read4() {
+	echo "== cold read, $NFILES readers at once: $GB GiB in $NFILES files, dd bs=1M each," \
+		"page cache dropped before each side, order alternating ${OPTS}"
+	read_setup
+	read_side read_par "cold read ($NFILES readers)"
 }
 
 bench_ls() {
@@ -266,13 +335,15 @@ bench_rss() {
 	umount_fs
 }
 
-echo "ckptfs mount benchmark: $(date -u +%FT%TZ), $(nproc) CPUs, disk of $T: $(df --output=source "$T" | tail -1)"
+echo "ckptfs mount benchmark: $(date -u +%FT%TZ), $(nproc) CPUs, disk of $T: $(df --output=source "$T" | tail -1), load $(cut -d' ' -f1-3 /proc/loadavg)"
 for s in $SECTIONS; do
 	case $s in
 	write) bench_write ;;
 	read) bench_read ;;
-	ls) bench_ls ;;
-	rss) bench_rss ;;
-	*) echo "bench: unknown section $s (write, read, ls, rss)" >&2; exit 2 ;;
+	read4) bench_read4 ;;
+	ls) read_teardown; bench_ls ;;
+	rss) read_teardown; bench_rss ;;
+	*) echo "bench: unknown section $s (write, read, read4, ls, rss)" >&2; exit 2 ;;
 	esac
 done
+read_teardown
