@@ -426,18 +426,20 @@ void cfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct 
 	}
 	{
 		struct ckpt_file *f = fh->f;
+		struct ckpt_rref r;
 		const void *p;
 
 		/*
 		 * Straight from the chunk buffer: no copy here. Once the kernel
 		 * has the reply the reader may close the file, and fh be freed
 		 * by a release on another thread while this one is still in
-		 * writev: hence `f`, and ckpt_file_close waits for the release.
+		 * writev: hence `f` and `r` (ckpt_file_close waits for a release
+		 * of the handle's buffer; a buffer of the request's own is r's).
 		 */
-		n = ckpt_file_read_ref(f, size, (uint64_t)off, &p);
+		n = ckpt_file_read_ref(f, size, (uint64_t)off, &p, &r);
 		if (n > 0) {
 			fuse_reply_buf(req, p, (size_t)n);
-			ckpt_file_read_release(f);
+			ckpt_file_read_release(f, &r);
 			return;
 		}
 		if (n != -ERANGE) {

@@ -22,7 +22,8 @@ struct ckpt_file {
 	uint8_t *cache;	      /* page-aligned, cache_cap bytes (rc_buf_alloc) */
 	size_t cache_cap;
 	ssize_t cache_idx;
-	size_t ra_next; /* first chunk not yet queued for read-ahead */
+	ssize_t last_idx; /* the chunk read last (either path): is the reader in order? */
+	size_t ra_next;	  /* first chunk not yet queued for read-ahead */
 	char path[4096];
 };
 
@@ -577,6 +578,7 @@ int ckpt_file_open(struct ckpt_store *s, const char *run, const char *version, c
 	h->f = n->f;
 	h->flags = flags;
 	h->cache_idx = -1;
+	h->last_idx = -1;
 	pthread_mutex_init(&h->lock, NULL);
 	snprintf(h->path, sizeof(h->path), "%s", path);
 	fdata_get(h->f);
@@ -638,7 +640,7 @@ static void read_ahead(struct ckpt_file *h, size_t i)
 	size_t end = i + 1 + RA_CHUNKS, n;
 
 	if (i != 0 &&
-	    (h->cache_idx < 0 || i + 2 < (size_t)h->cache_idx || i > (size_t)h->cache_idx + 2))
+	    (h->last_idx < 0 || i + 2 < (size_t)h->last_idx || i > (size_t)h->last_idx + 2))
 		return; /* not sequential */
 	if (h->ra_next < i + 1)
 		h->ra_next = i + 1;
@@ -673,13 +675,43 @@ static int report_read_error(struct ckpt_file *h, const struct cref *c, int err)
 			 strerror(-err));
 }
 
-/* Load chunk i into the handle's buffer, checked (unless verify=off): from
- * read-ahead when it is there, else from disk. */
+/* Chunk c into *buf (cap bytes, page aligned), checked (unless
+ * verify=off): from read-ahead when it is there (swapping buffers), else
+ * from disk. A bad chunk marks the version corrupt: -EIO. */
+static int load_chunk(struct ckpt_file *h, const struct cref *c, uint8_t **buf, size_t cap)
+{
+	struct ckpt_store *s = h->s;
+	bool verified = false;
+	int ret;
+
+	if (rc_take(s->ck.rc, c, buf, cap, &verified)) {
+		uint8_t hh[CHUNK_HASH_LEN];
+
+		ret = 0;
+		if (chunk_needs_verify(&s->ck, c) && !verified) {
+			hash128(*buf, c->len, hh);
+			if (memcmp(hh, c->h, CHUNK_HASH_LEN)) {
+				chunk_mark_bad(&s->ck, c->h);
+				ret = -EBADMSG;
+			}
+		}
+	} else {
+		ret = chunk_load(&s->ck, c, *buf, cap);
+	}
+	if (ret == -EBADMSG) {
+		report_bad_chunk(h, c, "does not match its XXH128 (missing, short or altered)");
+		return -EIO;
+	}
+	if (ret < 0)
+		return report_read_error(h, c, ret);
+	return 0;
+}
+
+/* Load chunk i into the handle's buffer (h->lock held). */
 static int cache_chunk(struct ckpt_file *h, size_t i)
 {
 	struct ckpt_store *s = h->s;
 	const struct cref *c = &h->f->chunks[i];
-	bool verified = false;
 	int ret;
 
 	if (h->cache_idx == (ssize_t)i)
@@ -691,27 +723,11 @@ static int cache_chunk(struct ckpt_file *h, size_t i)
 			return -ENOMEM;
 	}
 	read_ahead(h, i);
+	h->last_idx = (ssize_t)i;
 	h->cache_idx = -1;
-	if (rc_take(s->ck.rc, c, &h->cache, h->cache_cap, &verified)) {
-		uint8_t hh[CHUNK_HASH_LEN];
-
-		ret = 0;
-		if (chunk_needs_verify(&s->ck, c) && !verified) {
-			hash128(h->cache, c->len, hh);
-			if (memcmp(hh, c->h, CHUNK_HASH_LEN)) {
-				chunk_mark_bad(&s->ck, c->h);
-				ret = -EBADMSG;
-			}
-		}
-	} else {
-		ret = chunk_load(&s->ck, c, h->cache, h->cache_cap);
-	}
-	if (ret == -EBADMSG) {
-		report_bad_chunk(h, c, "does not match its XXH128 (missing, short or altered)");
-		return -EIO;
-	}
+	ret = load_chunk(h, c, &h->cache, h->cache_cap);
 	if (ret < 0)
-		return report_read_error(h, c, ret);
+		return ret;
 	h->cache_idx = (ssize_t)i;
 	return 0;
 }
@@ -789,13 +805,26 @@ ssize_t ckpt_file_pread(struct ckpt_file *h, void *buf, size_t len, uint64_t off
 	return ret;
 }
 
-ssize_t ckpt_file_read_ref(struct ckpt_file *h, size_t len, uint64_t off, const void **p)
+/*
+ * A request for a whole chunk (the kernel's read-ahead asks for 1 MiB at
+ * chunk boundaries) gets a buffer of its own: the handle is locked only to
+ * note the position and queue read-ahead, so the threads of the FUSE loop
+ * load, check and reply to one reader's requests at the same time. A
+ * request for part of a chunk uses the handle's chunk buffer (the next
+ * small read finds the chunk there) and keeps the handle locked until the
+ * release.
+ */
+ssize_t ckpt_file_read_ref(struct ckpt_file *h, size_t len, uint64_t off, const void **p,
+			   struct ckpt_rref *r)
 {
+	struct rcache *rc = h->s->ck.rc;
 	struct fdata *f = h->f;
 	const struct cref *c;
+	uint8_t *buf;
 	size_t i;
 	int ret;
 
+	r->buf = r->pool = NULL;
 	if ((h->flags & O_ACCMODE) == O_WRONLY)
 		return -EBADF;
 	if (!is_final(f))
@@ -809,18 +838,39 @@ ssize_t ckpt_file_read_ref(struct ckpt_file *h, size_t len, uint64_t off, const 
 	if (off + len > c->off + c->len)
 		return -ERANGE;
 	pthread_mutex_lock(&h->lock);
-	ret = cache_chunk(h, i);
+	if (off != c->off || len != c->len || c->len > rc_cap(rc) || h->cache_idx == (ssize_t)i) {
+		ret = cache_chunk(h, i);
+		if (ret < 0) {
+			pthread_mutex_unlock(&h->lock);
+			return ret;
+		}
+		*p = h->cache + (off - c->off);
+		return (ssize_t)len;
+	}
+	read_ahead(h, i);
+	h->last_idx = (ssize_t)i;
+	pthread_mutex_unlock(&h->lock);
+	buf = rc_buf_get(rc);
+	if (!buf)
+		return -ENOMEM;
+	ret = load_chunk(h, c, &buf, rc_cap(rc));
 	if (ret < 0) {
-		pthread_mutex_unlock(&h->lock);
+		rc_buf_put(rc, buf);
 		return ret;
 	}
-	*p = h->cache + (off - c->off);
+	r->buf = buf;
+	r->pool = rc;
+	*p = buf;
 	return (ssize_t)len;
 }
 
-void ckpt_file_read_release(struct ckpt_file *h)
+void ckpt_file_read_release(struct ckpt_file *h, struct ckpt_rref *r)
 {
-	pthread_mutex_unlock(&h->lock);
+	if (r->buf) /* h may be closed by now: only r is ours */
+		rc_buf_put(r->pool, r->buf);
+	else
+		pthread_mutex_unlock(&h->lock);
+	r->buf = r->pool = NULL;
 }
 
 /* May this handle change its file now? */

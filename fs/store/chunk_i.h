@@ -159,5 +159,10 @@ bool rc_take(struct rcache *rc, const struct cref *c, uint8_t **buf, size_t cap,
  * gets the size. */
 size_t rc_buf_size(const struct chunks *ck);
 uint8_t *rc_buf_alloc(const struct chunks *ck, size_t len, size_t *cap);
+/* Buffers of rc_cap(rc) bytes for one reply each (recycled: a fresh buffer
+ * costs page faults); NULL when out of memory. */
+uint8_t *rc_buf_get(struct rcache *rc);
+void rc_buf_put(struct rcache *rc, uint8_t *b);
+size_t rc_cap(const struct rcache *rc);
 
 #endif /* CKPTFS_CHUNK_I_H */

@@ -31,6 +31,7 @@
 #define RC_BYTES (32u << 20) /* parked chunk buffers, at most */
 #define RC_QUEUE 256
 #define RC_MAX_AGE_NS 2000000000LL
+#define RC_IDLE_BUFS 16 /* reply buffers kept for reuse (rc_buf_get) */
 
 enum rc_state { RC_FREE = 0, RC_LOADING, RC_READY };
 
@@ -61,6 +62,8 @@ struct rcache {
 	bool stop;
 	pthread_t th[RC_THREADS];
 	int nth;
+	uint8_t *idle[RC_IDLE_BUFS]; /* recycled reply buffers (no page faults) */
+	size_t nidle;
 };
 
 size_t rc_buf_size(const struct chunks *ck)
@@ -186,6 +189,8 @@ void rc_stop(struct rcache *rc)
 		pthread_join(rc->th[i], NULL);
 	for (size_t i = 0; i < rc->nslot; i++)
 		free(rc->slot[i].buf);
+	for (size_t i = 0; i < rc->nidle; i++)
+		free(rc->idle[i]);
 	free(rc->slot);
 	pthread_mutex_destroy(&rc->lock);
 	pthread_cond_destroy(&rc->work);
@@ -234,4 +239,31 @@ bool rc_take(struct rcache *rc, const struct cref *c, uint8_t **buf, size_t cap,
 		sl->state = RC_FREE; /* taken, failed or stale: free again */
 	pthread_mutex_unlock(&rc->lock);
 	return took;
+}
+
+uint8_t *rc_buf_get(struct rcache *rc)
+{
+	uint8_t *b = NULL;
+
+	pthread_mutex_lock(&rc->lock);
+	if (rc->nidle)
+		b = rc->idle[--rc->nidle];
+	pthread_mutex_unlock(&rc->lock);
+	return b ? b : rc_buf_alloc(rc->ck, 0, NULL);
+}
+
+void rc_buf_put(struct rcache *rc, uint8_t *b)
+{
+	pthread_mutex_lock(&rc->lock);
+	if (rc->nidle < RC_IDLE_BUFS) {
+		rc->idle[rc->nidle++] = b;
+		b = NULL;
+	}
+	pthread_mutex_unlock(&rc->lock);
+	free(b);
+}
+
+size_t rc_cap(const struct rcache *rc)
+{
+	return rc ? rc->cap : 0;
 }

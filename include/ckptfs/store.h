@@ -328,12 +328,19 @@ ssize_t ckpt_file_pread(struct ckpt_file *f, void *buf, size_t len, uint64_t off
 /*
  * The same read without a copy, for files of committed versions: on success
  * (> 0) *p points at all `len` bytes (fewer only at the end of the file)
- * inside the handle's chunk buffer, and the handle stays locked until
- * ckpt_file_read_release(f). 0 at the end of the file. -ERANGE when the range
- * spans chunks or the file is still being written: use ckpt_file_pread.
+ * inside a chunk buffer lent until ckpt_file_read_release(f, r): a buffer of
+ * the request's own when it asks for one whole chunk (other reads of the
+ * handle go on meanwhile, and f may even be closed before the release), else
+ * the handle's, which stays locked until then. 0 at the end of the file.
+ * -ERANGE when the range spans chunks or the file is still being written:
+ * use ckpt_file_pread. Only after a return > 0 is there something to release.
  */
-ssize_t ckpt_file_read_ref(struct ckpt_file *f, size_t len, uint64_t off, const void **p);
-void ckpt_file_read_release(struct ckpt_file *f);
+struct ckpt_rref {
+	void *buf, *pool;
+};
+ssize_t ckpt_file_read_ref(struct ckpt_file *f, size_t len, uint64_t off, const void **p,
+			   struct ckpt_rref *r);
+void ckpt_file_read_release(struct ckpt_file *f, struct ckpt_rref *r);
 ssize_t ckpt_file_pwrite(struct ckpt_file *f, const void *buf, size_t len, uint64_t off);
 int ckpt_file_ftruncate(struct ckpt_file *f, uint64_t size);
 /* ckpt_node_setattr through a handle (the file may have been unlinked). */
