@@ -1006,6 +1006,7 @@ int ckpt_file_flush(struct ckpt_file *h)
 	cw_drain(h->s->ck.cw);
 	pthread_mutex_lock(&h->f->lock);
 	ret = fdata_check_errors(h->s, h->f);
+	fdata_park(h->s, h->f);
 	pthread_mutex_unlock(&h->f->lock);
 	if (ret < 0)
 		store_err(h->s, ret, "writing %s/%s/%s failed: %s", h->v->run->name, h->v->name,

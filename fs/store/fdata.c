@@ -128,13 +128,59 @@ static int emit_chunk(struct ckpt_store *s, struct fdata *f, uint8_t *buf, size_
 	return werr;
 }
 
+/*
+ * A streaming file's tail waits in its pending buffer (a chunk buffer of the
+ * pool) for more bytes or for the commit. Once closed, a file with a short
+ * tail keeps only those bytes and gives the buffer back: a version of
+ * 100,000 small files would otherwise hold 100,000 chunk buffers (a page or
+ * two of memory each, and an mmap to make) until it is committed. A longer
+ * tail keeps its buffer: copying it at every close of a file appended to by
+ * open, write, close would cost more than it saves. The next write or the
+ * commit takes a buffer again (unpark).
+ */
+#define PARK_MAX (64u << 10)
+
+void fdata_park(struct ckpt_store *s, struct fdata *f)
+{
+	uint8_t *b;
+
+	if (f->mode != F_STREAM || !f->pend || f->parked || f->plen > PARK_MAX)
+		return;
+	b = malloc(f->plen ? f->plen : 1);
+	if (!b)
+		return; /* it keeps the buffer */
+	memcpy(b, f->pend, f->plen);
+	cw_buf_put(s->ck.cw, f->pend);
+	f->pend = b;
+	f->parked = true;
+}
+
+static int unpark(struct ckpt_store *s, struct fdata *f)
+{
+	uint8_t *b;
+
+	if (!f->parked)
+		return 0;
+	b = cw_buf_get(s->ck.cw);
+	if (!b)
+		return -ENOMEM;
+	memcpy(b, f->pend, f->plen);
+	free(f->pend);
+	f->pend = b;
+	f->parked = false;
+	return 0;
+}
+
 /* Cut what the chunker allows out of the pending buffer; with `final`, all. */
 static int cut_pending(struct ckpt_store *s, struct fdata *f, bool final)
 {
+	int ret = unpark(s, f); /* the chunk writer takes pool buffers only */
+
+	if (ret < 0)
+		return ret;
 	while (f->plen > 0) {
 		size_t cut = chunker_next(&s->ck.chunker, f->pend, f->plen, &f->scan, &f->roll);
 		uint8_t *c;
-		int ret;
 
 		if (!cut && !final)
 			return 0;
@@ -164,8 +210,10 @@ static int cut_pending(struct ckpt_store *s, struct fdata *f, bool final)
 static int stream_append(struct ckpt_store *s, struct fdata *f, const uint8_t *p, size_t len)
 {
 	size_t max = s->ck.chunker.max;
-	int ret;
+	int ret = unpark(s, f);
 
+	if (ret < 0)
+		return ret;
 	XXH3_128bits_update(f->hs, p, len);
 	f->size += len;
 	if (s->ck.chunker.kind == CKPT_CHUNK_FIXED && s->be->zero_copy && f->plen == 0 &&
@@ -217,6 +265,7 @@ static void stream_reset(struct ckpt_store *s, struct fdata *f)
 	fdata_drop_chunks(s, f);
 	free(f->pend);
 	f->pend = NULL;
+	f->parked = false;
 	f->plen = f->scan = 0;
 	f->roll = 0;
 	f->size = 0;
@@ -463,6 +512,7 @@ void fdata_seal(struct ckpt_store *s, struct fdata *f)
 	stage_close(s, f);
 	free(f->pend);
 	f->pend = NULL;
+	f->parked = false;
 	XXH3_freeState(f->hs);
 	f->hs = NULL;
 }

@@ -50,6 +50,7 @@ struct fdata {
 	bool has_hash;
 	void *hs; /* XXH3_state_t while streaming */
 	uint8_t *pend;
+	bool parked; /* pend holds just its plen bytes (fdata_park), not a buffer */
 	size_t plen, scan;
 	uint64_t roll;
 	int stage_fd;
@@ -75,6 +76,7 @@ int fdata_truncate(struct ckpt_store *s, struct fdata *f, uint64_t size);
 ssize_t fdata_read_open(struct ckpt_store *s, struct fdata *f, void *buf, size_t len, uint64_t off);
 int fdata_finalize(struct ckpt_store *s, struct fdata *f);
 int fdata_check_errors(struct ckpt_store *s, struct fdata *f);
+void fdata_park(struct ckpt_store *s, struct fdata *f);
 int fdata_add_chunk(struct fdata *f, const uint8_t *h, uint32_t len);
 void fdata_drop_chunks(struct ckpt_store *s, struct fdata *f);
 /* After a commit: the file is a chunk list and a hash from now on. */
