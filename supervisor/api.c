@@ -184,6 +184,8 @@ static enum MHD_Result list_ops(struct MHD_Connection *c)
 	int64_t limit = arg_int(c, "limit", 1, 1000);
 	bool only_resumable = false;
 	json_t *arr = json_array();
+	struct op **pick;
+	size_t n = 0, skip;
 	int total = 0, nres = 0;
 
 	if (limit == -2) {
@@ -223,27 +225,30 @@ static enum MHD_Result list_ops(struct MHD_Connection *c)
 			want[s] = true;
 		}
 	}
-	/* newest first: the list is oldest first, so collect then reverse */
+	/* newest first, `limit` of them: the list is oldest first, so the
+	 * newest matches are its last ones, and only those become JSON (each
+	 * reads its checkpoint's version) */
+	for (struct op *op = g.ops; op; op = op->next)
+		n += want[op->status] && (!only_resumable || op_resumable(op));
+	skip = n > (size_t)limit ? n - (size_t)limit : 0;
+	pick = calloc(n - skip + 1, sizeof(*pick));
+	if (!pick) {
+		json_decref(arr);
+		return send_err(c, 500, "internal", "out of memory");
+	}
 	for (struct op *op = g.ops; op; op = op->next) {
-		json_t *o;
-		bool r;
-
-		if (!want[op->status])
+		if (!want[op->status] || (only_resumable && !op_resumable(op)))
 			continue;
-		o = op_to_json(op, false);
-		r = json_is_true(json_object_get(o, "resumable"));
-		if (only_resumable && !r) {
-			json_decref(o);
-			continue;
-		}
-		json_array_insert_new(arr, 0, o);
+		if (skip)
+			skip--;
+		else
+			pick[total++] = op;
 	}
-	while ((int64_t)json_array_size(arr) > limit)
-		json_array_remove(arr, json_array_size(arr) - 1);
-	for (size_t i = 0; i < json_array_size(arr); i++) {
-		total++;
-		nres += json_is_true(json_object_get(json_array_get(arr, i), "resumable"));
+	for (int i = total; i-- > 0;) {
+		nres += op_resumable(pick[i]);
+		json_array_append_new(arr, op_to_json(pick[i], false));
 	}
+	free(pick);
 	return send_json(
 		c, 200,
 		json_pack("{so si si}", "operations", arr, "total", total, "resumable", nres));
@@ -361,15 +366,13 @@ static enum MHD_Result metrics(struct MHD_Connection *c, struct op *op)
 		return send_err(
 			c, 400, "invalid_request",
 			"after_attempt goes with after=STEP (the cursor is attempt and step)");
-	db_metrics_flush(op);
 	if (!r)
 		return send_json(c, 200,
 				 json_pack("{ss si so s{so so}}", "operation", op->id, "window_s",
-					   30, "windows",
-					   windows_after(db_metrics(op->id, 30), after),
+					   30, "windows", windows_after(db_metrics(op, 30), after),
 					   "downsampled", "300",
-					   windows_after(db_metrics(op->id, 300), after), "3600",
-					   windows_after(db_metrics(op->id, 3600), after)));
+					   windows_after(db_metrics(op, 300), after), "3600",
+					   windows_after(db_metrics(op, 3600), after)));
 	if (!strcmp(r, "step")) {
 		size_t len = 0;
 		char *body = metrics_steps_body(op, after_attempt, after < 0 ? -1 : after, &len);
@@ -387,7 +390,7 @@ static enum MHD_Result metrics(struct MHD_Connection *c, struct op *op)
 				c, 200,
 				json_pack("{ss ss si so}", "operation", op->id, "resolution",
 					  res[i].name, "window_s", res[i].secs, "windows",
-					  windows_after(db_metrics(op->id, res[i].secs), after)));
+					  windows_after(db_metrics(op, res[i].secs), after)));
 	return send_err(c, 400, "invalid_request",
 			"resolution: '%.40s' is not one of step, 30s, 5m, 1h", r);
 }
@@ -557,6 +560,10 @@ static enum MHD_Result prom(struct MHD_Connection *c)
 		    "CHECKPOINT= reports rejected (outside the run dir, or not committed).");
 	fprintf(f, "ckptd_checkpoint_reports_rejected_total %llu\n",
 		(unsigned long long)g.n_rejected_checkpoint);
+	prom_family(f, "ckptd_version_reads_total", "counter",
+		    "Checkpoint versions ckptd read from run dirs (a version's state and "
+		    "metadata; the stats keep what a finished run holds instead).");
+	fprintf(f, "ckptd_version_reads_total %llu\n", (unsigned long long)g.n_version_reads);
 	prom_family(f, "ckptd_uptime_seconds", "gauge", "Seconds since ckptd started.");
 	fprintf(f, "ckptd_uptime_seconds %.0f\n", now_s() - g.started);
 	prom_family(f, "ckptd_trainer_loss", "gauge",

@@ -56,6 +56,7 @@ struct version {
 	double val_loss;    /* NAN when unknown */
 	double committed;   /* unix seconds */
 	int64_t size_bytes; /* -1 until asked for */
+	bool xattrs;	    /* ckptfs said (its xattrs), not the plain-dir convention */
 };
 
 /* One rank of the running attempt: one process under its own shim, with its
@@ -78,6 +79,18 @@ struct rank {
 	double *ring;
 	int64_t ring_pos, ring_count;
 	double ring_sum;
+};
+
+/* What the stats count of one run dir (cleanup.c): its committed versions,
+ * their bytes, the oldest one's commit time; and the run dir's stat when it
+ * was counted, while `valid` says the count still holds for that stat. */
+struct run_summary {
+	int64_t committed, size_bytes;
+	double oldest; /* 0: none */
+	bool valid;
+	dev_t dev;
+	ino_t ino;
+	int64_t mtime_ns, ctime_ns;
 };
 
 struct op {
@@ -118,6 +131,7 @@ struct op {
 	char master_addr[64]; /* MASTER_ADDR: node 0's (rdzv), else 127.0.0.1 */
 	struct rdzv *rz;      /* a gang across hosts (resources.rdzv); else NULL */
 	double stop_deadline, next_poll;
+	double saved_at; /* when ops_tick last saved progress (dirty) */
 	bool killed, dirty;
 	int64_t step, epoch;
 	double loss, val_loss;
@@ -134,6 +148,7 @@ struct op {
 	double fire_at;
 	/* per-step history, rates, save timing (metrics.c); NULL until a report */
 	struct op_metrics *mx;
+	struct run_summary sum; /* run_summary() */
 };
 
 struct hook {
@@ -175,6 +190,7 @@ struct ckptd {
 	/* counters for /metrics */
 	uint64_t n_events, n_recoveries, n_datagrams, n_rejected, n_rejected_checkpoint;
 	uint64_t n_detect[8];
+	uint64_t n_version_reads; /* versions read from run dirs (versions.c) */
 };
 
 extern struct ckptd g;
@@ -212,7 +228,7 @@ int db_mark_committed(const char *id, const char *path);
 json_t *db_events(const char *id, int64_t after, int64_t limit);
 int db_insert_event(json_t *ev, int64_t *seq);
 int db_metrics_flush(const struct op *op);
-json_t *db_metrics(const char *id, int res);
+json_t *db_metrics(const struct op *op, int res);
 /* One reported step (metrics.c buffers them and writes them in batches). */
 struct step_point {
 	int attempt;
@@ -235,7 +251,7 @@ void metrics_tick(double now, double *next);
 void metrics_free(struct op *op);
 char *metrics_steps_body(struct op *op, int64_t after_attempt, int64_t after_step, size_t *len);
 void metrics_prom(FILE *f);
-void store_bytes(int64_t *logical, int64_t *stored);
+void store_bytes(int64_t *logical, int64_t *stored, int64_t plain);
 
 /* dashboard.c: the page at / (web/, embedded at build time) */
 struct MHD_Connection;
@@ -253,6 +269,7 @@ void event_emit_rank(struct op *op, const struct rank *r, const char *event, con
 
 /* versions.c */
 int versions_list(const char *run_dir, struct version **out, size_t *n);
+int version_get(const char *run_dir, const char *path, struct version *v);
 int version_verify(const struct version *v, char *why, size_t len);
 int64_t version_step(const char *path);
 void version_pin(const char *path, bool pin);
@@ -293,6 +310,7 @@ int op_resume(struct op *op, char *err, size_t errlen);
 void op_adopt(struct op *op);
 void op_refresh_checkpoint(struct op *op);
 json_t *op_to_json(const struct op *op, bool with_spec);
+bool op_resumable(const struct op *op);
 int op_submit(const char *body, size_t len, const char *idem, struct op **out, bool *replay,
 	      char *err, size_t errlen);
 void hooks_reap(pid_t pid, int status);
@@ -301,6 +319,8 @@ void run_hook(struct op *op, char **argv, const char *what, const char *old_pid,
 int cleanup_run(int64_t max_age_days, json_t **result);
 json_t *checkpoints_stats(void);
 json_t *checkpoints_of(struct op *op);
+const struct run_summary *run_summary(struct op *op);
+void runs_summary(int64_t *committed, int64_t *size_bytes, double *oldest);
 
 /* ops.c, for rdzv.c: a gang across hosts */
 void op_fail(struct op *op, const char *reason);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,35 +22,97 @@ static bool op_live(const struct op *op)
 	return op->status == OP_PENDING || op->status == OP_RUNNING || op->status == OP_RECOVERING;
 }
 
+/* Not older than this, a directory's timestamps cannot tell a change made
+ * now from the next one (file times come from a coarse clock): its count is
+ * not kept, as git does not trust a racily clean index entry. */
+#define RACY_NS ((int64_t)2000000000)
+
+static int64_t ts_ns(const struct timespec *t)
+{
+	return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
+}
+
+/*
+ * One run dir's committed versions, bytes and oldest commit. A finished
+ * operation's run dir changes only when versions come or go (a commit is a
+ * rename into it, a retirement or delete an unlink from it), which changes
+ * the directory's own mtime and ctime: its summary is kept while the
+ * directory's stat is the one it was counted at, so the stats over a long
+ * history cost a stat per finished run instead of reading every version's
+ * files. Counted afresh every time: a live operation's (its trainer writes
+ * while we read), a run with ckptfs versions (their state is an xattr that
+ * changes without the directory: retired, corrupt), and a directory changed
+ * less than RACY_NS ago.
+ */
+const struct run_summary *run_summary(struct op *op)
+{
+	struct run_summary *s = &op->sum;
+	struct version *vs = NULL;
+	struct timespec now;
+	struct stat st;
+	bool plain = true;
+	size_t n = 0;
+
+	if (stat(op->run_dir, &st) < 0) {
+		memset(s, 0, sizeof(*s));
+		return s;
+	}
+	if (s->valid && !op_live(op) && s->dev == st.st_dev && s->ino == st.st_ino &&
+	    s->mtime_ns == ts_ns(&st.st_mtim) && s->ctime_ns == ts_ns(&st.st_ctim))
+		return s;
+	clock_gettime(CLOCK_REALTIME, &now);
+	memset(s, 0, sizeof(*s));
+	if (versions_list(op->run_dir, &vs, &n) == 0) {
+		for (size_t i = 0; i < n; i++) {
+			plain &= !vs[i].xattrs;
+			if (strcmp(vs[i].state, "committed"))
+				continue;
+			s->committed++;
+			s->size_bytes += du_bytes(vs[i].path);
+			if (!s->oldest || vs[i].committed < s->oldest)
+				s->oldest = vs[i].committed;
+		}
+	}
+	free(vs);
+	s->dev = st.st_dev;
+	s->ino = st.st_ino;
+	s->mtime_ns = ts_ns(&st.st_mtim);
+	s->ctime_ns = ts_ns(&st.st_ctim);
+	s->valid = plain && !op_live(op) && s->mtime_ns < ts_ns(&now) - RACY_NS &&
+		   s->ctime_ns < ts_ns(&now) - RACY_NS;
+	return s;
+}
+
+/* The committed versions of every operation's run dir. */
+void runs_summary(int64_t *committed, int64_t *size_bytes, double *oldest)
+{
+	*committed = 0;
+	*size_bytes = 0;
+	*oldest = 0;
+	for (struct op *op = g.ops; op; op = op->next) {
+		const struct run_summary *s = run_summary(op);
+
+		*committed += s->committed;
+		*size_bytes += s->size_bytes;
+		if (s->oldest && (!*oldest || s->oldest < *oldest))
+			*oldest = s->oldest;
+	}
+}
+
 json_t *checkpoints_stats(void)
 {
-	int64_t total = 0, size = 0, stored = -1, logical = 0, stored_all = 0;
-	double oldest = 0;
+	int64_t total, size, stored = -1, logical, stored_all;
+	double oldest;
 	char path[CKPTD_PATH_MAX + 16], ts[40];
 	json_t *o, *st;
 
-	for (struct op *op = g.ops; op; op = op->next) {
-		struct version *vs = NULL;
-		size_t n = 0;
-
-		if (versions_list(op->run_dir, &vs, &n) < 0)
-			continue;
-		for (size_t i = 0; i < n; i++) {
-			if (strcmp(vs[i].state, "committed"))
-				continue;
-			total++;
-			size += du_bytes(vs[i].path);
-			if (!oldest || vs[i].committed < oldest)
-				oldest = vs[i].committed;
-		}
-		free(vs);
-	}
+	runs_summary(&total, &size, &oldest);
 	snprintf(path, sizeof(path), "%s/.stats", g.mount);
 	st = json_load_file(path, 0, NULL);
 	if (st && json_is_integer(json_object_get(st, "stored_bytes")))
 		stored = json_integer_value(json_object_get(st, "stored_bytes"));
 	json_decref(st);
-	store_bytes(&logical, &stored_all);
+	store_bytes(&logical, &stored_all, size);
 	o = json_pack("{sb sI sI sI sI sI sf}", "success", 1, "total_checkpoints",
 		      (json_int_t)total, "total_size_bytes", (json_int_t)size, "stored_bytes",
 		      (json_int_t)(stored >= 0 ? stored : size), "logical_bytes",

@@ -558,50 +558,104 @@ int db_metrics_flush(const struct op *op)
 	return step_done(st, "saving a metrics window");
 }
 
-/* Windows of `res` seconds, aggregated from the stored 30 s ones. */
-json_t *db_metrics(const char *id, int res)
+/* One window of an answer: stored ones summed, and the one in memory. */
+struct window {
+	int64_t start, count, step;
+	double sum, min, max, val;
+	bool have_val;
+};
+
+static json_t *window_json(const struct window *w)
 {
+	char ts[40];
+	json_t *o;
+
+	iso_time((double)w->start, ts, sizeof(ts));
+	o = json_pack("{ss sI sI}", "start", ts, "count", (json_int_t)w->count, "step",
+		      (json_int_t)w->step);
+	if (w->count > 0) {
+		json_object_set_new(o, "loss_mean", json_real(w->sum / (double)w->count));
+		json_object_set_new(o, "loss_min", json_real(w->min));
+		json_object_set_new(o, "loss_max", json_real(w->max));
+	} else {
+		json_object_set_new(o, "loss_mean", json_null());
+		json_object_set_new(o, "loss_min", json_null());
+		json_object_set_new(o, "loss_max", json_null());
+	}
+	json_object_set_new(o, "val_loss", w->have_val ? json_real(w->val) : json_null());
+	return o;
+}
+
+/* Windows of `res` seconds, aggregated from the stored 30 s ones and the
+ * current 30 s window in memory, which is newer than any stored one and
+ * stands for its stored copy (an answer writes nothing: a read of a running
+ * operation's metrics was a transaction with an fsync). */
+json_t *db_metrics(const struct op *op, int res)
+{
+	bool cur = op->win_count > 0 || op->win_have_val;
+	struct window w, last = {0};
+	bool have_last = false;
 	sqlite3_stmt *st;
 	json_t *arr = json_array();
-	char ts[40];
 
 	if (sqlite3_prepare_v2(
 		    g.db,
 		    "SELECT (start / ?2) * ?2 AS s, SUM(count), MAX(step), SUM(loss_sum),"
 		    " MIN(loss_min), MAX(loss_max),"
 		    " (SELECT m2.val_loss FROM metrics m2 WHERE m2.operation=?1 AND"
-		    "  m2.start / ?2 = m.start / ?2 AND m2.val_loss IS NOT NULL"
+		    "  m2.start / ?2 = m.start / ?2 AND m2.val_loss IS NOT NULL AND m2.start != ?3"
 		    "  ORDER BY m2.start DESC LIMIT 1)"
-		    " FROM metrics m WHERE operation=?1 GROUP BY s ORDER BY s",
+		    " FROM metrics m WHERE operation=?1 AND start != ?3 GROUP BY s ORDER BY s",
 		    -1, &st, NULL) != SQLITE_OK)
 		return arr;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 1, op->id, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int(st, 2, res);
+	/* without a window in memory, the stored one of its start stays */
+	sqlite3_bind_int64(st, 3, cur ? op->win_start : INT64_MIN);
 	while (sqlite3_step(st) == SQLITE_ROW) {
-		int64_t count = sqlite3_column_int64(st, 1);
-		json_t *w;
-
-		iso_time((double)sqlite3_column_int64(st, 0), ts, sizeof(ts));
-		w = json_pack("{ss sI sI}", "start", ts, "count", (json_int_t)count, "step",
-			      (json_int_t)sqlite3_column_int64(st, 2));
-		if (count > 0) {
-			json_object_set_new(
-				w, "loss_mean",
-				json_real(sqlite3_column_double(st, 3) / (double)count));
-			json_object_set_new(w, "loss_min", json_real(sqlite3_column_double(st, 4)));
-			json_object_set_new(w, "loss_max", json_real(sqlite3_column_double(st, 5)));
-		} else {
-			json_object_set_new(w, "loss_mean", json_null());
-			json_object_set_new(w, "loss_min", json_null());
-			json_object_set_new(w, "loss_max", json_null());
-		}
-		json_object_set_new(w, "val_loss",
-				    sqlite3_column_type(st, 6) == SQLITE_NULL
-					    ? json_null()
-					    : json_real(sqlite3_column_double(st, 6)));
-		json_array_append_new(arr, w);
+		w = (struct window){
+			.start = sqlite3_column_int64(st, 0),
+			.count = sqlite3_column_int64(st, 1),
+			.step = sqlite3_column_int64(st, 2),
+			.sum = sqlite3_column_double(st, 3),
+			.min = sqlite3_column_double(st, 4),
+			.max = sqlite3_column_double(st, 5),
+			.have_val = sqlite3_column_type(st, 6) != SQLITE_NULL,
+			.val = sqlite3_column_double(st, 6),
+		};
+		if (have_last)
+			json_array_append_new(arr, window_json(&last));
+		last = w;
+		have_last = true;
 	}
 	sqlite3_finalize(st);
+	if (cur) {
+		int64_t s = op->win_start / res * res;
+
+		if (have_last && last.start != s) {
+			json_array_append_new(arr, window_json(&last));
+			have_last = false;
+		}
+		if (!have_last) {
+			last = (struct window){.start = s, .step = op->win_step};
+			have_last = true;
+		}
+		/* the stored windows' losses count only where they have any */
+		if (op->win_count > 0) {
+			last.min = last.count > 0 ? fmin(last.min, op->win_min) : op->win_min;
+			last.max = last.count > 0 ? fmax(last.max, op->win_max) : op->win_max;
+			last.sum += op->win_sum;
+			last.count += op->win_count;
+		}
+		if (op->win_step > last.step)
+			last.step = op->win_step;
+		if (op->win_have_val) {
+			last.val = op->win_val;
+			last.have_val = true;
+		}
+	}
+	if (have_last)
+		json_array_append_new(arr, window_json(&last));
 	return arr;
 }
 

@@ -372,8 +372,9 @@ char *metrics_steps_body(struct op *op, int64_t after_attempt, int64_t after_ste
 /* ---- /metrics ---- */
 
 /* The store's logical and stored bytes: ckptfs counts them in MOUNT/.stats;
- * a plain directory stores what it holds. */
-void store_bytes(int64_t *logical, int64_t *stored)
+ * a plain directory stores what it holds, the committed versions' bytes
+ * (`plain`, or counted here when it is negative). */
+void store_bytes(int64_t *logical, int64_t *stored, int64_t plain)
 {
 	char path[CKPTD_PATH_MAX + 16];
 	json_t *st, *l, *s;
@@ -386,19 +387,13 @@ void store_bytes(int64_t *logical, int64_t *stored)
 		*logical = json_integer_value(l);
 		*stored = json_integer_value(s);
 	} else {
-		*logical = 0;
-		for (struct op *op = g.ops; op; op = op->next) {
-			struct version *vs = NULL;
-			size_t n = 0;
+		if (plain < 0) {
+			int64_t committed;
+			double oldest;
 
-			if (versions_list(op->run_dir, &vs, &n) < 0)
-				continue;
-			for (size_t i = 0; i < n; i++)
-				if (!strcmp(vs[i].state, "committed"))
-					*logical += du_bytes(vs[i].path);
-			free(vs);
+			runs_summary(&committed, &plain, &oldest);
 		}
-		*stored = *logical;
+		*logical = *stored = plain;
 	}
 	json_decref(st);
 }
@@ -406,17 +401,11 @@ void store_bytes(int64_t *logical, int64_t *stored)
 /* When op->checkpoint was committed, or 0 when it is not among its versions. */
 static double checkpoint_time(const struct op *op)
 {
-	struct version *vs = NULL;
-	size_t n = 0;
-	double t = 0;
+	struct version v;
 
-	if (!op->checkpoint[0] || versions_list(op->run_dir, &vs, &n) < 0)
+	if (!op->checkpoint[0] || version_get(op->run_dir, op->checkpoint, &v) < 0)
 		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!strcmp(vs[i].path, op->checkpoint))
-			t = vs[i].committed;
-	free(vs);
-	return t;
+	return v.committed;
 }
 
 static bool live(const struct op *op)
@@ -468,7 +457,7 @@ void metrics_prom(FILE *f)
 	fprintf(f, "ckptd_checkpoint_commit_seconds_sum %.6f\n", commit_sum);
 	fprintf(f, "ckptd_checkpoint_commit_seconds_count %llu\n",
 		(unsigned long long)commit_count);
-	store_bytes(&logical, &stored);
+	store_bytes(&logical, &stored, -1);
 	fprintf(f,
 		"# HELP ckptd_store_logical_bytes Bytes of the committed checkpoints in the store, "
 		"as their files add up.\n# TYPE ckptd_store_logical_bytes gauge\n"

@@ -241,7 +241,10 @@ static void finish(struct op *op, enum op_status st, const char *event, const ch
 	notify_close(op);
 	rdzv_end(op);
 	db_metrics_flush(op);
-	metrics_flush(op);
+	/* its step buffer and rates go with its trainer (a resume starts them
+	 * afresh): a long history of finished operations holds none */
+	if (metrics_flush(op) == 0)
+		metrics_free(op);
 	transition(op, event, reason, op->checkpoint, op->have_step ? op->step : -1, -1, 0);
 	if (st == OP_FAILED)
 		run_hook(op, op->spec.recovery.on_failure, "on_failure", NULL, NULL);
@@ -1137,6 +1140,8 @@ static bool hang_check(struct op *op, double now, double hb, double *next)
 	return false;
 }
 
+#define PROGRESS_SAVE_S 1.0
+
 void ops_tick(double now, double *next)
 {
 #define NEXT(t)                                                                                    \
@@ -1187,9 +1192,16 @@ void ops_tick(double now, double *next)
 					now + (double)op->spec.recovery.poll_interval_ms / 1000;
 			}
 			NEXT(op->next_poll);
-			if (op->dirty) {
+			/* progress (step, loss) is saved at most once a PROGRESS_SAVE_S:
+			 * each save is a transaction with its fsync, and a trainer
+			 * reports many times a second; status changes are saved
+			 * where they happen */
+			if (op->dirty && now >= op->saved_at + PROGRESS_SAVE_S) {
 				op->dirty = false;
+				op->saved_at = now;
 				db_save_op(op);
+			} else if (op->dirty) {
+				NEXT(op->saved_at + PROGRESS_SAVE_S);
 			}
 			break;
 		}
@@ -1637,6 +1649,11 @@ static json_t *schedule_json(const struct op *op)
 			 next ? json_string(nf) : json_null());
 }
 
+bool op_resumable(const struct op *op)
+{
+	return (op->status == OP_CANCELLED || op->status == OP_FAILED) && op->checkpoint[0];
+}
+
 json_t *op_to_json(const struct op *op, bool with_spec)
 {
 	char c[40], u[40], f[40];
@@ -1664,32 +1681,28 @@ json_t *op_to_json(const struct op *op, bool with_spec)
 			    op->have_val_loss && isfinite(op->val_loss) ? json_real(op->val_loss)
 									: json_null());
 	if (op->checkpoint[0]) {
-		struct version *vs = NULL;
-		size_t n = 0;
 		const char *name = strrchr(op->checkpoint, '/');
+		struct version v;
 
 		cp = json_pack("{ss ss}", "version", name ? name + 1 : op->checkpoint, "path",
 			       op->checkpoint);
 		json_object_set_new(cp, "step", json_null());
 		json_object_set_new(cp, "epoch", json_null());
 		json_object_set_new(cp, "committed", json_null());
-		if (versions_list(op->run_dir, &vs, &n) == 0)
-			for (size_t i = 0; i < n; i++)
-				if (!strcmp(vs[i].path, op->checkpoint)) {
-					char t[40];
+		/* that one version only: a list of operations would read every
+		 * version of every run */
+		if (version_get(op->run_dir, op->checkpoint, &v) == 0) {
+			char t[40];
 
-					iso_time(vs[i].committed, t, sizeof(t));
-					if (vs[i].step >= 0)
-						json_object_set_new(cp, "step",
-								    json_integer(vs[i].step));
-					if (vs[i].epoch >= 0)
-						json_object_set_new(cp, "epoch",
-								    json_integer(vs[i].epoch));
-					json_object_set_new(cp, "committed", json_string(t));
-				}
-		free(vs);
+			iso_time(v.committed, t, sizeof(t));
+			if (v.step >= 0)
+				json_object_set_new(cp, "step", json_integer(v.step));
+			if (v.epoch >= 0)
+				json_object_set_new(cp, "epoch", json_integer(v.epoch));
+			json_object_set_new(cp, "committed", json_string(t));
+		}
 	}
-	resumable = (op->status == OP_CANCELLED || op->status == OP_FAILED) && op->checkpoint[0];
+	resumable = op_resumable(op);
 	o = json_pack("{ss ss ss ss si sI si so so so sb sb ss ss ss}", "id", op->id, "project_id",
 		      op->spec.project_id ? op->spec.project_id : "", "name",
 		      op->spec.name ? op->spec.name : "", "status", status_name(op->status),

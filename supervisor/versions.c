@@ -84,6 +84,65 @@ static int cmp_seq(const void *a, const void *b)
 	return strcmp(y->name, x->name);
 }
 
+/* One entry of a run dir: 0 and `v` filled when RUN_DIR/NAME is a version
+ * (a directory, not latest/best/hidden), else -ENOENT. `st` gets the
+ * directory's lstat. */
+static int version_entry(const char *run_dir, const char *name, struct version *v, struct stat *st)
+{
+	size_t len = strlen(name);
+	char buf[256];
+
+	if (name[0] == '.' || !strcmp(name, "latest") || !strcmp(name, "best") ||
+	    len >= sizeof(v->name))
+		return -ENOENT;
+	memset(v, 0, sizeof(*v));
+	snprintf(v->name, sizeof(v->name), "%s", name);
+	if ((size_t)snprintf(v->path, sizeof(v->path), "%s/%s", run_dir, name) >= sizeof(v->path))
+		return -ENOENT;
+	if (lstat(v->path, st) < 0 || !S_ISDIR(st->st_mode))
+		return -ENOENT;
+	g.n_version_reads++;
+	v->step = -1;
+	v->epoch = -1;
+	v->val_loss = NAN;
+	v->size_bytes = -1;
+	if (get_x(v->path, "user.ckpt.state", v->state, sizeof(v->state)) == 0) {
+		/* ckptfs: the xattrs are the truth */
+		if (get_x(v->path, "user.ckpt.seq", buf, sizeof(buf)) == 0)
+			v->seq = strtoll(buf, NULL, 10);
+		if (get_x(v->path, "user.ckpt.committed", buf, sizeof(buf)) == 0)
+			v->committed = parse_iso(buf);
+		if (get_x(v->path, "user.ckpt.meta.step", buf, sizeof(buf)) == 0)
+			v->step = strtoll(buf, NULL, 10);
+		if (get_x(v->path, "user.ckpt.meta.epoch", buf, sizeof(buf)) == 0)
+			v->epoch = strtoll(buf, NULL, 10);
+		if (get_x(v->path, "user.ckpt.meta.val_loss", buf, sizeof(buf)) == 0)
+			v->val_loss = strtod(buf, NULL);
+		if (!v->committed)
+			v->committed = (double)st->st_mtim.tv_sec;
+		if (!strcmp(v->state, "committed") && (v->step < 0 || isnan(v->val_loss)))
+			read_trainer_state(v->path, v);
+		v->xattrs = true;
+	} else {
+		int r;
+
+		if (len > 4 && !strcmp(name + len - 4, ".tmp")) {
+			snprintf(v->state, sizeof(v->state), "open");
+		} else {
+			r = read_trainer_state(v->path, v);
+			snprintf(v->state, sizeof(v->state), "%s",
+				 r == 0		 ? "committed"
+				 : r == -EBADMSG ? "corrupt"
+						 : "incomplete");
+		}
+		v->committed = (double)st->st_mtim.tv_sec + (double)st->st_mtim.tv_nsec / 1e9;
+		/* no commit sequence on a plain dir: the version dir's mtime (its
+		 * last file created, just before the rename) orders commits */
+		v->seq = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+	}
+	return 0;
+}
+
 int versions_list(const char *run_dir, struct version **out, size_t *n)
 {
 	struct version *vs = NULL;
@@ -99,56 +158,9 @@ int versions_list(const char *run_dir, struct version **out, size_t *n)
 	while ((e = readdir(d))) {
 		struct version v;
 		struct stat st;
-		char buf[256];
-		size_t len = strlen(e->d_name);
 
-		if (e->d_name[0] == '.' || !strcmp(e->d_name, "latest") ||
-		    !strcmp(e->d_name, "best") || len >= sizeof(v.name))
+		if (version_entry(run_dir, e->d_name, &v, &st) < 0)
 			continue;
-		memset(&v, 0, sizeof(v));
-		snprintf(v.name, sizeof(v.name), "%s", e->d_name);
-		if ((size_t)snprintf(v.path, sizeof(v.path), "%s/%s", run_dir, e->d_name) >=
-		    sizeof(v.path))
-			continue;
-		if (lstat(v.path, &st) < 0 || !S_ISDIR(st.st_mode))
-			continue;
-		v.step = -1;
-		v.epoch = -1;
-		v.val_loss = NAN;
-		v.size_bytes = -1;
-		if (get_x(v.path, "user.ckpt.state", v.state, sizeof(v.state)) == 0) {
-			/* ckptfs: the xattrs are the truth */
-			if (get_x(v.path, "user.ckpt.seq", buf, sizeof(buf)) == 0)
-				v.seq = strtoll(buf, NULL, 10);
-			if (get_x(v.path, "user.ckpt.committed", buf, sizeof(buf)) == 0)
-				v.committed = parse_iso(buf);
-			if (get_x(v.path, "user.ckpt.meta.step", buf, sizeof(buf)) == 0)
-				v.step = strtoll(buf, NULL, 10);
-			if (get_x(v.path, "user.ckpt.meta.epoch", buf, sizeof(buf)) == 0)
-				v.epoch = strtoll(buf, NULL, 10);
-			if (get_x(v.path, "user.ckpt.meta.val_loss", buf, sizeof(buf)) == 0)
-				v.val_loss = strtod(buf, NULL);
-			if (!v.committed)
-				v.committed = (double)st.st_mtim.tv_sec;
-			if (!strcmp(v.state, "committed") && (v.step < 0 || isnan(v.val_loss)))
-				read_trainer_state(v.path, &v);
-		} else {
-			int r;
-
-			if (len > 4 && !strcmp(e->d_name + len - 4, ".tmp")) {
-				snprintf(v.state, sizeof(v.state), "open");
-			} else {
-				r = read_trainer_state(v.path, &v);
-				snprintf(v.state, sizeof(v.state), "%s",
-					 r == 0		 ? "committed"
-					 : r == -EBADMSG ? "corrupt"
-							 : "incomplete");
-			}
-			v.committed = (double)st.st_mtim.tv_sec + (double)st.st_mtim.tv_nsec / 1e9;
-			/* no commit sequence on a plain dir: the version dir's mtime (its
-			 * last file created, just before the rename) orders commits */
-			v.seq = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-		}
 		if (cnt == cap) {
 			struct version *nv = realloc(vs, (cap ? cap * 2 : 16) * sizeof(*vs));
 
@@ -165,6 +177,21 @@ int versions_list(const char *run_dir, struct version **out, size_t *n)
 	*out = vs;
 	*n = cnt;
 	return 0;
+}
+
+/* The one version RUN_DIR/NAME that `path` names, as versions_list() would
+ * list it, without listing the others (an operation's checkpoint in every
+ * answer about it would otherwise read every version of its run). -ENOENT
+ * when `path` is not a version of run_dir. */
+int version_get(const char *run_dir, const char *path, struct version *v)
+{
+	size_t k = strlen(run_dir);
+	struct stat st;
+
+	if (strncmp(path, run_dir, k) || path[k] != '/' || !path[k + 1] ||
+	    strchr(path + k + 1, '/'))
+		return -ENOENT;
+	return version_entry(run_dir, path + k + 1, v, &st);
 }
 
 /* The training step a version holds (its ckptfs metadata, else its

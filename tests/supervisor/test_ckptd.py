@@ -754,6 +754,98 @@ def t_fd_leak(d):
     check(not socks, "%d notify sockets left in the state dir" % len(socks))
 
 
+def version_reads(d):
+    st, txt = d.req("GET", "/metrics")
+    check(st == 200, "/metrics answered %s" % st)
+    for line in txt.splitlines():
+        if line.startswith("ckptd_version_reads_total "):
+            return int(line.split()[1])
+    raise Fail("/metrics has no ckptd_version_reads_total")
+
+
+def t_history(d):
+    """Issue 18's soak: with a long history of finished operations, the
+    answers about checkpoints must not read every version of it again (each
+    /metrics and checkpoints/stats read every version's files, and a list of
+    operations every version of each: ckptd's loop got slower with every
+    commit). Counted by ckptd_version_reads_total, not timed. What the stats
+    keep of a finished run follows its run dir (a version removed by hand, a
+    DELETE). The 30 s windows of a running operation include the current
+    one, which answers now come from memory instead of a write."""
+    ids = []
+    for i in range(5):
+        ids.append(d.submit(spec(d, "--steps", "30", "--ckpt-every", "5", "--ckpt-bytes", "100",
+                                 trace_name="trace%d" % i)))
+    for opid in ids:
+        check(d.wait_status(opid, ["COMPLETED", "FAILED"], timeout=60)["status"] == "COMPLETED",
+              "operation %s did not complete" % opid)
+    runs = [d.op(opid)["run_dir"] for opid in ids]
+
+    def on_disk():
+        vs = [os.path.join(r, v) for r in runs for v in os.listdir(r) if v.startswith("step-")]
+        size = sum(os.path.getsize(os.path.join(dp, f)) for v in vs
+                   for dp, _, fs in os.walk(v) for f in fs)
+        return len(vs), size
+
+    def stats_match(why):
+        n, size = on_disk()
+        st, s = d.req("GET", "/api/v1/checkpoints/stats")
+        check(st == 200 and s["total_checkpoints"] == n and s["total_size_bytes"] == size,
+              "%s: stats %s, on disk %d versions of %d bytes" % (why, s, n, size))
+        return n
+
+    def settle():
+        # a run dir changed in the last 2 s is counted afresh on every
+        # answer (its timestamps cannot tell the next change yet)
+        for _ in range(200):
+            if all(time.time() - max(os.stat(r).st_mtime, os.stat(r).st_ctime) > 3
+                   for r in runs):
+                return
+            time.sleep(0.05)
+        raise Fail("the run dirs kept changing")
+
+    settle()
+    check(stats_match("after 5 runs") == 30, "5 runs of 6 versions: %d" % on_disk()[0])
+    before = version_reads(d)
+    for _ in range(3):
+        stats_match("again")
+    after = version_reads(d)
+    check(after == before, "3 checkpoints/stats and a /metrics read %d versions of 5 finished "
+          "runs again (want 0: nothing changed)" % (after - before))
+    st, lst = d.req("GET", "/api/v1/operations")
+    check(st == 200 and [o["id"] for o in lst["operations"]] == ids[::-1] and
+          all(o["checkpoint"]["step"] == 30 for o in lst["operations"]),
+          "list: %s" % lst)
+    listed = version_reads(d) - after
+    check(listed <= 5, "a list of 5 operations read %d versions (want at most one each: its "
+          "checkpoint)" % listed)
+    st, lim = d.req("GET", "/api/v1/operations?limit=2")
+    check(st == 200 and [o["id"] for o in lim["operations"]] == ids[::-1][:2] and
+          lim["total"] == 2, "limit=2: %s" % lim)
+
+    shutil.rmtree(os.path.join(runs[0], "step-000010"))
+    check(stats_match("a version removed by hand") == 29, "removed by hand")
+    st, res = d.req("DELETE", "/api/v1/checkpoints/" + ids[1])
+    check(st == 200 and res["deleted"] == 6, "delete: %s %s" % (st, res))
+    check(stats_match("after a DELETE") == 23, "after a DELETE")
+
+    hold = os.path.join(d.tmp, "hold")
+    opid = d.submit(spec(d, "--steps", "20", "--hold", hold, trace_name="trace_hold"))
+    for _ in range(400):
+        if (d.op(opid)["progress"]["step"] or 0) >= 20:
+            break
+        time.sleep(0.05)
+    w = metrics_of(d, opid, "?resolution=30s")
+    check(sum(x["count"] for x in w["windows"]) == 20, "a running operation's windows count "
+          "%s losses, not its 20 steps: %s" % (sum(x["count"] for x in w["windows"]), w))
+    old = metrics_of(d, opid)
+    check(sum(x["count"] for x in old["downsampled"]["300"]) == 20, "5 m windows %s" % old)
+    open(hold, "w").close()
+    d.wait_status(opid, ["COMPLETED"])
+    w = metrics_of(d, opid, "?resolution=30s")
+    check(sum(x["count"] for x in w["windows"]) == 20, "windows after the end: %s" % w)
+
+
 def t_checkpoint_reports(d):
     """Issue 11 item 3: CHECKPOINT= reports of anything but a committed
     version of the operation's own run dir are rejected, counted and logged,
@@ -1346,6 +1438,7 @@ CASES = {
     "db_migrate": t_db_migrate,
     "cron_schedule": t_cron_schedule,
     "fd_leak": t_fd_leak,
+    "history": t_history,
     "checkpoint_reports": t_checkpoint_reports,
     "reconcile": t_reconcile,
     "demo_events": t_demo_events,
