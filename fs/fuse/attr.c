@@ -177,6 +177,8 @@ int cfs_attr(struct cfs *c, const struct cfs_path *p, struct stat *st, double *t
 	case CFS_VERSION:
 		return cfs_attr_version(c, p->run, &vi, st, ttl);
 	case CFS_MANIFEST:
+		if (vi.manifest_hidden)
+			return -ENOENT;
 		base(c, st, S_IFREG | 0444);
 		set_times(st, vi.committed_ns ? vi.committed_ns : vi.created_ns);
 		return attr_json(c, p, st);

@@ -320,6 +320,13 @@ out:
 	}
 }
 
+static bool manifest_hidden(struct cfs *c, const struct cfs_path *p)
+{
+	struct ckpt_version_info vi;
+
+	return ckpt_version_state(c->store, p->run, p->ver, &vi) == 0 && vi.manifest_hidden;
+}
+
 void cfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		   struct fuse_file_info *fi)
 {
@@ -340,8 +347,11 @@ void cfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t m
 	if (ret < 0)
 		goto reply;
 	if (p.kind != CFS_NODE) {
-		/* Files live in versions; names of the tree's own are taken. */
+		/* Files live in versions; names of the tree's own are taken
+		 * (an open version's unlinked .manifest: reserved, not there) */
 		ret = (p.kind == CFS_MANIFEST || p.kind == CFS_STATS) ? -EEXIST : -EPERM;
+		if (p.kind == CFS_MANIFEST && manifest_hidden(c, &p))
+			ret = -EPERM;
 		goto free_p;
 	}
 	fh = calloc(1, sizeof(*fh));

@@ -201,8 +201,10 @@ static int prepare_removal(struct cfs *c, const struct cfs_path *p)
  * never stop them: in a committed version removing it retires the version
  * like any other file; in a retired one it is already gone from listings;
  * in an open version it is generated from the tree, so there is nothing to
- * remove and the unlink succeeds (the next rmdir of the emptied version
- * works as on any directory). */
+ * remove: the unlink succeeds and hides it until the commit (the next rmdir
+ * of the emptied version works as on any directory, and `tar -x` of an
+ * archive holding .manifest, which unlinks what is in the way and creates
+ * it again, gets EPERM from the create instead of EEXIST forever). */
 static int unlink_manifest(struct cfs *c, const struct cfs_path *p)
 {
 	struct ckpt_version_info vi;
@@ -211,7 +213,9 @@ static int unlink_manifest(struct cfs *c, const struct cfs_path *p)
 	ret = ckpt_version_state(c->store, p->run, p->ver, &vi);
 	if (ret < 0)
 		return ret;
-	if (vi.state == CKPT_V_RETIRED || vi.state == CKPT_V_OPEN)
+	if (vi.state == CKPT_V_OPEN)
+		return ckpt_version_hide_manifest(c->store, p->run, p->ver);
+	if (vi.state == CKPT_V_RETIRED)
 		return 0;
 	return prepare_removal(c, p);
 }

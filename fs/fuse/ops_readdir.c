@@ -123,11 +123,12 @@ static int list_nodes(struct cfs *c, const struct cfs_path *p, struct cfs_dir *d
 	if (p->kind == CFS_VERSION) {
 		struct ckpt_version_info vi;
 
-		/* A retired version is being removed: its .manifest is not listed. */
+		/* A retired version is being removed: its .manifest is not
+		 * listed; nor an open one's once unlinked. */
 		ret = ckpt_version_state(c->store, p->run, p->ver, &vi);
 		if (ret < 0)
 			return ret;
-		if (vi.state != CKPT_V_RETIRED)
+		if (vi.state != CKPT_V_RETIRED && !vi.manifest_hidden)
 			ret = dir_add(d, ".manifest", S_IFREG);
 		if (ret < 0)
 			return ret;

@@ -123,9 +123,10 @@ struct version {
 	struct run *run;
 	enum ckpt_vstate state;
 	bool pinned;
-	bool busy; /* a commit is in progress */
-	bool dead; /* deleted; freed when refs drops to 0 */
-	int refs;  /* the run's list + open handles */
+	bool busy;	      /* a commit is in progress */
+	bool manifest_hidden; /* ckpt_version_hide_manifest */
+	bool dead;	      /* deleted; freed when refs drops to 0 */
+	int refs;	      /* the run's list + open handles */
 	uint64_t seq, id;
 	int64_t created_ns, committed_ns;
 	struct node *root;

@@ -53,6 +53,7 @@ static void fill_info(struct version *v, struct ckpt_version_info *in, bool tota
 		}
 	}
 	in->has_metric = version_metric(v->run, v, &in->metric);
+	in->manifest_hidden = v->state == CKPT_V_OPEN && v->manifest_hidden;
 }
 
 int ckpt_version_list(struct ckpt_store *s, const char *run, struct ckpt_version_info **out,
@@ -496,6 +497,19 @@ int ckpt_version_pin(struct ckpt_store *s, const char *run, const char *version,
 			  strerror(-ret));
 	}
 out:
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+int ckpt_version_hide_manifest(struct ckpt_store *s, const char *run, const char *version)
+{
+	struct version *v;
+	int ret;
+
+	pthread_mutex_lock(&s->lock);
+	ret = version_lookup(s, run, version, &v);
+	if (ret == 0 && v->state == CKPT_V_OPEN)
+		v->manifest_hidden = true;
 	pthread_mutex_unlock(&s->lock);
 	return ret;
 }

@@ -113,6 +113,7 @@ struct ckpt_version_info {
 	uint64_t nfiles;
 	bool has_metric; /* the run's metric is set in this version's metadata */
 	double metric;
+	bool manifest_hidden; /* open, and its .manifest was unlinked */
 };
 
 /* ---- the store -------------------------------------------------------- */
@@ -208,6 +209,13 @@ int ckpt_version_retire(struct ckpt_store *s, const char *run, const char *versi
 int ckpt_version_rename(struct ckpt_store *s, const char *run, const char *version,
 			const char *new_name);
 int ckpt_version_pin(struct ckpt_store *s, const char *run, const char *version, bool pin);
+/* An open version's .manifest was unlinked (rm -r, rsync --delete, tar -x
+ * replacing it): the mount stops showing it until the version is committed
+ * (info.manifest_hidden), so a tool that removes it and creates it again
+ * gets an error instead of finding it there forever. No effect on versions
+ * that are not open; not kept across a restart (open versions are
+ * incomplete then). */
+int ckpt_version_hide_manifest(struct ckpt_store *s, const char *run, const char *version);
 /* The newest COMMITTED version by commit order, and the best by the run's
  * metric. -ENOENT when there is none. */
 int ckpt_version_latest(struct ckpt_store *s, const char *run, char *buf, size_t len);

@@ -440,6 +440,12 @@ def _create_manifest(b):
     os.close(os.open(j(b, ".manifest"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
 
 
+@op("create-manifest-unlinked")
+def _create_manifest_unlinked(b):
+    os.unlink(j(b, ".manifest"))
+    os.close(os.open(j(b, ".manifest"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+
+
 @op("rename-onto-manifest")
 def _rename_onto_manifest(b):
     os.rename(j(b, "f"), j(b, ".manifest"))

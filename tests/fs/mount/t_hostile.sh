@@ -31,10 +31,13 @@ expect_err "Operation not permitted" touch "$R/file-in-run"
 expect_err "Operation not permitted" touch "$MNT/file-in-root"
 expect_err "Not a directory" mkdir "$MNT/.stats/x"
 expect_err "Permission denied" sh -c "echo x >'$R/v/.manifest'"
-# removing an open version's .manifest succeeds (rm -r, rsync --delete) and
-# changes nothing: it is generated from the tree
+# removing an open version's .manifest succeeds (rm -r, rsync --delete); it
+# is generated from the tree, so it is hidden until the commit (below) and
+# the name stays reserved (tar -x of an archive holding it must not loop)
 rm -f "$R/v/.manifest" || fail "rm -f .manifest of an open version"
-grep -q '"state": *"open"' "$R/v/.manifest" || fail ".manifest gone after rm -f"
+expect_err "No such file" cat "$R/v/.manifest"
+expect_err "Operation not permitted" touch "$R/v/.manifest"
+ls -a "$R/v" | grep -qx '.manifest' && fail ".manifest listed after rm -f"
 expect_err "Operation not permitted" mv "$R" "$MNT/run-renamed"
 expect_err "No such file" ls "$MNT/nope/v"
 alive "tree names"
@@ -46,6 +49,7 @@ mkdir -p "$d" || fail "mkdir -p 60 levels"
 echo deep >"$d/f" || fail "deep file"
 [ "$(cat "$d/f")" = deep ] || fail "deep read"
 mv "$R/v" "$R/v-done" || fail "commit with deep dirs"
+grep -q '"state": *"committed"' "$R/v-done/.manifest" || fail "no .manifest after the commit"
 [ "$(cat "${d/\/v\//\/v-done\/}/f")" = deep ] || fail "deep read after commit"
 alive "deep"
 
