@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """bench_ckptd.py CKPTD_BIN [--runs N] [--gib G] [--mount ckptfs|plain]
+                [--ckptfs BIN] [--ckptfs-opts OPTS]
 
 Supervisor latencies with a real ckptd and the fake trainer of
 tests/supervisor (Python, so its interpreter start-up is inside figure 2):
@@ -14,11 +15,16 @@ tests/supervisor (Python, so its interpreter start-up is inside figure 2):
     the NaN report to the first step of the resumed attempt, which first reads
     the whole checkpoint back; minus delay_ms (0 here). Goal: <= 3 s.
 
+With --ckptfs-opts (e.g. resident=2G) the bench mounts ckptfs itself with
+`-o OPTS` before ckptd starts (ckptd then uses the mounted tree, as with an
+fstab mount); without it ckptd starts ckptfs with its defaults.
+
 Prints one line per figure with median / min / max over the runs.
 """
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -55,7 +61,11 @@ def main():
     ap.add_argument("--big-runs", type=int, default=3)
     ap.add_argument("--mount", default="plain", choices=["plain", "ckptfs"])
     ap.add_argument("--ckptfs", help="ckptfs binary for --mount ckptfs")
+    ap.add_argument("--ckptfs-opts", help="mount ckptfs with -o OPTS before ckptd starts")
     a = ap.parse_args()
+    if a.mount == "ckptfs" and not a.ckptfs:
+        a.ckptfs = os.path.join(os.path.dirname(os.path.abspath(a.ckptd)), "..", "fs", "fuse",
+                                "ckptfs")
 
     cfg = None
     d = Ckptd(a.ckptd)
@@ -63,6 +73,12 @@ def main():
         cfg = "store: %s/store\nmount: %s/mnt\nckptfs: %s\n" % (d.tmp, d.tmp, a.ckptfs)
         d = Ckptd(a.ckptd, config=cfg, tmp=d.tmp)
         d.mnt = os.path.join(d.tmp, "mnt")
+        if a.ckptfs_opts:
+            os.makedirs(d.mnt, exist_ok=True)
+            os.makedirs(os.path.join(d.tmp, "store"), exist_ok=True)
+            # ckptfs returns once the mount is ready (it forks without -f)
+            subprocess.run([a.ckptfs, os.path.join(d.tmp, "store"), d.mnt, "-o",
+                            a.ckptfs_opts], check=True)
     try:
         d.start()
         det, dec, dexec = [], [], []
@@ -98,7 +114,9 @@ def main():
         def line(name, xs, unit, goal):
             print("%-48s median %8.1f %s  min %8.1f  max %8.1f  (n=%d, goal %s)" %
                   (name, statistics.median(xs), unit, min(xs), max(xs), len(xs), goal))
-        print("ckptd bench (%s tree, %s)" % (a.mount, time.strftime("%Y-%m-%d %H:%M:%S")))
+        print("ckptd bench (%s tree%s, %s, load %s)" % (
+            a.mount, " -o " + a.ckptfs_opts if a.ckptfs_opts else "",
+            time.strftime("%Y-%m-%d %H:%M:%S"), " ".join(open("/proc/loadavg").read().split()[:3])))
         line("crash -> detected", det, "ms", "<= 50 ms median")
         line("restart decision -> trainer exec (kernel)", dexec, "ms", "<= 500 ms")
         line("restart decision -> trainer's first line", dec, "ms", "(incl. python3 start)")

@@ -60,6 +60,7 @@ struct cfs_opts {
 	enum ckpt_direct_io direct_io;
 	enum cfs_open_cache open_cache;
 	struct ckpt_retention retention;
+	size_t resident; /* -o resident=SIZE: the resident tier's budget; 0 = off */
 };
 
 struct cfs_nodes; /* inode table, node.c */
@@ -161,6 +162,14 @@ bool cfs_vstate_immutable(enum ckpt_vstate s);
 
 int cfs_track_start(struct cfs *c);
 void cfs_track_stop(struct cfs *c);
+
+/* ---- the kernel's cache filled at commit (fill.c, -o resident) ----------- */
+
+int cfs_fill_start(struct cfs *c);
+void cfs_fill_stop(struct cfs *c);
+/* Run/ver (its name now) was committed: push its resident chunks into the
+ * kernel's page cache, in the background. */
+void cfs_fill_queue(struct cfs *c, const char *run, const char *ver);
 /* A version was written to, a writer opened or closed one of its files. */
 void cfs_track_touch(struct cfs *c, const char *run, const char *ver, int open_delta);
 /* The version was committed, renamed or deleted by someone else. */

@@ -284,6 +284,7 @@ int main(int argc, char **argv)
 	so.inflight_bytes = c.opts.write_buffer;
 	so.direct_io = c.opts.direct_io;
 	so.chunk_size = c.opts.chunk_size;
+	so.resident_bytes = c.opts.resident;
 	so.create = true;
 	/* `umount` returns before the old daemon has closed the store */
 	so.lock_wait_ms = 10000;
@@ -323,6 +324,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ckptfs: cannot start the autocommit thread: %s\n", strerror(-ret));
 		goto out_unmount;
 	}
+	ret = cfs_fill_start(&c);
+	if (ret < 0) {
+		fprintf(stderr, "ckptfs: cannot start the resident tier's thread: %s\n",
+			strerror(-ret));
+		cfs_track_stop(&c);
+		goto out_unmount;
+	}
 	if (notify_fd >= 0) {
 		detach(notify_fd);
 		notify_fd = -1;
@@ -336,6 +344,9 @@ int main(int argc, char **argv)
 out_unmount:
 	notify_set(false);
 	fuse_session_unmount(c.se);
+	/* after the unmount: a stat of the filler's through the mount, which
+	 * no loop thread answers now, has failed (fill.c) */
+	cfs_fill_stop(&c);
 out_signals:
 	fuse_remove_signal_handlers(c.se);
 out_session:

@@ -397,8 +397,10 @@ void cfs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino
 	}
 	if (ret == 0)
 		cfs_nodes_move(c->nodes, a.full, b.full);
-	if (committed)
+	if (committed) {
 		cfs_files_committed(c, a.run, a.ver);
+		cfs_fill_queue(c, b.run, b.ver);
+	}
 free_b:
 	cfs_path_free(&b);
 free_a:

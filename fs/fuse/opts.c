@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { KEY_VERIFY, KEY_WRITE_BUFFER, KEY_ODIRECT, KEY_CHUNK_SIZE, KEY_OPEN_CACHE };
+enum { KEY_VERIFY, KEY_WRITE_BUFFER, KEY_ODIRECT, KEY_CHUNK_SIZE, KEY_OPEN_CACHE, KEY_RESIDENT };
 
 struct raw {
 	struct cfs_opts *o;
@@ -36,6 +36,7 @@ static const struct fuse_opt spec[] = {
 	FUSE_OPT_KEY("odirect=", KEY_ODIRECT),
 	FUSE_OPT_KEY("chunk_size=", KEY_CHUNK_SIZE),
 	FUSE_OPT_KEY("open_cache=", KEY_OPEN_CACHE),
+	FUSE_OPT_KEY("resident=", KEY_RESIDENT),
 	FUSE_OPT_END,
 };
 
@@ -153,6 +154,16 @@ static int proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 			return -1;
 		}
 		return 0;
+	case KEY_RESIDENT:
+		if (cfs_parse_size(v + 1, &r->o->resident) < 0) {
+			fprintf(stderr,
+				"ckptfs: -o resident=%s: expected a size such as 2G, or 0 "
+				"(off)\n",
+				v + 1);
+			r->bad = 1;
+			return -1;
+		}
+		return 0;
 	case KEY_WRITE_BUFFER:
 		if (cfs_parse_size(v + 1, &r->o->write_buffer) < 0 || !r->o->write_buffer) {
 			fprintf(stderr,
@@ -186,6 +197,9 @@ static void usage(void)
 	       "                           that can read use it, so shared mmap works), on\n"
 	       "                           (every open uses it) or off (none does; shared\n"
 	       "                           mmap of a file being written fails with ENODEV)\n"
+	       "    -o resident=SIZE       keep the newest SIZE bytes written in memory and\n"
+	       "                           fill the kernel's page cache with each version\n"
+	       "                           at commit (restore at memory speed; default 0: off)\n"
 	       "    -o keep_last=N, keep_best=N, max_age_days=N\n"
 	       "                           retention for runs that set none (0 = no limit)\n\n");
 }

@@ -684,6 +684,8 @@ static int load_chunk(struct ckpt_file *h, const struct cref *c, uint8_t **buf, 
 	bool verified = false;
 	int ret;
 
+	if (c->len <= cap && res_copy(s->ck.res, c->h, c->len, *buf))
+		return 0; /* held since it was hashed (resident.c) */
 	if (rc_take(s->ck.rc, c, buf, cap, &verified)) {
 		uint8_t hh[CHUNK_HASH_LEN];
 
@@ -871,6 +873,22 @@ void ckpt_file_read_release(struct ckpt_file *h, struct ckpt_rref *r)
 	else
 		pthread_mutex_unlock(&h->lock);
 	r->buf = r->pool = NULL;
+}
+
+ssize_t ckpt_file_read_resident(struct ckpt_file *h, uint64_t off, void *buf, size_t len,
+				uint64_t *next)
+{
+	struct fdata *f = h->f;
+	const struct cref *c;
+
+	*next = UINT64_MAX;
+	if (!h->s->ck.res || !is_final(f) || off >= f->size)
+		return -ENOENT;
+	c = &f->chunks[chunk_at(f, off)];
+	*next = c->off + c->len;
+	if (c->off != off || c->len > len)
+		return -ERANGE;
+	return res_copy(h->s->ck.res, c->h, c->len, buf) ? (ssize_t)c->len : -ENOENT;
 }
 
 /* May this handle change its file now? */

@@ -25,6 +25,8 @@ int chunks_open(struct chunks *ck, struct sb *be, const struct ckpt_store_opts *
 	ret = cw_start(ck, opts->inflight_bytes, &ck->cw);
 	if (ret == 0)
 		ret = rc_start(ck, &ck->rc);
+	if (ret == 0)
+		ret = res_start(opts->resident_bytes, rc_buf_size(ck), &ck->res);
 	return ret;
 }
 
@@ -32,6 +34,8 @@ void chunks_close(struct chunks *ck)
 {
 	rc_stop(ck->rc);
 	ck->rc = NULL;
+	res_stop(ck->res);
+	ck->res = NULL;
 	cw_stop(ck->cw);
 	ck->cw = NULL;
 	cindex_free(&ck->ix);
@@ -74,6 +78,7 @@ int chunk_store(struct chunks *ck, uint8_t *buf, size_t len, struct cw_wait *w, 
 
 	*werr = 0;
 	hash128(buf, len, h);
+	res_put(ck->res, h, buf, len);
 	pthread_mutex_lock(&ck->ilock);
 	e = cindex_find(&ck->ix, h);
 	/* a backend shared with other hosts decides itself whether a chunk is
@@ -202,7 +207,11 @@ bool chunk_needs_verify(struct chunks *ck, const struct cref *c)
 int chunk_load(struct chunks *ck, const struct cref *c, uint8_t *buf, size_t cap)
 {
 	bool verify = chunk_needs_verify(ck, c);
-	int ret = chunk_read_buf(ck, c, buf, cap, verify);
+	int ret;
+
+	if (c->len <= cap && res_copy(ck->res, c->h, c->len, buf))
+		return 0; /* held since it was hashed (resident.c) */
+	ret = chunk_read_buf(ck, c, buf, cap, verify);
 
 	if (ret == -EBADMSG)
 		chunk_mark_bad(ck, c->h);

@@ -66,6 +66,7 @@ struct cref {
 /* ---- the chunk store ---- */
 struct cwriter;
 struct rcache;
+struct resident;
 struct chunks {
 	struct sb *be;
 	pthread_mutex_t ilock; /* the index and its entries */
@@ -74,6 +75,7 @@ struct chunks {
 	enum ckpt_verify_mode verify;
 	struct cwriter *cw;
 	struct rcache *rc;
+	struct resident *res; /* NULL: no resident tier */
 };
 int chunks_open(struct chunks *ck, struct sb *be, const struct ckpt_store_opts *opts);
 /* Waits for every write in flight. */
@@ -164,5 +166,16 @@ uint8_t *rc_buf_alloc(const struct chunks *ck, size_t len, size_t *cap);
 uint8_t *rc_buf_get(struct rcache *rc);
 void rc_buf_put(struct rcache *rc, uint8_t *b);
 size_t rc_cap(const struct rcache *rc);
+
+/* ---- the resident tier (resident.c) ---- */
+/* budget 0: *out = NULL (no tier; the calls below do nothing). Slots of
+ * `slot` bytes (the largest chunk), budget / slot of them. */
+int res_start(size_t budget, size_t slot, struct resident **out);
+void res_stop(struct resident *r);
+/* Keep a copy of chunk h (its bytes just hashed), evicting the oldest. */
+void res_put(struct resident *r, const uint8_t *h, const uint8_t *buf, size_t len);
+/* Copy chunk h of len bytes into buf if it is resident. */
+bool res_copy(struct resident *r, const uint8_t *h, uint32_t len, uint8_t *buf);
+void res_stats(struct resident *r, uint64_t *bytes, uint64_t *budget, uint64_t *hits);
 
 #endif /* CKPTFS_CHUNK_I_H */

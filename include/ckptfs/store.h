@@ -89,6 +89,9 @@ struct ckpt_store_opts {
 	 * the list of runs. NULL: not told. */
 	void (*changed)(void *arg, const char *run, const char *version);
 	void *changed_arg;
+	/* Added with the resident tier: bytes of the most recently stored
+	 * chunks kept in memory (read back without the disk); 0 = none. */
+	size_t resident_bytes;
 };
 
 enum ckpt_vstate {
@@ -349,6 +352,13 @@ struct ckpt_rref {
 ssize_t ckpt_file_read_ref(struct ckpt_file *f, size_t len, uint64_t off, const void **p,
 			   struct ckpt_rref *r);
 void ckpt_file_read_release(struct ckpt_file *f, struct ckpt_rref *r);
+/* The chunk of a committed file that starts at `off`, copied into buf (len
+ * bytes of room) if the resident tier holds it: its length; -ENOENT when it
+ * is not resident (or there is no tier, or off is at the end), -ERANGE when
+ * no chunk starts at off or it does not fit. *next: where the chunk holding
+ * off ends (UINT64_MAX at the end). Never reads the backing store. */
+ssize_t ckpt_file_read_resident(struct ckpt_file *f, uint64_t off, void *buf, size_t len,
+				uint64_t *next);
 ssize_t ckpt_file_pwrite(struct ckpt_file *f, const void *buf, size_t len, uint64_t off);
 int ckpt_file_ftruncate(struct ckpt_file *f, uint64_t size);
 /* ckpt_node_setattr through a handle (the file may have been unlinked). */

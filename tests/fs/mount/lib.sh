@@ -139,6 +139,20 @@ xattr() {
 	getfattr --only-values -n "$1" "$2" 2>/dev/null
 }
 
+# need_drop: skip the test (77) unless the page cache can be dropped (root);
+# then drop drops it.
+need_drop() {
+	if ! [ -w /proc/sys/vm/drop_caches ]; then
+		echo "SKIP: dropping the page cache (/proc/sys/vm/drop_caches) needs root"
+		exit 77
+	fi
+}
+
+drop() {
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+}
+
 # xxh PATH: what xxhsum -H2 prints for a file (its progress display on
 # stderr is dropped; a read error leaves the output empty).
 xxh() {

@@ -11,15 +11,7 @@
 . "$(dirname "$0")/lib.sh"
 lib_init "$@"
 
-if ! [ -w /proc/sys/vm/drop_caches ]; then
-	echo "SKIP: dropping the page cache (/proc/sys/vm/drop_caches) needs root"
-	exit 77
-fi
-
-drop() {
-	sync
-	echo 3 >/proc/sys/vm/drop_caches
-}
+need_drop
 
 head -c $((3 << 20)) /dev/urandom >"$T/a"
 head -c $((3 << 20)) /dev/urandom >"$T/b"

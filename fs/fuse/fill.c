@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: MIT
+/*
+ * fill.c - with -o resident=SIZE, a version just committed is pushed into
+ * the kernel's page cache (FUSE_NOTIFY_STORE) from the resident tier
+ * (fs/store/resident.c), so that the trainer that resumes from it after a
+ * fault reads at memory speed, through read(2) or mmap alike, and so do all
+ * ranks of the host. Files of committed versions keep their page cache
+ * across opens (keep_cache, ops_file.c), so the pages stay until the kernel
+ * needs the memory; what it evicts is read from the store again, checked.
+ *
+ * One thread does it after the commit has returned: the commit does not
+ * wait, and the writer's next checkpoint does not either. Only chunks that
+ * are resident are pushed (no disk read is made for this), only into
+ * inodes the kernel knows (the writer's), one chunk per notification.
+ */
+#include "ckptfs_i.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define FILL_QUEUE 64
+
+struct fill_job {
+	char run[CKPT_NAME_MAX + 1];
+	char ver[CKPT_NAME_MAX + 1];
+};
+
+struct cfs_fill {
+	struct cfs *c;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct fill_job q[FILL_QUEUE];
+	size_t head, n;
+	bool stop;
+	pthread_t thread;
+	uint8_t *buf;
+	size_t cap;
+};
+
+static struct cfs_fill *filler;
+
+static bool stopping(struct cfs_fill *fl)
+{
+	bool stop;
+
+	pthread_mutex_lock(&fl->lock);
+	stop = fl->stop;
+	pthread_mutex_unlock(&fl->lock);
+	return stop;
+}
+
+/* Push the resident chunks of one file into the kernel's cache of ino. */
+static void fill_file(struct cfs_fill *fl, const struct fill_job *j, const char *rel,
+		      fuse_ino_t ino)
+{
+	struct cfs *c = fl->c;
+	struct ckpt_file *f;
+	uint64_t off = 0, next;
+	struct stat st;
+	char *mp;
+
+	if (ckpt_file_open(c->store, j->run, j->ver, rel, O_RDONLY, 0, &f) < 0)
+		return;
+	/*
+	 * The kernel set the file's mtime itself at each direct write; at the
+	 * next attributes from ckptfs it would see another mtime and drop the
+	 * file's cache (auto_inval_data). So first make it take ckptfs's
+	 * attributes (a stat through the mount, answered by the loop's
+	 * threads), then fill.
+	 */
+	fuse_lowlevel_notify_inval_inode(c->se, ino, -1, 0);
+	if (asprintf(&mp, "%s/%s/%s/%s", c->opts.mountpoint, j->run, j->ver, rel) >= 0) {
+		stat(mp, &st);
+		free(mp);
+	}
+	while (!stopping(fl)) {
+		ssize_t n = ckpt_file_read_resident(f, off, fl->buf, fl->cap, &next);
+
+		if (n > 0) {
+			struct fuse_bufvec bv = FUSE_BUFVEC_INIT((size_t)n);
+			int ret;
+
+			bv.buf[0].mem = fl->buf;
+			ret = fuse_lowlevel_notify_store(c->se, ino, (off_t)off, &bv, 0);
+			if (ret < 0)
+				break; /* the kernel forgot the inode, or the mount is going */
+		} else if ((n != -ENOENT && n != -ERANGE) || next == UINT64_MAX) {
+			break;
+		}
+		off = next;
+	}
+	ckpt_file_close(f);
+}
+
+/* Every file of the version, depth first. */
+static void fill_dir(struct cfs_fill *fl, const struct fill_job *j, const char *rel, int depth)
+{
+	struct cfs *c = fl->c;
+	char **names;
+	size_t n;
+
+	if (depth > 64 || ckpt_node_list(c->store, j->run, j->ver, rel, &names, &n) < 0)
+		return;
+	for (size_t i = 0; i < n && !stopping(fl); i++) {
+		struct ckpt_node_stat st;
+		char *sub, *full;
+
+		if (asprintf(&sub, "%s%s%s", rel, rel[0] ? "/" : "", names[i]) < 0)
+			break;
+		if (ckpt_node_stat(c->store, j->run, j->ver, sub, &st) == 0) {
+			if (st.type == CKPT_NODE_DIR) {
+				fill_dir(fl, j, sub, depth + 1);
+			} else if (st.type == CKPT_NODE_FILE &&
+				   asprintf(&full, "%s/%s/%s", j->run, j->ver, sub) >= 0) {
+				fuse_ino_t ino = cfs_nodes_find(c->nodes, full);
+
+				if (ino)
+					fill_file(fl, j, sub, ino);
+				free(full);
+			}
+		}
+		free(sub);
+	}
+	ckpt_strv_free(names, n);
+}
+
+static void *fill_main(void *arg)
+{
+	struct cfs_fill *fl = arg;
+
+	pthread_mutex_lock(&fl->lock);
+	for (;;) {
+		struct fill_job j;
+
+		while (!fl->n && !fl->stop)
+			pthread_cond_wait(&fl->cond, &fl->lock);
+		if (fl->stop)
+			break;
+		j = fl->q[fl->head];
+		fl->head = (fl->head + 1) % FILL_QUEUE;
+		fl->n--;
+		pthread_mutex_unlock(&fl->lock);
+		fill_dir(fl, &j, "", 0);
+		pthread_mutex_lock(&fl->lock);
+	}
+	pthread_mutex_unlock(&fl->lock);
+	return NULL;
+}
+
+int cfs_fill_start(struct cfs *c)
+{
+	struct cfs_fill *fl;
+	int ret;
+
+	if (!c->opts.resident)
+		return 0;
+	fl = calloc(1, sizeof(*fl));
+	if (!fl)
+		return -ENOMEM;
+	fl->c = c;
+	/* the largest chunk a store can have (opts.c: chunk_size <= 64M) */
+	fl->cap = c->opts.chunk_size > (1u << 20) ? c->opts.chunk_size * 4 : (4u << 20);
+	fl->buf = malloc(fl->cap);
+	if (!fl->buf) {
+		free(fl);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&fl->lock, NULL);
+	pthread_cond_init(&fl->cond, NULL);
+	ret = pthread_create(&fl->thread, NULL, fill_main, fl);
+	if (ret) {
+		free(fl->buf);
+		free(fl);
+		return -ret;
+	}
+	filler = fl;
+	return 0;
+}
+
+void cfs_fill_stop(struct cfs *c)
+{
+	struct cfs_fill *fl = filler;
+
+	(void)c;
+	if (!fl)
+		return;
+	pthread_mutex_lock(&fl->lock);
+	fl->stop = true;
+	pthread_cond_broadcast(&fl->cond);
+	pthread_mutex_unlock(&fl->lock);
+	pthread_join(fl->thread, NULL);
+	pthread_mutex_destroy(&fl->lock);
+	pthread_cond_destroy(&fl->cond);
+	free(fl->buf);
+	free(fl);
+	filler = NULL;
+}
+
+void cfs_fill_queue(struct cfs *c, const char *run, const char *ver)
+{
+	struct cfs_fill *fl = filler;
+
+	(void)c;
+	if (!fl)
+		return;
+	pthread_mutex_lock(&fl->lock);
+	if (fl->n < FILL_QUEUE) {
+		struct fill_job *j = &fl->q[(fl->head + fl->n) % FILL_QUEUE];
+
+		snprintf(j->run, sizeof(j->run), "%s", run);
+		snprintf(j->ver, sizeof(j->ver), "%s", ver);
+		fl->n++;
+		pthread_cond_signal(&fl->cond);
+	}
+	pthread_mutex_unlock(&fl->lock);
+}

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# t_resident.sh - the resident tier (-o resident=SIZE, fs/store/resident.c,
+# fs/fuse/fill.c): a version just committed is pushed into the kernel's page
+# cache from the daemon's memory, reads back equal; with the page cache
+# dropped it is read from the daemon's memory (the bytes it hashed when they
+# were written), so a chunk damaged on disk since does not matter while it
+# is resident, and without the tier (a fresh mount) the same read goes to
+# the disk and is checked (EIO). The daemon's RSS stays within the budget +
+# 64 MiB while more than the budget is written, and what no longer fits is
+# read from the store as before.
+#
+# Dropping the page cache needs root; fincore (util-linux) shows the cache.
+. "$(dirname "$0")/lib.sh"
+lib_init "$@"
+
+need_drop
+
+# cached PATH: pages of PATH in the kernel's page cache
+cached() {
+	fincore -nb -o PAGES "$1" | tr -d ' '
+}
+
+rss_kib() {
+	awk '/VmRSS/ {print $2}' "/proc/$DPID/status"
+}
+
+head -c $((12 << 20)) /dev/urandom >"$T/a"
+head -c $((48 << 20)) /dev/urandom >"$T/big"
+
+mount_fs -o resident=32M
+mkdir -p "$MNT/r/v1.tmp" || fail "mkdir"
+dd if="$T/a" of="$MNT/r/v1.tmp/data" bs=1M status=none || fail "write v1"
+mv "$MNT/r/v1.tmp" "$MNT/r/v1" || fail "commit v1"
+
+note "the commit fills the kernel's cache of the file (in the background)"
+if command -v fincore >/dev/null; then
+	want=$(((12 << 20) / $(getconf PAGESIZE)))
+	for _ in $(seq 1 300); do
+		[ "$(cached "$MNT/r/v1/data")" = "$want" ] && break
+		sleep 0.1
+	done
+	[ "$(cached "$MNT/r/v1/data")" = "$want" ] ||
+		fail "v1/data: $(cached "$MNT/r/v1/data") of $want pages cached after the commit"
+fi
+cmp "$T/a" "$MNT/r/v1/data" || fail "v1 does not read back"
+
+note "page cache dropped, a chunk damaged on disk: read from the daemon's memory"
+flip_stored "$T/a" $((5 << 20)) || fail "could not find v1's bytes in the store"
+drop
+cmp "$T/a" "$MNT/r/v1/data" || fail "v1 read from the resident tier differs"
+[ "$(xattr user.ckpt.state "$MNT/r/v1")" = committed ] || fail "v1 is not committed"
+
+note "more than the budget: RSS stays within it + 64 MiB, the rest comes from the store"
+mkdir -p "$MNT/r/v2.tmp" || fail "mkdir v2"
+dd if="$T/big" of="$MNT/r/v2.tmp/data" bs=1M status=none || fail "write v2"
+mv "$MNT/r/v2.tmp" "$MNT/r/v2" || fail "commit v2"
+rss=$(rss_kib)
+[ "$rss" -le $(((32 + 64) << 10)) ] || fail "daemon RSS $rss KiB > budget 32 MiB + 64 MiB"
+drop
+cmp "$T/big" "$MNT/r/v2/data" || fail "v2 does not read back"
+# v1's chunks were evicted by v2's: its damaged chunk is read from disk now
+expect_err "Input/output error" sh -c "cat '$MNT/r/v1/data' >/dev/null"
+alive "after the reads"
+umount_fs
+
+note "a fresh mount without the tier reads the damaged chunk from disk: EIO"
+mount_fs
+mkdir -p "$MNT/r/v3.tmp" && cp "$T/a" "$MNT/r/v3.tmp/data" && mv "$MNT/r/v3.tmp" "$MNT/r/v3" ||
+	fail "v3"
+drop
+# v3 dedups onto v1's chunks, the damaged one included: read from disk, checked
+expect_err "Input/output error" sh -c "cat '$MNT/r/v3/data' >/dev/null"
+umount_fs
+echo PASS
