@@ -508,7 +508,7 @@ static enum MHD_Result ckpt_route(struct MHD_Connection *c, const char *method, 
 			for (size_t i = 0; i < n; i++)
 				deleted += rm_rf(vs[i].path) == 0;
 		free(vs);
-		op->checkpoint[0] = '\0';
+		op_set_str(&op->checkpoint, "");
 		op->updated_at = now_s();
 		db_save_op(op);
 		return send_json(c, 200, json_pack("{si}", "deleted", deleted));

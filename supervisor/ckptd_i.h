@@ -105,10 +105,13 @@ struct op {
 	int recoveries;	 /* recoveries done, for the API */
 	char reason[512];
 	int exit_code, exit_signal; /* -1 when none */
-	char run_dir[CKPTD_PATH_MAX];
-	char checkpoint[CKPTD_PATH_MAX]; /* newest good version, "" when none */
-	char resume_from[CKPTD_PATH_MAX];
-	char pinned[CKPTD_PATH_MAX];
+	/* paths on the heap, never NULL ("" when none; set with op_set_str):
+	 * ckptd holds every operation of its history, and four PATH_MAX
+	 * buffers were most of the 19 KiB of each */
+	char *run_dir;
+	char *checkpoint; /* newest good version, "" when none */
+	char *resume_from;
+	char *pinned;
 	int64_t skip_batches;
 	double created_at, updated_at, finished_at, not_before, restart_at;
 	double queued_at; /* place in the queue for GPUs: submission or resume */
@@ -131,7 +134,6 @@ struct op {
 	char master_addr[64]; /* MASTER_ADDR: node 0's (rdzv), else 127.0.0.1 */
 	struct rdzv *rz;      /* a gang across hosts (resources.rdzv); else NULL */
 	double stop_deadline, next_poll;
-	double saved_at; /* when ops_tick last saved progress (dirty) */
 	bool killed, dirty;
 	int64_t step, epoch;
 	double loss, val_loss;
@@ -278,6 +280,7 @@ bool is_mountpoint(const char *path);
 /* ranks.c */
 int ranks_setup(struct op *op);
 void ranks_free(struct op *op);
+void ranks_end(struct op *op);
 void rank_dir(const struct op *op, const struct rank *r, char *buf, size_t len);
 void rank_log(const struct op *op, const struct rank *r, char *buf, size_t len);
 void rank_notify_name(const struct op *op, const struct rank *r, char *buf, size_t len);
@@ -299,6 +302,7 @@ void build_resolved_spec(struct op *op);
 /* ops.c */
 struct op *op_find(const char *id);
 struct op *op_new(void);
+int op_set_str(char **dst, const char *src);
 void op_free(struct op *op);
 void op_link(struct op *op);
 int op_load_spec(struct op *op, char *err, size_t errlen);

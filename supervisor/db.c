@@ -179,19 +179,55 @@ static int exec(const char *sql)
 	return 0;
 }
 
-int db_begin(void)
+/* Transactions nest: inside another, db_begin is a savepoint, so work that
+ * is its own transaction elsewhere (a batch of steps) can also be part of a
+ * larger one (metrics_tick's: every operation's once a second, one fsync). */
+static int tx_depth;
+
+static int savepoint(const char *verb, int n)
 {
-	return exec("BEGIN IMMEDIATE");
+	char sql[48];
+
+	snprintf(sql, sizeof(sql), "%s s%d", verb, n);
+	return exec(sql);
 }
 
+int db_begin(void)
+{
+	int ret = tx_depth ? savepoint("SAVEPOINT", tx_depth) : exec("BEGIN IMMEDIATE");
+
+	if (ret == 0)
+		tx_depth++;
+	return ret;
+}
+
+/* On failure the transaction stays open for db_rollback(). */
 int db_commit(void)
 {
-	return exec("COMMIT");
+	int ret;
+
+	if (tx_depth > 1) {
+		ret = savepoint("RELEASE", tx_depth - 1);
+		if (ret == 0)
+			tx_depth--;
+		return ret;
+	}
+	ret = exec("COMMIT");
+	if (ret == 0)
+		tx_depth = 0;
+	return ret;
 }
 
 void db_rollback(void)
 {
+	if (tx_depth > 1) {
+		savepoint("ROLLBACK TO", tx_depth - 1);
+		savepoint("RELEASE", tx_depth - 1);
+		tx_depth--;
+		return;
+	}
 	exec("ROLLBACK");
+	tx_depth = 0;
 }
 
 static void bind_text(sqlite3_stmt *st, int i, const char *s)
@@ -337,6 +373,13 @@ static void col_text(sqlite3_stmt *st, int i, char *dst, size_t len)
 	snprintf(dst, len, "%s", s ? (const char *)s : "");
 }
 
+static void col_str(sqlite3_stmt *st, int i, char **dst)
+{
+	const unsigned char *s = sqlite3_column_text(st, i);
+
+	op_set_str(dst, s ? (const char *)s : "");
+}
+
 int db_load_ops(void)
 {
 	sqlite3_stmt *st;
@@ -370,10 +413,10 @@ int db_load_ops(void)
 		col_text(st, 7, op->reason, sizeof(op->reason));
 		op->exit_code = sqlite3_column_int(st, 8);
 		op->exit_signal = sqlite3_column_int(st, 9);
-		col_text(st, 10, op->run_dir, sizeof(op->run_dir));
-		col_text(st, 11, op->checkpoint, sizeof(op->checkpoint));
-		col_text(st, 12, op->resume_from, sizeof(op->resume_from));
-		col_text(st, 13, op->pinned, sizeof(op->pinned));
+		col_str(st, 10, &op->run_dir);
+		col_str(st, 11, &op->checkpoint);
+		col_str(st, 12, &op->resume_from);
+		col_str(st, 13, &op->pinned);
 		op->skip_batches = sqlite3_column_int64(st, 14);
 		op->created_at = sqlite3_column_double(st, 15);
 		op->updated_at = sqlite3_column_double(st, 16);

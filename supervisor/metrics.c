@@ -6,8 +6,9 @@
  * saves take and how old the newest checkpoint is.
  *
  * Steps are buffered per operation and written in one transaction at most
- * once a second (and before every read), so a trainer reporting thousands
- * of steps a second costs one fsync a second, not one per step; a ckptd
+ * once a second for all operations (and before every read), so trainers
+ * reporting thousands of steps a second cost one fsync a second, not one
+ * per step; a ckptd
  * killed with -9 loses at most that last second of points. Steps older than
  * the newest step minus metrics_keep_steps (default 100,000) are pruned in
  * batches of a tenth of that.
@@ -219,17 +220,37 @@ int metrics_flush(struct op *op)
 	return 0;
 }
 
+/* Once a FLUSH_S, in one transaction (one fsync instead of one per
+ * operation and kind): every operation's waiting steps and the progress of
+ * every running one that reported (op->dirty, ops.c). */
 void metrics_tick(double now, double *next)
 {
-	for (struct op *op = g.ops; op; op = op->next) {
-		struct op_metrics *m = op->mx;
+	static double due;
+	bool any = false, tx;
 
-		if (!m || !m->npend)
-			continue;
-		if (now - m->last_flush >= FLUSH_S)
+	if (now < due) {
+		if (due < *next)
+			*next = due;
+		return;
+	}
+	due = now + FLUSH_S;
+	for (struct op *op = g.ops; op && !any; op = op->next)
+		any = (op->mx && op->mx->npend) || (op->dirty && op->status == OP_RUNNING);
+	if (!any)
+		return;
+	tx = db_begin() == 0;
+	for (struct op *op = g.ops; op; op = op->next) {
+		if (op->dirty && op->status == OP_RUNNING) {
+			op->dirty = false;
+			db_save_op(op);
+		}
+		if (op->mx && op->mx->npend)
 			metrics_flush(op);
-		else if (m->last_flush + FLUSH_S < *next)
-			*next = m->last_flush + FLUSH_S;
+	}
+	if (tx && db_commit() < 0) {
+		ckptd_log("cannot save the last second's step metrics and progress; they are "
+			  "lost (the next reports save them again)");
+		db_rollback();
 	}
 }
 

@@ -36,12 +36,33 @@ enum det_kind { DET_EXIT, DET_HANG, DET_NAN, DET_SPIKE, DET_CORRUPTED, DET_VERIF
 static void recover_after_stop(struct op *op);
 static void stopped(struct op *op);
 
+/* Sets one of an operation's heap strings to a copy of src; on ENOMEM it
+ * keeps the old value. */
+int op_set_str(char **dst, const char *src)
+{
+	char *n;
+
+	if (*dst && !strcmp(*dst, src))
+		return 0;
+	n = strdup(src);
+	if (!n)
+		return -ENOMEM;
+	free(*dst);
+	*dst = n;
+	return 0;
+}
+
 struct op *op_new(void)
 {
 	struct op *op = calloc(1, sizeof(*op));
 
 	if (!op)
 		return NULL;
+	if (op_set_str(&op->run_dir, "") || op_set_str(&op->checkpoint, "") ||
+	    op_set_str(&op->resume_from, "") || op_set_str(&op->pinned, "")) {
+		op_free(op);
+		return NULL;
+	}
 	op->exit_code = -1;
 	op->exit_signal = -1;
 	op->bad_step = -1;
@@ -57,6 +78,10 @@ void op_free(struct op *op)
 	ckpt_jobspec_free(&op->spec);
 	free(op->spec_json);
 	metrics_free(op);
+	free(op->run_dir);
+	free(op->checkpoint);
+	free(op->resume_from);
+	free(op->pinned);
 	free(op);
 }
 
@@ -224,7 +249,7 @@ static void finish(struct op *op, enum op_status st, const char *event, const ch
 {
 	if (op->pinned[0]) {
 		version_pin(op->pinned, false);
-		op->pinned[0] = '\0';
+		op_set_str(&op->pinned, "");
 	}
 	op_refresh_checkpoint(op);
 	op->status = st;
@@ -245,6 +270,7 @@ static void finish(struct op *op, enum op_status st, const char *event, const ch
 	 * afresh): a long history of finished operations holds none */
 	if (metrics_flush(op) == 0)
 		metrics_free(op);
+	ranks_end(op);
 	transition(op, event, reason, op->checkpoint, op->have_step ? op->step : -1, -1, 0);
 	if (st == OP_FAILED)
 		run_hook(op, op->spec.recovery.on_failure, "on_failure", NULL, NULL);
@@ -420,7 +446,7 @@ static void select_checkpoint(struct op *op)
 			 "; none found: restarting from scratch");
 	}
 	delay = backoff_ms(op, n);
-	snprintf(op->resume_from, sizeof(op->resume_from), "%s", cp);
+	op_set_str(&op->resume_from, cp);
 	op->stage = STAGE_BACKOFF;
 	op->restart_at = now_s() + (double)delay / 1000.0;
 	transition(op, "checkpoint_selected", note, cp, version_step(cp), delay, 0);
@@ -479,7 +505,7 @@ static void relaunch(struct op *op, const char *event)
 		version_pin(op->pinned, false);
 	if (op->resume_from[0]) {
 		version_pin(op->resume_from, true);
-		snprintf(op->pinned, sizeof(op->pinned), "%s", op->resume_from);
+		op_set_str(&op->pinned, op->resume_from);
 	}
 	op->attempt++;
 	op->stage = STAGE_LAUNCHING;
@@ -515,10 +541,10 @@ void op_refresh_checkpoint(struct op *op)
 
 	if (versions_list(op->run_dir, &vs, &n) < 0)
 		return;
-	op->checkpoint[0] = '\0';
+	op_set_str(&op->checkpoint, "");
 	for (size_t i = 0; i < n; i++)
 		if (!strcmp(vs[i].state, "committed")) {
-			snprintf(op->checkpoint, sizeof(op->checkpoint), "%s", vs[i].path);
+			op_set_str(&op->checkpoint, vs[i].path);
 			break;
 		}
 	free(vs);
@@ -570,7 +596,7 @@ static int reconcile_versions(struct op *op, const char *reason, bool newest)
 		if (newest) {
 			snprintf(op->last_seen_version, sizeof(op->last_seen_version), "%s",
 				 vs[i].name);
-			snprintf(op->checkpoint, sizeof(op->checkpoint), "%s", vs[i].path);
+			op_set_str(&op->checkpoint, vs[i].path);
 		}
 		checkpoint_event(op, vs[i].path, vs[i].step, reason);
 	}
@@ -704,6 +730,9 @@ static void spike_check(struct op *op, struct rank *r, double loss)
 {
 	const double f = op->spec.recovery.loss_spike.factor;
 	char reason[200];
+
+	if (!r->ring && op->ring_len > 0) /* ranks_end() freed it, or never made */
+		r->ring = calloc((size_t)op->ring_len, sizeof(double));
 
 	if (f > 0 && r->ring && r->ring_count >= op->ring_len) {
 		double avg = r->ring_sum / (double)r->ring_count;
@@ -850,7 +879,7 @@ static void on_checkpoint_report(struct op *op, struct rank *rk, const char *pat
 		detect(op, rk, DET_VERIFY, reason, rk->have_step ? rk->step : -1, false);
 		return;
 	}
-	snprintf(op->checkpoint, sizeof(op->checkpoint), "%s", v.path);
+	op_set_str(&op->checkpoint, v.path);
 	snprintf(op->last_seen_version, sizeof(op->last_seen_version), "%s", v.name);
 	checkpoint_event(op, v.path, v.step, "reported by the trainer");
 }
@@ -1016,7 +1045,7 @@ int op_gang_choose(struct op *op, int64_t bad_step, double bad_since, char *path
 void op_gang_start(struct op *op, const char *resume, int port, const char *addr, int64_t delay_ms,
 		   const char *note)
 {
-	snprintf(op->resume_from, sizeof(op->resume_from), "%s", resume);
+	op_set_str(&op->resume_from, resume);
 	snprintf(op->master_addr, sizeof(op->master_addr), "%s", addr);
 	op->master_port = port;
 	op->stage = STAGE_BACKOFF;
@@ -1140,8 +1169,6 @@ static bool hang_check(struct op *op, double now, double hb, double *next)
 	return false;
 }
 
-#define PROGRESS_SAVE_S 1.0
-
 void ops_tick(double now, double *next)
 {
 #define NEXT(t)                                                                                    \
@@ -1192,17 +1219,10 @@ void ops_tick(double now, double *next)
 					now + (double)op->spec.recovery.poll_interval_ms / 1000;
 			}
 			NEXT(op->next_poll);
-			/* progress (step, loss) is saved at most once a PROGRESS_SAVE_S:
-			 * each save is a transaction with its fsync, and a trainer
-			 * reports many times a second; status changes are saved
-			 * where they happen */
-			if (op->dirty && now >= op->saved_at + PROGRESS_SAVE_S) {
-				op->dirty = false;
-				op->saved_at = now;
-				db_save_op(op);
-			} else if (op->dirty) {
-				NEXT(op->saved_at + PROGRESS_SAVE_S);
-			}
+			/* progress (step, loss; op->dirty) is saved by metrics_tick
+			 * once a second with the step metrics, in one transaction:
+			 * a trainer reports many times a second; status changes are
+			 * saved where they happen */
 			break;
 		}
 		case OP_RECOVERING:
@@ -1338,7 +1358,15 @@ static struct op *make_op(const char *spec_json_in, const char *body, size_t len
 		*ret = -ENOMEM;
 		goto fail;
 	}
-	snprintf(op->run_dir, sizeof(op->run_dir), "%s/%s", g.mount, op->id);
+	{
+		char rd[CKPTD_PATH_MAX + CKPTD_ID_MAX];
+
+		snprintf(rd, sizeof(rd), "%s/%s", g.mount, op->id);
+		if (op_set_str(&op->run_dir, rd)) {
+			*ret = -ENOMEM;
+			goto fail;
+		}
+	}
 	op->created_at = op->updated_at = now_s();
 	op->status = OP_PENDING;
 	op->not_before = op->created_at;
@@ -1366,7 +1394,14 @@ static struct op *make_op(const char *spec_json_in, const char *body, size_t len
 	if (*ret)
 		goto fail;
 	if (op->rz) { /* the hosts of a gang share one run dir, and etcd */
-		rdzv_run_dir(op, op->run_dir, sizeof(op->run_dir));
+		char rd[CKPTD_PATH_MAX];
+
+		snprintf(rd, sizeof(rd), "%s", op->run_dir);
+		rdzv_run_dir(op, rd, sizeof(rd));
+		if (op_set_str(&op->run_dir, rd)) {
+			*ret = -ENOMEM;
+			goto fail;
+		}
 		*ret = rdzv_check(op, err, errlen);
 		if (*ret)
 			goto fail;
@@ -1504,7 +1539,7 @@ int op_resume(struct op *op, char *err, size_t errlen)
 		snprintf(err, errlen, "no checkpoint to resume from (%s)", note);
 		return -EBUSY;
 	}
-	snprintf(op->resume_from, sizeof(op->resume_from), "%s", cp);
+	op_set_str(&op->resume_from, cp);
 	op->status = OP_PENDING;
 	op->cancel_requested = false;
 	op->finished_at = 0;

@@ -46,12 +46,22 @@ int ranks_setup(struct op *op)
 		r->notify_fd = -1;
 		r->exit_code = -1;
 		r->exit_signal = -1;
-		if (op->ring_len > 0)
-			r->ring = calloc((size_t)op->ring_len, sizeof(double));
-		if (op->ring_len > 0 && !r->ring)
-			return -ENOMEM;
+		/* r->ring: from the first loss of an attempt until the operation
+		 * ends (spike_check, ranks_end) */
 	}
 	return 0;
+}
+
+/* The operation has ended: what only an attempt needs goes (a long history
+ * of finished operations holds no moving averages). */
+void ranks_end(struct op *op)
+{
+	for (int i = 0; i < op->nranks; i++) {
+		free(op->r[i].ring);
+		op->r[i].ring = NULL;
+		op->r[i].ring_pos = op->r[i].ring_count = 0;
+		op->r[i].ring_sum = 0;
+	}
 }
 
 void ranks_free(struct op *op)
