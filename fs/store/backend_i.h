@@ -37,6 +37,8 @@ struct sb_put {
 	uint8_t h[CHUNK_HASH_LEN];
 	const uint8_t *buf;
 	size_t len;
+	bool replace; /* the stored chunk was read corrupt: overwrite it, even
+		       * where an existing one would count as stored (rados) */
 	void (*done)(struct sb_put *p, int res);
 };
 

@@ -73,7 +73,7 @@ int chunk_store(struct chunks *ck, uint8_t *buf, size_t len, struct cw_wait *w, 
 		int *werr)
 {
 	struct centry *e;
-	bool write;
+	bool write, bad;
 	int ret;
 
 	*werr = 0;
@@ -85,7 +85,8 @@ int chunk_store(struct chunks *ck, uint8_t *buf, size_t len, struct cw_wait *w, 
 	 * there (another host's gc may have removed one this index knows) */
 	write = !e || e->state == CE_FAILED || e->bad || !ck->be->local_dedup ||
 		!chunk_plausible(ck, e);
-	if (e && e->bad)
+	bad = e && e->bad;
+	if (bad)
 		store_log(
 			"rewriting chunk found corrupt earlier, with good bytes of the same hash");
 	if (e)
@@ -108,7 +109,7 @@ int chunk_store(struct chunks *ck, uint8_t *buf, size_t len, struct cw_wait *w, 
 		buf_release(ck, buf, w);
 		return 0;
 	}
-	ret = cw_write(ck->cw, h, buf, len, w);
+	ret = cw_write(ck->cw, h, buf, len, w, bad);
 	if (ret < 0) {
 		pthread_mutex_lock(&ck->ilock);
 		e = cindex_find(&ck->ix, h);

@@ -140,7 +140,8 @@ int cw_start(struct chunks *ck, size_t budget, struct cwriter **out);
 void cw_stop(struct cwriter *cw);
 /* Write `buf` as chunk `h` (see chunk_store for `w`); blocks while the
  * in-flight budget is used up (backpressure). */
-int cw_write(struct cwriter *cw, const uint8_t *h, uint8_t *buf, size_t len, struct cw_wait *w);
+int cw_write(struct cwriter *cw, const uint8_t *h, uint8_t *buf, size_t len, struct cw_wait *w,
+	     bool replace);
 int cw_wait_done(struct cwriter *cw, struct cw_wait *w);
 /* Wait until every write queued so far has completed. */
 void cw_drain(struct cwriter *cw);

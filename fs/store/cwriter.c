@@ -131,7 +131,8 @@ void cw_stop(struct cwriter *cw)
 	free(cw);
 }
 
-int cw_write(struct cwriter *cw, const uint8_t *h, uint8_t *buf, size_t len, struct cw_wait *w)
+int cw_write(struct cwriter *cw, const uint8_t *h, uint8_t *buf, size_t len, struct cw_wait *w,
+	     bool replace)
 {
 	struct cw_req *r = calloc(1, sizeof(*r));
 	int ret;
@@ -144,6 +145,7 @@ int cw_write(struct cwriter *cw, const uint8_t *h, uint8_t *buf, size_t len, str
 	memcpy(r->p.h, h, CHUNK_HASH_LEN);
 	r->p.buf = buf;
 	r->p.len = len;
+	r->p.replace = replace;
 	r->p.done = cw_done;
 	r->cw = cw;
 	r->buf = buf;

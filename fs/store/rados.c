@@ -200,7 +200,9 @@ static int rados_chunk_put(struct sb *b, struct sb_put *p)
 		free(w);
 		return -ENOMEM;
 	}
-	rados_write_op_create(op, LIBRADOS_CREATE_EXCLUSIVE, NULL);
+	/* an existing object is a dedup hit, unless it is the damaged one */
+	if (!p->replace)
+		rados_write_op_create(op, LIBRADOS_CREATE_EXCLUSIVE, NULL);
 	rados_write_op_write_full(op, (const char *)p->buf, p->len);
 	ret = rados_aio_write_op_operate(op, r->io, c, oid, NULL, 0);
 	rados_release_write_op(op);

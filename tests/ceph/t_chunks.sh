@@ -84,5 +84,22 @@ for h in A B C; do
 	read_fails() { ! cat "$T/$1/run/v2/big" >/dev/null 2>&1; }
 	wait_for read_fails $h || fail "v2 read on $h after it was marked corrupt"
 done
+
+note "the same bytes written again replace the damaged object"
+# B read the damaged chunk: its write of the same bytes must overwrite the
+# object, where any other existing object counts as stored (dedup)
+mkdir "$B/run/v3.tmp" && cp "$T/big" "$B/run/v3.tmp/big" && mv "$B/run/v3.tmp" "$B/run/v3" ||
+	fail "commit v3 on B"
+R get "ckptfs.c.$hex" "$T/chunk.now" || fail "rados get after the rewrite"
+python3 -c '
+import sys
+b=bytearray(open(sys.argv[1],"rb").read()); b[1000]^=0x40
+sys.exit(0 if bytes(b)==open(sys.argv[2],"rb").read() else 1)' "$T/chunk" "$T/chunk.now" ||
+	fail "the damaged chunk object was not replaced by the same bytes written again"
+sync && echo 3 >/proc/sys/vm/drop_caches
+for h in A C; do
+	wait_for test -e "$T/$h/run/v3" || fail "v3 not on $h"
+	cmp "$T/big" "$T/$h/run/v3/big" || fail "v3 read on $h"
+done
 for h in A B C; do umount_host $h; done
 echo PASS
