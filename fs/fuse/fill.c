@@ -11,7 +11,8 @@
  * One thread does it after the commit has returned: the commit does not
  * wait, and the writer's next checkpoint does not either. Only chunks that
  * are resident are pushed (no disk read is made for this), only into
- * inodes the kernel knows (the writer's), one chunk per notification.
+ * inodes the kernel knows (the writer's), one chunk per notification;
+ * a newer commit of the same run replaces the version being filled.
  */
 #include "ckptfs_i.h"
 
@@ -28,6 +29,13 @@ struct fill_job {
 	char ver[CKPT_NAME_MAX + 1];
 };
 
+/* The version of a run filled last: its pages are given back once a newer
+ * version of the run has been filled. */
+struct fill_run {
+	char run[CKPT_NAME_MAX + 1];
+	char ver[CKPT_NAME_MAX + 1];
+};
+
 struct cfs_fill {
 	struct cfs *c;
 	pthread_mutex_t lock;
@@ -35,9 +43,13 @@ struct cfs_fill {
 	struct fill_job q[FILL_QUEUE];
 	size_t head, n;
 	bool stop;
+	char cur[CKPT_NAME_MAX + 1]; /* the run being filled now ("" when none) */
+	bool cancel;		     /* a newer version of it came: stop that one */
 	pthread_t thread;
 	uint8_t *buf;
 	size_t cap;
+	struct fill_run *runs; /* filler thread only */
+	size_t nruns;
 };
 
 static struct cfs_fill *filler;
@@ -47,7 +59,7 @@ static bool stopping(struct cfs_fill *fl)
 	bool stop;
 
 	pthread_mutex_lock(&fl->lock);
-	stop = fl->stop;
+	stop = fl->stop || fl->cancel;
 	pthread_mutex_unlock(&fl->lock);
 	return stop;
 }
@@ -95,8 +107,13 @@ static void fill_file(struct cfs_fill *fl, const struct fill_job *j, const char 
 	ckpt_file_close(f);
 }
 
-/* Every file of the version, depth first. */
-static void fill_dir(struct cfs_fill *fl, const struct fill_job *j, const char *rel, int depth)
+typedef void file_fn(struct cfs_fill *fl, const struct fill_job *j, const char *rel,
+		     fuse_ino_t ino);
+
+/* fn for every file of the version the kernel has an inode for, depth
+ * first (looked up now: the kernel may have dropped and remade an inode). */
+static void walk(struct cfs_fill *fl, const struct fill_job *j, const char *rel, int depth,
+		 file_fn *fn)
 {
 	struct cfs *c = fl->c;
 	char **names;
@@ -112,19 +129,60 @@ static void fill_dir(struct cfs_fill *fl, const struct fill_job *j, const char *
 			break;
 		if (ckpt_node_stat(c->store, j->run, j->ver, sub, &st) == 0) {
 			if (st.type == CKPT_NODE_DIR) {
-				fill_dir(fl, j, sub, depth + 1);
+				walk(fl, j, sub, depth + 1, fn);
 			} else if (st.type == CKPT_NODE_FILE &&
 				   asprintf(&full, "%s/%s/%s", j->run, j->ver, sub) >= 0) {
 				fuse_ino_t ino = cfs_nodes_find(c->nodes, full);
 
 				if (ino)
-					fill_file(fl, j, sub, ino);
+					fn(fl, j, sub, ino);
 				free(full);
 			}
 		}
 		free(sub);
 	}
 	ckpt_strv_free(names, n);
+}
+
+/* The kernel's copy of one file goes (the pages of an older version). */
+static void drop_file(struct cfs_fill *fl, const struct fill_job *j, const char *rel,
+		      fuse_ino_t ino)
+{
+	(void)j;
+	(void)rel;
+	fuse_lowlevel_notify_inval_inode(fl->c->se, ino, 0, 0);
+}
+
+/*
+ * Job j's version is filled: the version of its run filled before goes
+ * from the kernel's cache (which would otherwise keep every version's pages
+ * until memory runs short, crowding out everything else on the host). A
+ * reader of it reads from the store again.
+ */
+static void retire_older(struct cfs_fill *fl, const struct fill_job *j)
+{
+	struct fill_run *r = NULL;
+
+	for (size_t i = 0; i < fl->nruns; i++)
+		if (!strcmp(fl->runs[i].run, j->run))
+			r = &fl->runs[i];
+	if (!r) {
+		struct fill_run *v = realloc(fl->runs, (fl->nruns + 1) * sizeof(*v));
+
+		if (!v)
+			return;
+		fl->runs = v;
+		r = &fl->runs[fl->nruns++];
+		snprintf(r->run, sizeof(r->run), "%s", j->run);
+		r->ver[0] = '\0';
+	}
+	if (r->ver[0] && strcmp(r->ver, j->ver)) {
+		struct fill_job old = *j;
+
+		snprintf(old.ver, sizeof(old.ver), "%s", r->ver);
+		walk(fl, &old, "", 0, drop_file);
+	}
+	snprintf(r->ver, sizeof(r->ver), "%s", j->ver);
 }
 
 static void *fill_main(void *arg)
@@ -134,6 +192,7 @@ static void *fill_main(void *arg)
 	pthread_mutex_lock(&fl->lock);
 	for (;;) {
 		struct fill_job j;
+		bool stop;
 
 		while (!fl->n && !fl->stop)
 			pthread_cond_wait(&fl->cond, &fl->lock);
@@ -142,9 +201,18 @@ static void *fill_main(void *arg)
 		j = fl->q[fl->head];
 		fl->head = (fl->head + 1) % FILL_QUEUE;
 		fl->n--;
+		snprintf(fl->cur, sizeof(fl->cur), "%s", j.run);
+		fl->cancel = false;
 		pthread_mutex_unlock(&fl->lock);
-		fill_dir(fl, &j, "", 0);
+		walk(fl, &j, "", 0, fill_file);
 		pthread_mutex_lock(&fl->lock);
+		stop = fl->stop;
+		pthread_mutex_unlock(&fl->lock);
+		if (!stop) /* stopped for a newer version too: this one's pages go next */
+			retire_older(fl, &j);
+		pthread_mutex_lock(&fl->lock);
+		fl->cur[0] = '\0';
+		fl->cancel = false;
 	}
 	pthread_mutex_unlock(&fl->lock);
 	return NULL;
@@ -194,6 +262,7 @@ void cfs_fill_stop(struct cfs *c)
 	pthread_join(fl->thread, NULL);
 	pthread_mutex_destroy(&fl->lock);
 	pthread_cond_destroy(&fl->cond);
+	free(fl->runs);
 	free(fl->buf);
 	free(fl);
 	filler = NULL;
@@ -207,6 +276,19 @@ void cfs_fill_queue(struct cfs *c, const char *run, const char *ver)
 	if (!fl)
 		return;
 	pthread_mutex_lock(&fl->lock);
+	/* only the newest version of a run is worth the work: an older one
+	 * still waiting is dropped, one being filled is stopped */
+	for (size_t i = 0, k = 0, n = fl->n; i < n; i++) {
+		struct fill_job *j = &fl->q[(fl->head + i) % FILL_QUEUE];
+
+		if (!strcmp(j->run, run)) {
+			fl->n--;
+			continue;
+		}
+		fl->q[(fl->head + k++) % FILL_QUEUE] = *j;
+	}
+	if (!strcmp(fl->cur, run))
+		fl->cancel = true;
 	if (fl->n < FILL_QUEUE) {
 		struct fill_job *j = &fl->q[(fl->head + fl->n) % FILL_QUEUE];
 

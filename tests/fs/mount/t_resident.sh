@@ -6,8 +6,9 @@
 # were written), so a chunk damaged on disk since does not matter while it
 # is resident, and without the tier (a fresh mount) the same read goes to
 # the disk and is checked (EIO). The daemon's RSS stays within the budget +
-# 64 MiB while more than the budget is written, and what no longer fits is
-# read from the store as before.
+# 64 MiB while more than the budget is written, what no longer fits is read
+# from the store as before, and the run's older version leaves the kernel's
+# cache once the newer one is in.
 #
 # Dropping the page cache needs root; fincore (util-linux) shows the cache.
 . "$(dirname "$0")/lib.sh"
@@ -54,6 +55,16 @@ note "more than the budget: RSS stays within it + 64 MiB, the rest comes from th
 mkdir -p "$MNT/r/v2.tmp" || fail "mkdir v2"
 dd if="$T/big" of="$MNT/r/v2.tmp/data" bs=1M status=none || fail "write v2"
 mv "$MNT/r/v2.tmp" "$MNT/r/v2" || fail "commit v2"
+if command -v fincore >/dev/null; then
+	# the newest version of the run replaces the older one in the kernel's cache
+	for _ in $(seq 1 300); do
+		[ "$(cached "$MNT/r/v1/data")" = 0 ] && break
+		sleep 0.1
+	done
+	[ "$(cached "$MNT/r/v1/data")" = 0 ] ||
+		fail "v1/data: $(cached "$MNT/r/v1/data") pages still cached after v2 was filled"
+	[ "$(cached "$MNT/r/v2/data")" -gt 0 ] || fail "nothing of v2 was filled"
+fi
 rss=$(rss_kib)
 [ "$rss" -le $(((32 + 64) << 10)) ] || fail "daemon RSS $rss KiB > budget 32 MiB + 64 MiB"
 drop
