@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
+#include <time.h>
 
 #define CKPTD_ID_MAX 64
 #define CKPTD_PATH_MAX 4096
@@ -150,7 +151,8 @@ struct op {
 	double fire_at;
 	/* per-step history, rates, save timing (metrics.c); NULL until a report */
 	struct op_metrics *mx;
-	struct run_summary sum; /* run_summary() */
+	struct run_summary sum;	  /* run_summary() */
+	struct ckpt_hmap *vcache; /* what its versions' files said (versions.c) */
 };
 
 struct hook {
@@ -198,6 +200,12 @@ struct ckptd {
 extern struct ckptd g;
 
 /* util.c */
+/* Not older than this, a file's timestamps cannot tell a change made now
+ * from the next one (file times come from a coarse clock): what was read
+ * from it is not kept (run_summary, the version cache), as git does not
+ * trust a racily clean index entry. */
+#define RACY_NS ((int64_t)2000000000)
+int64_t ts_ns(const struct timespec *t);
 double now_s(void);
 void iso_time(double t, char *buf, size_t len);
 void child_limits(void);
@@ -270,8 +278,15 @@ void event_emit_rank(struct op *op, const struct rank *r, const char *event, con
 		     const char *checkpoint, int64_t step, int64_t delay_ms, pid_t pid);
 
 /* versions.c */
+struct ckpt_hmap;
 int versions_list(const char *run_dir, struct version **out, size_t *n);
-int version_get(const char *run_dir, const char *path, struct version *v);
+int versions_list_cached(const char *run_dir, struct ckpt_hmap *cache, struct version **out,
+			 size_t *n);
+int version_get(const char *run_dir, struct ckpt_hmap *cache, const char *path, struct version *v);
+int64_t version_size(struct ckpt_hmap *cache, const struct version *v);
+struct ckpt_hmap *versions_cache_new(void);
+void versions_cache_clear(struct ckpt_hmap *m);
+void versions_cache_free(struct ckpt_hmap *m);
 int version_verify(const struct version *v, char *why, size_t len);
 int64_t version_step(const char *path);
 void version_pin(const char *path, bool pin);
@@ -315,6 +330,7 @@ void op_adopt(struct op *op);
 void op_refresh_checkpoint(struct op *op);
 json_t *op_to_json(const struct op *op, bool with_spec);
 bool op_resumable(const struct op *op);
+bool op_live(const struct op *op);
 int op_submit(const char *body, size_t len, const char *idem, struct op **out, bool *replay,
 	      char *err, size_t errlen);
 void hooks_reap(pid_t pid, int status);

@@ -17,21 +17,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static bool op_live(const struct op *op)
-{
-	return op->status == OP_PENDING || op->status == OP_RUNNING || op->status == OP_RECOVERING;
-}
-
-/* Not older than this, a directory's timestamps cannot tell a change made
- * now from the next one (file times come from a coarse clock): its count is
- * not kept, as git does not trust a racily clean index entry. */
-#define RACY_NS ((int64_t)2000000000)
-
-static int64_t ts_ns(const struct timespec *t)
-{
-	return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
-}
-
 /*
  * One run dir's committed versions, bytes and oldest commit. A finished
  * operation's run dir changes only when versions come or go (a commit is a
@@ -62,13 +47,13 @@ const struct run_summary *run_summary(struct op *op)
 		return s;
 	clock_gettime(CLOCK_REALTIME, &now);
 	memset(s, 0, sizeof(*s));
-	if (versions_list(op->run_dir, &vs, &n) == 0) {
+	if (versions_list_cached(op->run_dir, op->vcache, &vs, &n) == 0) {
 		for (size_t i = 0; i < n; i++) {
 			plain &= !vs[i].xattrs;
 			if (strcmp(vs[i].state, "committed"))
 				continue;
 			s->committed++;
-			s->size_bytes += du_bytes(vs[i].path);
+			s->size_bytes += version_size(op->vcache, &vs[i]);
 			if (!s->oldest || vs[i].committed < s->oldest)
 				s->oldest = vs[i].committed;
 		}
@@ -142,8 +127,10 @@ json_t *checkpoints_of(struct op *op)
 	const char *type = op->status == OP_CANCELLED ? "cancellation"
 			   : op->status == OP_FAILED  ? "failure"
 						      : "periodic";
+	/* a finished operation's answer keeps nothing (its history is long) */
+	struct ckpt_hmap *cache = op_live(op) ? op->vcache : NULL;
 
-	if (versions_list(op->run_dir, &vs, &n) == 0) {
+	if (versions_list_cached(op->run_dir, cache, &vs, &n) == 0) {
 		for (size_t i = 0; i < n; i++) {
 			char t[40];
 			json_t *v;
@@ -151,7 +138,7 @@ json_t *checkpoints_of(struct op *op)
 			iso_time(vs[i].committed, t, sizeof(t));
 			v = json_pack("{ss ss ss ss sI}", "version", vs[i].name, "path", vs[i].path,
 				      "state", vs[i].state, "committed", t, "size_bytes",
-				      (json_int_t)du_bytes(vs[i].path));
+				      (json_int_t)version_size(cache, &vs[i]));
 			json_object_set_new(v, "step",
 					    vs[i].step >= 0 ? json_integer(vs[i].step)
 							    : json_null());

@@ -424,7 +424,7 @@ static double checkpoint_time(const struct op *op)
 {
 	struct version v;
 
-	if (!op->checkpoint[0] || version_get(op->run_dir, op->checkpoint, &v) < 0)
+	if (!op->checkpoint[0] || version_get(op->run_dir, op->vcache, op->checkpoint, &v) < 0)
 		return 0;
 	return v.committed;
 }

@@ -58,7 +58,8 @@ struct op *op_new(void)
 
 	if (!op)
 		return NULL;
-	if (op_set_str(&op->run_dir, "") || op_set_str(&op->checkpoint, "") ||
+	op->vcache = versions_cache_new();
+	if (!op->vcache || op_set_str(&op->run_dir, "") || op_set_str(&op->checkpoint, "") ||
 	    op_set_str(&op->resume_from, "") || op_set_str(&op->pinned, "")) {
 		op_free(op);
 		return NULL;
@@ -82,6 +83,7 @@ void op_free(struct op *op)
 	free(op->checkpoint);
 	free(op->resume_from);
 	free(op->pinned);
+	versions_cache_free(op->vcache);
 	free(op);
 }
 
@@ -271,6 +273,7 @@ static void finish(struct op *op, enum op_status st, const char *event, const ch
 	if (metrics_flush(op) == 0)
 		metrics_free(op);
 	ranks_end(op);
+	versions_cache_clear(op->vcache);
 	transition(op, event, reason, op->checkpoint, op->have_step ? op->step : -1, -1, 0);
 	if (st == OP_FAILED)
 		run_hook(op, op->spec.recovery.on_failure, "on_failure", NULL, NULL);
@@ -587,7 +590,7 @@ static int reconcile_versions(struct op *op, const char *reason, bool newest)
 	size_t n = 0;
 	int r;
 
-	r = versions_list(op->run_dir, &vs, &n);
+	r = versions_list_cached(op->run_dir, op->vcache, &vs, &n);
 	if (r < 0)
 		return r;
 	for (size_t i = n; i-- > 0;) {
@@ -821,7 +824,7 @@ static int report_version(const struct op *op, const char *path, struct version 
 		return -EPERM;
 	}
 	name = rp + k + 1;
-	if (versions_list(op->run_dir, &vs, &n) < 0)
+	if (versions_list_cached(op->run_dir, op->vcache, &vs, &n) < 0)
 		n = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (strcmp(vs[i].name, name))
@@ -1684,6 +1687,11 @@ static json_t *schedule_json(const struct op *op)
 			 next ? json_string(nf) : json_null());
 }
 
+bool op_live(const struct op *op)
+{
+	return op->status == OP_PENDING || op->status == OP_RUNNING || op->status == OP_RECOVERING;
+}
+
 bool op_resumable(const struct op *op)
 {
 	return (op->status == OP_CANCELLED || op->status == OP_FAILED) && op->checkpoint[0];
@@ -1726,7 +1734,8 @@ json_t *op_to_json(const struct op *op, bool with_spec)
 		json_object_set_new(cp, "committed", json_null());
 		/* that one version only: a list of operations would read every
 		 * version of every run */
-		if (version_get(op->run_dir, op->checkpoint, &v) == 0) {
+		if (version_get(op->run_dir, op_live(op) ? op->vcache : NULL, op->checkpoint, &v) ==
+		    0) {
 			char t[40];
 
 			iso_time(v.committed, t, sizeof(t));

@@ -19,6 +19,11 @@
 #include <time.h>
 #include <unistd.h>
 
+int64_t ts_ns(const struct timespec *t)
+{
+	return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
+}
+
 double now_s(void)
 {
 	struct timespec ts;

@@ -8,6 +8,8 @@
  */
 #include "ckptd_i.h"
 
+#include "ckptfs/hmap.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -84,10 +86,140 @@ static int cmp_seq(const void *a, const void *b)
 	return strcmp(y->name, x->name);
 }
 
+/*
+ * What a plain version's trainer_state.json said, per operation, while the
+ * version dir and that file are the ones it was read from (their dev, ino,
+ * mtime, ctime; the file's size): the stats, the poller and every answer
+ * that shows versions list a running operation's run dir again and again,
+ * and parsing each version's JSON was most of ckptd's time. Neither is kept
+ * when changed in the last 2 s (file times come from a coarse clock: a
+ * change in the same tick would look like none). Not for ckptfs versions
+ * (the xattrs are read every time) nor checkpoint selection (uncached).
+ */
+struct vc_entry {
+	char name[256];
+	dev_t dev;
+	ino_t ino, ts_ino;
+	int64_t mtime, ctime, ts_size, ts_mtime, ts_ctime; /* ts_*: -1 when absent */
+	char state[16];
+	int64_t step, epoch, size_bytes;
+	double val_loss;
+};
+
+static bool vc_match(const void *elem, const void *key)
+{
+	return !strcmp(((const struct vc_entry *)elem)->name, key);
+}
+
+struct ckpt_hmap *versions_cache_new(void)
+{
+	struct ckpt_hmap *m = calloc(1, sizeof(*m));
+
+	if (m)
+		ckpt_hmap_init(m, sizeof(struct vc_entry));
+	return m;
+}
+
+/* Forget every version (the operation ended, or the cache outgrew its run). */
+void versions_cache_clear(struct ckpt_hmap *m)
+{
+	if (!m)
+		return;
+	ckpt_hmap_free(m);
+	ckpt_hmap_init(m, sizeof(struct vc_entry));
+}
+
+void versions_cache_free(struct ckpt_hmap *m)
+{
+	if (m)
+		ckpt_hmap_free(m);
+	free(m);
+}
+
+/* The validators of a version dir `st` and its trainer_state.json now. */
+static void vc_stat(const char *dir, const struct stat *st, struct vc_entry *e)
+{
+	char path[CKPTD_PATH_MAX + 32];
+	struct stat ts;
+
+	e->dev = st->st_dev;
+	e->ino = st->st_ino;
+	e->mtime = ts_ns(&st->st_mtim);
+	e->ctime = ts_ns(&st->st_ctim);
+	snprintf(path, sizeof(path), "%s/trainer_state.json", dir);
+	if (stat(path, &ts) == 0) {
+		e->ts_ino = ts.st_ino;
+		e->ts_size = ts.st_size;
+		e->ts_mtime = ts_ns(&ts.st_mtim);
+		e->ts_ctime = ts_ns(&ts.st_ctim);
+	} else {
+		e->ts_ino = 0;
+		e->ts_size = e->ts_mtime = e->ts_ctime = -1;
+	}
+}
+
+static bool vc_same(const struct vc_entry *a, const struct vc_entry *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->mtime == b->mtime &&
+	       a->ctime == b->ctime && a->ts_ino == b->ts_ino && a->ts_size == b->ts_size &&
+	       a->ts_mtime == b->ts_mtime && a->ts_ctime == b->ts_ctime;
+}
+
+/* A plain version's state from its trainer_state.json. */
+static void plain_read(struct version *v)
+{
+	int r;
+
+	g.n_version_reads++;
+	r = read_trainer_state(v->path, v);
+	snprintf(v->state, sizeof(v->state), "%s",
+		 r == 0		 ? "committed"
+		 : r == -EBADMSG ? "corrupt"
+				 : "incomplete");
+}
+
+/* plain_read(), or what `cache` kept of it while the files are unchanged. */
+static void plain_cached(struct version *v, const struct stat *st, struct ckpt_hmap *cache)
+{
+	uint64_t h = ckpt_hash_str(v->name);
+	struct vc_entry now, *e = ckpt_hmap_find(cache, h, vc_match, v->name);
+	struct timespec t;
+	int64_t old;
+
+	vc_stat(v->path, st, &now);
+	if (e && vc_same(e, &now)) {
+		snprintf(v->state, sizeof(v->state), "%s", e->state);
+		v->step = e->step;
+		v->epoch = e->epoch;
+		v->val_loss = e->val_loss;
+		v->size_bytes = e->size_bytes;
+		return;
+	}
+	plain_read(v);
+	if (e)
+		ckpt_hmap_del(cache, e);
+	clock_gettime(CLOCK_REALTIME, &t);
+	old = ts_ns(&t) - RACY_NS;
+	if (now.mtime >= old || now.ctime >= old || now.ts_mtime >= old || now.ts_ctime >= old)
+		return;
+	e = ckpt_hmap_add(cache, h);
+	if (!e)
+		return;
+	*e = now;
+	snprintf(e->name, sizeof(e->name), "%s", v->name);
+	snprintf(e->state, sizeof(e->state), "%s", v->state);
+	e->step = v->step;
+	e->epoch = v->epoch;
+	e->val_loss = v->val_loss;
+	e->size_bytes = -1;
+}
+
 /* One entry of a run dir: 0 and `v` filled when RUN_DIR/NAME is a version
  * (a directory, not latest/best/hidden), else -ENOENT. `st` gets the
- * directory's lstat. */
-static int version_entry(const char *run_dir, const char *name, struct version *v, struct stat *st)
+ * directory's lstat. With `cache`, a plain version unchanged since it was
+ * read comes from there, its size (v->size_bytes) too once counted. */
+static int version_entry(const char *run_dir, const char *name, struct version *v, struct stat *st,
+			 struct ckpt_hmap *cache)
 {
 	size_t len = strlen(name);
 	char buf[256];
@@ -101,13 +233,13 @@ static int version_entry(const char *run_dir, const char *name, struct version *
 		return -ENOENT;
 	if (lstat(v->path, st) < 0 || !S_ISDIR(st->st_mode))
 		return -ENOENT;
-	g.n_version_reads++;
 	v->step = -1;
 	v->epoch = -1;
 	v->val_loss = NAN;
 	v->size_bytes = -1;
 	if (get_x(v->path, "user.ckpt.state", v->state, sizeof(v->state)) == 0) {
 		/* ckptfs: the xattrs are the truth */
+		g.n_version_reads++;
 		if (get_x(v->path, "user.ckpt.seq", buf, sizeof(buf)) == 0)
 			v->seq = strtoll(buf, NULL, 10);
 		if (get_x(v->path, "user.ckpt.committed", buf, sizeof(buf)) == 0)
@@ -124,16 +256,12 @@ static int version_entry(const char *run_dir, const char *name, struct version *
 			read_trainer_state(v->path, v);
 		v->xattrs = true;
 	} else {
-		int r;
-
 		if (len > 4 && !strcmp(name + len - 4, ".tmp")) {
 			snprintf(v->state, sizeof(v->state), "open");
+		} else if (cache) {
+			plain_cached(v, st, cache);
 		} else {
-			r = read_trainer_state(v->path, v);
-			snprintf(v->state, sizeof(v->state), "%s",
-				 r == 0		 ? "committed"
-				 : r == -EBADMSG ? "corrupt"
-						 : "incomplete");
+			plain_read(v);
 		}
 		v->committed = (double)st->st_mtim.tv_sec + (double)st->st_mtim.tv_nsec / 1e9;
 		/* no commit sequence on a plain dir: the version dir's mtime (its
@@ -143,7 +271,8 @@ static int version_entry(const char *run_dir, const char *name, struct version *
 	return 0;
 }
 
-int versions_list(const char *run_dir, struct version **out, size_t *n)
+int versions_list_cached(const char *run_dir, struct ckpt_hmap *cache, struct version **out,
+			 size_t *n)
 {
 	struct version *vs = NULL;
 	size_t cap = 0, cnt = 0;
@@ -159,7 +288,7 @@ int versions_list(const char *run_dir, struct version **out, size_t *n)
 		struct version v;
 		struct stat st;
 
-		if (version_entry(run_dir, e->d_name, &v, &st) < 0)
+		if (version_entry(run_dir, e->d_name, &v, &st, cache) < 0)
 			continue;
 		if (cnt == cap) {
 			struct version *nv = realloc(vs, (cap ? cap * 2 : 16) * sizeof(*vs));
@@ -172,6 +301,10 @@ int versions_list(const char *run_dir, struct version **out, size_t *n)
 		vs[cnt++] = v;
 	}
 	closedir(d);
+	/* versions gone (retired, deleted) leave their entries: start afresh
+	 * when they outnumber the run's */
+	if (cache && cache->n > 2 * cnt + 16)
+		versions_cache_clear(cache);
 	if (cnt)
 		qsort(vs, cnt, sizeof(*vs), cmp_seq);
 	*out = vs;
@@ -179,11 +312,33 @@ int versions_list(const char *run_dir, struct version **out, size_t *n)
 	return 0;
 }
 
+int versions_list(const char *run_dir, struct version **out, size_t *n)
+{
+	return versions_list_cached(run_dir, NULL, out, n);
+}
+
+/* The size of a version as du_bytes() counts it, kept with the version in
+ * `cache` (for as long as version_entry() finds it unchanged). */
+int64_t version_size(struct ckpt_hmap *cache, const struct version *v)
+{
+	struct vc_entry *e;
+	int64_t size;
+
+	if (v->size_bytes >= 0)
+		return v->size_bytes;
+	size = du_bytes(v->path);
+	e = cache && !v->xattrs ? ckpt_hmap_find(cache, ckpt_hash_str(v->name), vc_match, v->name)
+				: NULL;
+	if (e)
+		e->size_bytes = size;
+	return size;
+}
+
 /* The one version RUN_DIR/NAME that `path` names, as versions_list() would
  * list it, without listing the others (an operation's checkpoint in every
  * answer about it would otherwise read every version of its run). -ENOENT
  * when `path` is not a version of run_dir. */
-int version_get(const char *run_dir, const char *path, struct version *v)
+int version_get(const char *run_dir, struct ckpt_hmap *cache, const char *path, struct version *v)
 {
 	size_t k = strlen(run_dir);
 	struct stat st;
@@ -191,7 +346,7 @@ int version_get(const char *run_dir, const char *path, struct version *v)
 	if (strncmp(path, run_dir, k) || path[k] != '/' || !path[k + 1] ||
 	    strchr(path + k + 1, '/'))
 		return -ENOENT;
-	return version_entry(run_dir, path + k + 1, v, &st);
+	return version_entry(run_dir, path + k + 1, v, &st, cache);
 }
 
 /* The training step a version holds (its ckptfs metadata, else its

@@ -830,11 +830,39 @@ def t_history(d):
     check(stats_match("after a DELETE") == 23, "after a DELETE")
 
     hold = os.path.join(d.tmp, "hold")
-    opid = d.submit(spec(d, "--steps", "20", "--hold", hold, trace_name="trace_hold"))
+    opid = d.submit(spec(d, "--steps", "20", "--ckpt-every", "5", "--hold", hold,
+                         trace_name="trace_hold"))
     for _ in range(400):
         if (d.op(opid)["progress"]["step"] or 0) >= 20:
             break
         time.sleep(0.05)
+    # a running operation: its versions, once read, are not parsed again
+    # while their files are unchanged (the stats, /metrics and the poller
+    # list its run dir all the time), and a change is seen at once
+    run = d.op(opid)["run_dir"]
+    runs.append(run)
+    settle()
+    for v in os.listdir(run):
+        for _ in range(100):
+            t = os.stat(os.path.join(run, v, "trainer_state.json"))
+            if time.time() - max(t.st_mtime, t.st_ctime) > 3:
+                break
+            time.sleep(0.05)
+    n = stats_match("a running operation")
+    before = version_reads(d)
+    for _ in range(3):
+        stats_match("a running operation, again")
+    st, ck = d.req("GET", "/api/v1/checkpoints/" + opid)
+    after = version_reads(d)
+    check(after == before, "3 stats, its checkpoints and a /metrics read %d versions of a "
+          "running operation again (want 0)" % (after - before))
+    flip(os.path.join(run, "step-000010", "trainer_state.json"))
+    st, ck = d.req("GET", "/api/v1/checkpoints/" + opid)
+    states = {c["version"]: c["state"] for c in ck["checkpoints"]}
+    check(states.get("step-000010") == "corrupt", "after a flip: %s" % states)
+    n, _ = on_disk()
+    st, s = d.req("GET", "/api/v1/checkpoints/stats")
+    check(s["total_checkpoints"] == n - 1, "a corrupt version is counted: %s" % s)
     w = metrics_of(d, opid, "?resolution=30s")
     check(sum(x["count"] for x in w["windows"]) == 20, "a running operation's windows count "
           "%s losses, not its 20 steps: %s" % (sum(x["count"] for x in w["windows"]), w))
