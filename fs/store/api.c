@@ -173,18 +173,20 @@ static int new_entry(struct ckpt_store *s, const char *run, const char *version,
 
 /* Attach a new node (NULL: it could not be made) under parent, which new_entry
  * gave; the parent's times change as a directory's do. Under s->lock. */
-static int attach_new(struct ckpt_store *s, struct node *parent, struct node *n)
+static int attach_new(struct ckpt_store *s, struct version *v, struct node *parent, struct node *n)
 {
 	int ret;
 
 	if (!n)
 		return -ENOMEM;
 	ret = node_attach(parent, n);
-	if (ret < 0)
+	if (ret < 0) {
 		node_free(s, n);
-	else
-		node_touch(parent);
-	return ret;
+		return ret;
+	}
+	node_touch(parent);
+	shared_publish(s, v); /* the other hosts see it */
+	return 0;
 }
 
 int ckpt_node_mkdir(struct ckpt_store *s, const char *run, const char *version, const char *path,
@@ -203,7 +205,7 @@ int ckpt_node_mkdir(struct ckpt_store *s, const char *run, const char *version, 
 		ret = -EEXIST;
 		goto out;
 	}
-	ret = attach_new(s, parent, node_new(last, CKPT_NODE_DIR, mode));
+	ret = attach_new(s, v, parent, node_new(last, CKPT_NODE_DIR, mode));
 out:
 	pthread_mutex_unlock(&s->lock);
 	return ret;
@@ -241,6 +243,11 @@ static int remove_node(struct ckpt_store *s, const char *run, const char *versio
 		ret = -ENOTEMPTY;
 		goto out;
 	}
+	if (v->state == CKPT_V_OPEN) {
+		ret = shared_node_writable(s, v, n);
+		if (ret < 0)
+			goto out;
+	}
 	/* in a RETIRED or INCOMPLETE version this only hides the path (the
 	 * version is removed whole by ckpt_version_delete) */
 	node_touch(n->parent);
@@ -255,6 +262,8 @@ static int remove_node(struct ckpt_store *s, const char *run, const char *versio
 	}
 	node_free(s, n);
 	v->totals_ok = false;
+	if (v->state == CKPT_V_OPEN)
+		shared_publish(s, v);
 out:
 	pthread_mutex_unlock(&s->lock);
 	return ret;
@@ -291,7 +300,7 @@ int ckpt_node_symlink(struct ckpt_store *s, const char *run, const char *version
 		ret = -EEXIST;
 		goto out;
 	}
-	ret = attach_new(s, parent, node_new_symlink(last, target, len));
+	ret = attach_new(s, v, parent, node_new_symlink(last, target, len));
 out:
 	pthread_mutex_unlock(&s->lock);
 	return ret;
@@ -348,7 +357,10 @@ int ckpt_node_link(struct ckpt_store *s, const char *run, const char *version, c
 		ret = -EEXIST;
 		goto out;
 	}
-	ret = attach_new(s, parent, node_new_link(last, src->f));
+	ret = shared_node_writable(s, v, src);
+	if (ret < 0)
+		goto out;
+	ret = attach_new(s, v, parent, node_new_link(last, src->f));
 	if (ret < 0)
 		goto out;
 	pthread_mutex_lock(&src->f->lock);
@@ -380,6 +392,11 @@ int ckpt_node_rename(struct ckpt_store *s, const char *run, const char *version,
 		ret = -EBUSY;
 		goto out;
 	}
+	ret = shared_node_writable(s, v, src);
+	if (ret == 0)
+		ret = shared_node_writable(s, v, node_child(parent, last));
+	if (ret < 0)
+		goto out;
 	for (p = parent; p; p = p->parent)
 		if (p == src) {
 			ret = -EINVAL; /* into its own subtree */
@@ -426,6 +443,7 @@ int ckpt_node_rename(struct ckpt_store *s, const char *run, const char *version,
 	} else {
 		src->a.ctime_ns = parent->a.mtime_ns;
 	}
+	shared_publish(s, v);
 out:
 	pthread_mutex_unlock(&s->lock);
 	return ret;
@@ -477,15 +495,25 @@ int ckpt_node_setattr(struct ckpt_store *s, const char *run, const char *version
 	struct node *n;
 	int ret;
 
+	bool repub = false;
+
 	pthread_mutex_lock(&s->lock);
 	ret = resolve(s, run, version, path, &v, &n);
 	if (ret == 0)
 		ret = writable(s, v);
+	if (ret == 0)
+		ret = shared_node_writable(s, v, n);
 	if (ret == 0 && (a->what & CKPT_SET_SIZE) && n->type != CKPT_NODE_FILE)
 		ret = n->type == CKPT_NODE_DIR ? -EISDIR : -EINVAL;
 	if (ret == 0 && n->f) {
 		f = n->f;
 		fdata_get(f);
+		/* a closed file of a shared version changed: in the part again */
+		repub = v->shared && f->holds == 0;
+		if (repub) {
+			v->refs++;
+			v->pending_pub++;
+		}
 	} else if (ret == 0) {
 		attr_apply(&n->a, a);
 	}
@@ -493,6 +521,15 @@ int ckpt_node_setattr(struct ckpt_store *s, const char *run, const char *version
 	if (!f)
 		return ret;
 	ret = file_setattr(s, f, a);
+	if (repub) {
+		int r2 = shared_file_closed(s, v, f, true);
+
+		if (ret == 0)
+			ret = r2;
+		pthread_mutex_lock(&s->lock);
+		version_unref(s, v);
+		pthread_mutex_unlock(&s->lock);
+	}
 	fdata_put(s, f);
 	return ret;
 }
@@ -570,6 +607,8 @@ int ckpt_file_open(struct ckpt_store *s, const char *run, const char *version, c
 	}
 	if (wr) {
 		ret = writable(s, v);
+		if (ret == 0)
+			ret = shared_node_writable(s, v, n);
 		if (ret < 0)
 			goto fail;
 	}
@@ -587,6 +626,17 @@ int ckpt_file_open(struct ckpt_store *s, const char *run, const char *version, c
 		h->holds = true;
 		h->f->holds++;
 		v->writers++;
+		/* the other hosts' commits wait for this handle from now on */
+		ret = shared_publish(s, v);
+		if (ret < 0) {
+			pthread_mutex_unlock(&s->lock);
+			ckpt_file_close(h);
+			return ret == -ENOENT ? store_err(s, -EROFS,
+							  "version %s/%s was committed or removed "
+							  "by another host",
+							  run, version)
+					      : ret;
+		}
 	}
 	pthread_mutex_unlock(&s->lock);
 	if ((flags & O_TRUNC) && acc != O_RDONLY) {
@@ -1067,6 +1117,7 @@ int ckpt_file_stat(struct ckpt_file *h, struct ckpt_node_stat *st)
 
 int ckpt_file_close(struct ckpt_file *h)
 {
+	bool publish, last = false;
 	struct ckpt_store *s;
 	int ret;
 
@@ -1075,7 +1126,20 @@ int ckpt_file_close(struct ckpt_file *h)
 	s = h->s;
 	ret = ckpt_file_flush(h);
 	pthread_mutex_lock(&s->lock);
+	publish = h->holds && h->v->shared && h->v->state == CKPT_V_OPEN && !h->v->dead;
 	handle_unhold(h);
+	if (publish) {
+		last = h->f->holds == 0 && h->f->nlink > 0;
+		h->v->pending_pub++;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (publish) {
+		int r2 = shared_file_closed(s, h->v, h->f, last);
+
+		if (ret == 0)
+			ret = r2;
+	}
+	pthread_mutex_lock(&s->lock);
 	version_unref(s, h->v);
 	pthread_mutex_unlock(&s->lock);
 	fdata_put(s, h->f); /* the last handle of an unlinked file drops its bytes */

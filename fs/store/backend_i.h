@@ -42,9 +42,24 @@ struct sb_put {
 	void (*done)(struct sb_put *p, int res);
 };
 
+/* One mount's part of an open version of a shared store (rados: an omap
+ * entry of the run's head, docs/store-format.md "Open versions shared by
+ * hosts"): the files that mount wrote and closed, durable, and its handles
+ * open for writing. `mount` is the writing mount's id (16 hex). */
+struct sb_part {
+	char mount[24];
+	const char *doc;
+	size_t len;
+};
+
 /* Build the manifest for sequence number `seq` (malloc'd; *len its length),
- * or NULL on failure. */
-typedef char *(*sb_build_fn)(void *arg, uint64_t seq, size_t *len);
+ * or NULL with *err set (-ENOMEM, or the reason the commit cannot go on:
+ * -EBUSY, -EEXIST). `parts` are every mount's part of the open version being
+ * committed, read together with the sequence number (NULL, 0 for a backend
+ * that is not shared): the commit publishes exactly them. */
+typedef char *(*sb_build_fn)(void *arg, uint64_t seq, const struct sb_part *parts, size_t nparts,
+			     size_t *len, int *err);
+typedef int (*sb_part_fn)(void *arg, const struct sb_part *p);
 /* Called for each item of a listing; a negative return stops it. */
 typedef int (*sb_name_fn)(void *arg, const char *name);
 typedef int (*sb_doc_fn)(void *arg, const char *name, const char *doc, size_t len);
@@ -95,9 +110,12 @@ struct sb_ops {
 	 * the caller's next sequence number; the backend may raise it (to one
 	 * above the highest the run has where other hosts commit too) and
 	 * calls build() with the one the manifest will carry, returned in
-	 * *seq. -EEXIST when the name is published already. */
-	int (*manifest_commit)(struct sb *b, const char *run, const char *name, uint64_t seq_hint,
-			       sb_build_fn build, void *arg, uint64_t *seq);
+	 * *seq. -EEXIST when the name is published already. `open` is the
+	 * open version's name: a shared backend removes its marker and its
+	 * parts in the same atomic step (and fails with -ENOENT when the
+	 * marker is gone: committed or removed by another host). */
+	int (*manifest_commit)(struct sb *b, const char *run, const char *name, const char *open,
+			       uint64_t seq_hint, sb_build_fn build, void *arg, uint64_t *seq);
 	/* Replace the manifest of a published version (state, pin, metadata). */
 	int (*manifest_put)(struct sb *b, const char *run, const char *name, const char *doc,
 			    size_t len);
@@ -110,6 +128,17 @@ struct sb_ops {
 	/* `sync`: durably (a deletion), else a hint (after a commit). */
 	int (*marker_remove)(struct sb *b, const char *run, const char *name, bool sync);
 	int (*marker_rename)(struct sb *b, const char *run, const char *from, const char *to);
+
+	/* ---- open versions shared by hosts (NULL unless `shared`) ---- */
+	/* Publish this mount's part of open version `name` (doc NULL: remove
+	 * it), atomically with a check that its marker is still there:
+	 * -ENOENT when it is gone (committed or removed elsewhere). */
+	int (*part_put)(struct sb *b, const char *run, const char *name, const char *doc,
+			size_t len);
+	/* Every mount's part of open version `name` (this mount's too). */
+	int (*part_list)(struct sb *b, const char *run, const char *name, sb_part_fn fn, void *arg);
+	/* Is mount `id` alive (holds its lease)? */
+	bool (*mount_alive)(struct sb *b, const char *id);
 };
 
 /* What every backend exposes to the layers above. */
@@ -133,6 +162,8 @@ struct sb {
 	/* Shared: gc leaves chunks written or deduplicated against, and other
 	 * hosts' open versions, younger than this (ns) alone. */
 	int64_t gc_grace_ns;
+	/* Shared: this mount's id (16 hex), naming its parts and markers. */
+	char mount_id[24];
 	/* Set by the layer above: the backend calls it (from any thread, with
 	 * no lock of the store held) when another host changed run `run`
 	 * ("" the list of runs, NULL anything). */

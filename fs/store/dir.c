@@ -330,15 +330,16 @@ static int dir_manifest_list(struct sb *b, const char *run, sb_doc_fn fn, void *
 }
 
 /* One process owns a dir store (LOCK), so the caller's seq is the next. */
-static int dir_manifest_commit(struct sb *b, const char *run, const char *name, uint64_t seq_hint,
-			       sb_build_fn build, void *arg, uint64_t *seq)
+static int dir_manifest_commit(struct sb *b, const char *run, const char *name, const char *open,
+			       uint64_t seq_hint, sb_build_fn build, void *arg, uint64_t *seq)
 {
 	size_t len;
-	char *doc = build(arg, seq_hint, &len);
-	int ret;
+	int ret = -ENOMEM;
+	char *doc = build(arg, seq_hint, NULL, 0, &len, &ret);
 
+	(void)open; /* the marker is removed after (a leftover one is known by its id) */
 	if (!doc)
-		return -ENOMEM;
+		return ret;
 	ret = publish_in(dir_of(b), run, "versions", name, doc, len);
 	free(doc);
 	if (ret == 0)

@@ -366,6 +366,8 @@ int fdata_write(struct ckpt_store *s, struct fdata *f, const void *buf, size_t l
 		return -EROFS;
 	if (f->frozen)
 		return -EBUSY;
+	f->wgen++;
+	__atomic_store_n(&f->pub, false, __ATOMIC_RELEASE);
 	if (f->mode == F_STREAM && off != f->size) {
 		ret = stage_begin(s, f);
 		if (ret < 0)
@@ -392,6 +394,10 @@ int fdata_truncate(struct ckpt_store *s, struct fdata *f, uint64_t size)
 		return -EROFS;
 	if (f->frozen)
 		return -EBUSY;
+	if (size != f->size) {
+		f->wgen++;
+		__atomic_store_n(&f->pub, false, __ATOMIC_RELEASE);
+	}
 	if (f->mode == F_STREAM) {
 		if (size == f->size)
 			return 0;

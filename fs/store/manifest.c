@@ -65,14 +65,27 @@ static void link_to_json(json_t *o, const struct node *k)
 	json_object_set_new(o, "xxh128", json_string(hex));
 }
 
+/* A part (manifest_part_build) lists only this mount's files that are
+ * closed and durable; a manifest every entry. */
+static bool part_skips(const struct node *k)
+{
+	if (k->owner)
+		return k->type != CKPT_NODE_DIR;
+	if (k->type != CKPT_NODE_FILE)
+		return false;
+	return k->f->holds > 0 || !__atomic_load_n(&k->f->pub, __ATOMIC_ACQUIRE);
+}
+
 static int add_nodes(json_t *files, struct node *n, char *path, size_t plen, bool with_chunks,
-		     bool open, uint64_t gen, uint32_t *linkno)
+		     bool open, bool part, uint64_t gen, uint32_t *linkno)
 {
 	for (size_t i = 0; i < n->nkids; i++) {
 		struct node *k = n->kids[i];
 		size_t l = strlen(k->name);
 		json_t *o;
 
+		if (part && part_skips(k))
+			continue;
 		if (plen + l + 2 > 4096)
 			return -ENAMETOOLONG;
 		if (plen)
@@ -122,7 +135,7 @@ static int add_nodes(json_t *files, struct node *n, char *path, size_t plen, boo
 		json_array_append_new(files, o);
 		if (k->type == CKPT_NODE_DIR) {
 			int ret = add_nodes(files, k, path, plen + l + (plen ? 1 : 0), with_chunks,
-					    open, gen, linkno);
+					    open, part, gen, linkno);
 
 			if (ret < 0)
 				return ret;
@@ -132,7 +145,7 @@ static int add_nodes(json_t *files, struct node *n, char *path, size_t plen, boo
 	return 0;
 }
 
-json_t *manifest_build(struct ckpt_store *s, struct version *v, bool with_chunks)
+static json_t *build(struct ckpt_store *s, struct version *v, bool with_chunks, bool part)
 {
 	char t[64], id[24], *path;
 	json_t *o = json_object(), *files = json_array();
@@ -166,7 +179,7 @@ json_t *manifest_build(struct ckpt_store *s, struct version *v, bool with_chunks
 
 		attr_to_json(root, &v->root->a, v->state == CKPT_V_OPEN);
 		json_object_set_new(o, "root", root);
-		add_nodes(files, v->root, path, 0, with_chunks, v->state == CKPT_V_OPEN,
+		add_nodes(files, v->root, path, 0, with_chunks, v->state == CKPT_V_OPEN, part,
 			  fdata_walk_gen(), &linkno);
 	}
 	free(path);
@@ -182,6 +195,16 @@ json_t *manifest_build(struct ckpt_store *s, struct version *v, bool with_chunks
 	json_object_set_new(o, "nfiles", json_integer((json_int_t)nfiles));
 	json_object_set_new(o, "files", files);
 	return o;
+}
+
+json_t *manifest_build(struct ckpt_store *s, struct version *v, bool with_chunks)
+{
+	return build(s, v, with_chunks, false);
+}
+
+json_t *manifest_part_build(struct ckpt_store *s, struct version *v)
+{
+	return build(s, v, true, true);
 }
 
 /* The manifest as stored: compact JSON, malloc'd. */

@@ -18,6 +18,13 @@
 
 #include "store_i.h"
 
+static void refresh_quiet(void *arg, const char *run, const char *version)
+{
+	(void)arg;
+	(void)run;
+	(void)version;
+}
+
 static bool part_done(const struct version *v, uint32_t k)
 {
 	return v->parts && k < v->nparts && (v->parts[k / 8] & (1u << (k % 8)));
@@ -87,6 +94,7 @@ int ckpt_version_set_writers(struct ckpt_store *s, const char *run, const char *
 				version, v->busy ? "being committed" : ckpt_vstate_name(v->state));
 		goto out;
 	}
+	shared_refresh(s, v); /* another host may have set it, and parts */
 	if (n == v->nparts)
 		goto out; /* every rank may set it: the same N is no change */
 	if (n && v->parts_done) {
@@ -107,6 +115,7 @@ int ckpt_version_set_writers(struct ckpt_store *s, const char *run, const char *
 	v->parts = bits;
 	v->nparts = n;
 	v->parts_done = 0;
+	shared_publish(s, v);
 out:
 	pthread_mutex_unlock(&s->lock);
 	return ret;
@@ -134,7 +143,8 @@ int ckpt_version_commit_part(struct ckpt_store *s, const char *run, const char *
 			     uint32_t part, bool *committed)
 {
 	struct version *v;
-	bool whole;
+	bool whole, shared;
+	uint64_t id;
 	int ret;
 
 	*committed = false;
@@ -142,6 +152,14 @@ int ckpt_version_commit_part(struct ckpt_store *s, const char *run, const char *
 	ret = version_lookup(s, run, version, &v);
 	if (ret < 0)
 		goto unlock;
+	if (v->state == CKPT_V_OPEN && v->shared) {
+		ret = shared_refresh(s, v); /* user.ckpt.writers may come from another host */
+		if (ret < 0) {
+			store_err(s, ret, "version %s/%s: cannot read the other hosts' parts: %s",
+				  run, version, strerror(-ret));
+			goto unlock;
+		}
+	}
 	if (v->state != CKPT_V_OPEN) {
 		ret = store_err(s, v->state == CKPT_V_INCOMPLETE ? -EINVAL : -EROFS,
 				"version %s/%s is %s, not open: its parts cannot be committed", run,
@@ -166,14 +184,39 @@ int ckpt_version_commit_part(struct ckpt_store *s, const char *run, const char *
 		v->parts[part / 8] |= (uint8_t)(1u << (part % 8));
 		v->parts_done++;
 	}
+	shared = v->shared;
+	id = v->id;
+	if (shared) {
+		/* every host publishes its parts, then reads the others': the
+		 * last to publish sees them all */
+		ret = shared_publish(s, v);
+		if (ret == 0)
+			ret = shared_refresh(s, v);
+		if (ret < 0 && ret != -ENOENT)
+			goto unlock;
+	}
 	whole = v->parts_done == v->nparts;
 	pthread_mutex_unlock(&s->lock);
 	/* The last part commits the version. Setting a part again retries a
 	 * commit that failed (EBUSY while a file was still open, ENOSPC). */
-	if (!whole)
+	if (!whole && ret != -ENOENT)
 		return 0;
-	ret = ckpt_version_commit(s, run, version, NULL);
+	if (ret != -ENOENT)
+		ret = ckpt_version_commit(s, run, version, NULL);
 	*committed = ret == 0;
+	if (ret == -ENOENT && shared) {
+		/* another host's last part committed it first: done, if so */
+		struct run *r;
+
+		pthread_mutex_lock(&s->lock);
+		run_refresh(s, run, refresh_quiet, NULL);
+		r = run_find(s, run);
+		for (size_t i = 0; r && i < r->nv; i++)
+			if (r->v[i]->id == id && r->v[i]->state != CKPT_V_OPEN &&
+			    r->v[i]->state != CKPT_V_INCOMPLETE)
+				ret = 0;
+		pthread_mutex_unlock(&s->lock);
+	}
 	return ret;
 unlock:
 	pthread_mutex_unlock(&s->lock);

@@ -7,8 +7,11 @@
  *   ckptfs.store     data: the FORMAT line; omap "r/RUN" -> "" per run;
  *                    the object every mount watches for changes
  *   ckptfs.run.RUN   the run's head: data the run's settings (run.json);
- *                    xattr "seq" the highest commit sequence of the run;
- *                    omap "v/VERSION" -> manifest, "o/VERSION" -> open marker
+ *                    xattr "seq" the highest commit sequence of the run,
+ *                    xattr "ptok" changed with every part; omap
+ *                    "v/VERSION" -> manifest, "o/VERSION" -> open marker,
+ *                    "p/VERSION/MOUNT" -> a mount's part of an open version
+ *                    (shared.c)
  *   ckptfs.c.HEX     one chunk, named by its XXH128, at most 16 MiB
  *
  * Chunks are written asynchronously (rados_aio_write_op_operate) with an
@@ -16,8 +19,11 @@
  * commit is one compound operation on the run's head: compare the "seq"
  * xattr with what was read (cmpxattr), set it one higher and add the
  * manifest; two hosts committing in one run serialize on it, and the same
- * version name twice gives -EEXIST. Every change of a head is followed by
- * a notify on ckptfs.store carrying the run's name.
+ * version name twice gives -EEXIST; it also compares "ptok", removes the
+ * open version's marker and every mount's part. Every change of a head is
+ * followed by a notify on ckptfs.store carrying the run's name. Each mount
+ * holds a lease (a shared lock on ckptfs.store, renewed by a thread) that
+ * tells the others it is alive.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -31,7 +37,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/random.h>
 #include <sys/statvfs.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -46,6 +55,9 @@
 #define RADOS_OMAP_PAGE 256
 #define RADOS_CLOSE_MS 5000	    /* at unmount, how long to wait for a cluster gone away */
 #define RADOS_GC_GRACE_S (6 * 3600) /* see rados_chunk_remove */
+#define RADOS_LEASE_S 10	    /* a mount's lease on ckptfs.store (see lease_main) */
+#define RADOS_LEASE_LOCK "mounts"
+#define RADOS_MAX_PARTS 1024 /* mounts writing into one open version */
 
 /* CKPT_RADOS_GC_GRACE_S overrides the grace (tests). */
 static int64_t rados_gc_grace_ns(void)
@@ -65,6 +77,16 @@ struct rados_sb {
 	uint64_t watch;
 	bool watching;
 	uint64_t self; /* this client's instance id: its own notifies are skipped */
+	/* the lease: a shared lock on ckptfs.store, cookie = b.mount_id,
+	 * renewed by a thread; other mounts' liveness from the lockers */
+	pthread_t lease_th;
+	bool leasing, lease_stop, lease_lost;
+	int lease_s;
+	pthread_mutex_t llock;
+	pthread_cond_t lcond;
+	char *alive; /* the lockers' cookies ("id\0id\0"), read at alive_ns */
+	size_t alive_len;
+	int64_t alive_ns;
 };
 
 static struct rados_sb *rs_of(struct sb *b)
@@ -85,7 +107,8 @@ static void chunk_oid(const uint8_t *h, char *out)
 
 #define CHUNK_OID_LEN (sizeof(RADOS_CHUNK) + CHUNK_HEX_LEN)
 
-/* Tell every other mount that `run` ("" for the list of runs) changed. */
+/* Tell every other mount that `run` ("" for the list of runs, "RUN/VERSION"
+ * for the parts of an open version) changed. */
 static void changed(struct rados_sb *r, const char *run)
 {
 	rados_completion_t c;
@@ -104,13 +127,22 @@ static void watch_cb(void *arg, uint64_t notify_id, uint64_t handle, uint64_t no
 		     void *data, size_t data_len)
 {
 	struct rados_sb *r = arg;
-	char run[CKPT_NAME_MAX + 1];
+	char run[2 * CKPT_NAME_MAX + 2], ver[CKPT_NAME_MAX + 1]; /* RUN, or RUN/VERSION */
 
 	(void)handle;
 	rados_notify_ack(r->io, RADOS_ROOT, notify_id, r->watch, NULL, 0);
 	if (notifier_id == r->self || !r->b.changed)
 		return;
-	/* a payload that names no run: re-read everything */
+	/* RUN/VERSION: the parts of an open version (shared.c); a payload
+	 * that names no run: re-read everything */
+	if (rdec_part_notify(data, data_len, run, ver) == 0) {
+		size_t rl = strlen(run);
+
+		run[rl] = '/';
+		memmove(run + rl + 1, ver, strlen(ver) + 1);
+		r->b.changed(r->b.changed_arg, run);
+		return;
+	}
 	r->b.changed(r->b.changed_arg, rdec_notify(data, data_len, run));
 }
 
@@ -315,6 +347,20 @@ static void op_omap_rm(rados_write_op_t op, const char *key)
 	size_t klen = strlen(key);
 
 	rados_write_op_omap_rm_keys2(op, &key, &klen, 1);
+}
+
+/* A random token in xattr "ptok": changed by every part_put and commit,
+ * compared by a commit, so that a part written between a commit's read and
+ * its write makes the commit read again. */
+static void op_new_ptok(rados_write_op_t op)
+{
+	char tok[24];
+	uint64_t x;
+
+	if (getrandom(&x, sizeof(x), 0) != sizeof(x))
+		x = (uint64_t)now_ns();
+	snprintf(tok, sizeof(tok), "%016" PRIx64, x);
+	rados_write_op_setxattr(op, "ptok", tok, strlen(tok));
 }
 
 /* Read object oid's whole data (-ENOENT missing or empty). */
@@ -556,85 +602,186 @@ static int head_put(struct rados_sb *r, const char *run, const char *prefix, con
 	return ret;
 }
 
-/* The run's highest seq (its head's "seq" xattr) and whether v/NAME is taken. */
-static int head_read(struct rados_sb *r, const char *oid, const char *key, uint64_t *seq,
-		     char *seqtxt, size_t seqlen, bool *taken)
+/* What a commit reads of the run's head, in one read op: the "seq" and
+ * "ptok" xattrs, whether v/NAME is taken, whether the open version's marker
+ * o/OPEN is there, and every mount's part p/OPEN/... */
+struct head_snap {
+	char seq[32], tok[32];
+	bool taken, marker;
+	struct sb_part *parts;
+	char **vals;
+	size_t nparts;
+};
+
+static void snap_free(struct head_snap *h)
 {
+	for (size_t i = 0; i < h->nparts; i++)
+		free(h->vals[i]);
+	free(h->vals);
+	free(h->parts);
+	memset(h, 0, sizeof(*h));
+}
+
+static int head_snapshot(struct rados_sb *r, const char *oid, const char *vkey, const char *open,
+			 struct head_snap *h)
+{
+	char okey[CKPT_NAME_MAX + 4], pfx[CKPT_NAME_MAX + 4];
+	const char *keys[2] = {vkey, okey};
+	size_t klens[2];
 	rados_read_op_t op = rados_create_read_op();
-	rados_omap_iter_t it;
-	int ret, rv = 0;
+	rados_omap_iter_t kit, pit;
+	rados_xattrs_iter_t xit;
+	unsigned char more = 0;
+	int ret, rv1 = 0, rv2 = 0, rv3 = 0;
+	const char *xn, *xv;
+	size_t xl, plen;
 	char *k, *v;
 	size_t kl, vl;
 
 	if (!op)
 		return -ENOMEM;
-	rados_read_op_omap_get_vals_by_keys2(op, &key, 1, &(size_t){strlen(key)}, &it, &rv);
+	memset(h, 0, sizeof(*h));
+	snprintf(okey, sizeof(okey), "o/%s", open ? open : "");
+	snprintf(pfx, sizeof(pfx), "p/%s/", open ? open : "");
+	plen = strlen(pfx);
+	klens[0] = strlen(vkey);
+	klens[1] = strlen(okey);
+	rados_read_op_getxattrs(op, &xit, &rv1);
+	rados_read_op_omap_get_vals_by_keys2(op, keys, open ? 2 : 1, klens, &kit, &rv2);
+	if (open)
+		rados_read_op_omap_get_vals2(op, pfx, pfx, RADOS_MAX_PARTS, &pit, &more, &rv3);
 	ret = rados_read_op_operate(op, r->io, oid, 0);
 	rados_release_read_op(op);
 	if (ret == 0)
-		ret = rv;
+		ret = rv1 < 0 ? rv1 : rv2 < 0 ? rv2 : rv3;
 	if (ret < 0)
 		return ret;
-	*taken = rados_omap_get_next2(it, &k, &v, &kl, &vl) == 0 && k;
-	rados_omap_get_end(it);
-	ret = rados_getxattr(r->io, oid, "seq", seqtxt, seqlen - 1);
-	if (ret < 0)
-		return ret;
-	seqtxt[ret] = 0; /* cur: what the commit's cmpxattr compares */
-	if (rdec_seq(seqtxt, (size_t)ret, seq) < 0) {
-		store_log("%s: object %s has a damaged \"seq\" xattr (%.*s): no commit in this "
-			  "run until it is repaired",
-			  r->b.where, oid, ret, seqtxt);
-		return -EBADMSG;
+	while (rados_getxattrs_next(xit, &xn, &xv, &xl) == 0 && xn) {
+		char *dst = !strcmp(xn, "seq") ? h->seq : !strcmp(xn, "ptok") ? h->tok : NULL;
+
+		if (dst && xl < sizeof(h->seq)) {
+			memcpy(dst, xv, xl);
+			dst[xl] = 0;
+		}
 	}
-	return 0;
+	rados_getxattrs_end(xit);
+	while (rados_omap_get_next2(kit, &k, &v, &kl, &vl) == 0 && k) {
+		if (kl == klens[0] && !memcmp(k, vkey, kl))
+			h->taken = true;
+		else if (open && kl == klens[1] && !memcmp(k, okey, kl))
+			h->marker = true;
+	}
+	rados_omap_get_end(kit);
+	if (!open)
+		return 0;
+	ret = more ? -E2BIG : 0; /* more mounts than RADOS_MAX_PARTS wrote into it */
+	while (ret == 0 && rados_omap_get_next2(pit, &k, &v, &kl, &vl) == 0 && k) {
+		struct sb_part *np;
+		char **nv;
+
+		if (kl <= plen || kl - plen >= sizeof(np->mount))
+			continue;
+		np = realloc(h->parts, (h->nparts + 1) * sizeof(*np));
+		nv = np ? realloc(h->vals, (h->nparts + 1) * sizeof(*nv)) : NULL;
+		if (np)
+			h->parts = np;
+		if (nv)
+			h->vals = nv;
+		if (!np || !nv || !(h->vals[h->nparts] = malloc(vl + 1))) {
+			ret = -ENOMEM;
+			break;
+		}
+		memcpy(h->vals[h->nparts], v, vl);
+		h->vals[h->nparts][vl] = 0;
+		memset(&h->parts[h->nparts], 0, sizeof(*np));
+		memcpy(h->parts[h->nparts].mount, k + plen, kl - plen);
+		h->parts[h->nparts].doc = h->vals[h->nparts];
+		h->parts[h->nparts].len = vl;
+		h->nparts++;
+	}
+	rados_omap_get_end(pit);
+	return ret;
 }
 
-static int rados_manifest_commit(struct sb *b, const char *run, const char *name, uint64_t seq_hint,
-				 sb_build_fn build, void *arg, uint64_t *seq)
+/*
+ * A commit is one compound write op on the run's head: cmpxattr seq and
+ * ptok (nobody committed in this run, and no mount changed its part of the
+ * open version, since the read), setxattr seq one higher and a new ptok,
+ * the manifest v/NAME, and the removal of the open version's marker and of
+ * every part. A lost race (-ECANCELED) reads again.
+ */
+static int rados_manifest_commit(struct sb *b, const char *run, const char *name, const char *open,
+				 uint64_t seq_hint, sb_build_fn build, void *arg, uint64_t *seq)
 {
 	struct rados_sb *r = rs_of(b);
-	char oid[CKPT_NAME_MAX + 32], key[CKPT_NAME_MAX + 4];
+	char oid[CKPT_NAME_MAX + 32], key[CKPT_NAME_MAX + 4], okey[CKPT_NAME_MAX + 4];
+	char pbeg[CKPT_NAME_MAX + 4], pend[CKPT_NAME_MAX + 4];
 	int ret;
 
 	head_oid(run, oid, sizeof(oid));
 	snprintf(key, sizeof(key), "v/%s", name);
+	if (open) {
+		snprintf(okey, sizeof(okey), "o/%s", open);
+		snprintf(pbeg, sizeof(pbeg), "p/%s/", open);
+		snprintf(pend, sizeof(pend), "p/%s0", open); /* '0' follows '/' */
+	}
 	for (int tries = 0;; tries++) {
-		char cur[32], next[32];
+		struct head_snap h;
+		char next[32];
 		uint64_t have, s;
 		size_t len;
 		rados_write_op_t op;
-		bool taken;
 		char *doc;
 
-		ret = head_read(r, oid, key, &have, cur, sizeof(cur), &taken);
+		ret = head_snapshot(r, oid, key, open, &h);
 		if (ret < 0)
 			return ret;
-		if (taken)
-			return -EEXIST;
+		if (h.taken || (open && !h.marker)) {
+			snap_free(&h);
+			return h.taken ? -EEXIST : -ENOENT;
+		}
+		if (rdec_seq(h.seq, strlen(h.seq), &have) < 0) {
+			store_log("%s: object %s has a damaged \"seq\" xattr (%s): no commit in "
+				  "this run until it is repaired",
+				  r->b.where, oid, h.seq);
+			snap_free(&h);
+			return -EBADMSG;
+		}
 		s = seq_hint > have ? seq_hint : have + 1;
-		doc = build(arg, s, &len);
-		if (!doc)
-			return -ENOMEM;
+		ret = -ENOMEM;
+		doc = build(arg, s, h.parts, h.nparts, &len, &ret);
+		if (!doc) {
+			snap_free(&h);
+			return ret;
+		}
 		snprintf(next, sizeof(next), "%" PRIu64, s);
 		op = rados_create_write_op();
 		if (!op) {
+			snap_free(&h);
 			free(doc);
 			return -ENOMEM;
 		}
-		/* compare-and-swap: nobody committed in this run since head_read */
-		rados_write_op_cmpxattr(op, "seq", LIBRADOS_CMPXATTR_OP_EQ, cur, strlen(cur));
+		/* compare-and-swap: nobody committed in this run, and no part of
+		 * the open version changed, since head_snapshot */
+		rados_write_op_cmpxattr(op, "seq", LIBRADOS_CMPXATTR_OP_EQ, h.seq, strlen(h.seq));
+		rados_write_op_cmpxattr(op, "ptok", LIBRADOS_CMPXATTR_OP_EQ, h.tok, strlen(h.tok));
 		rados_write_op_setxattr(op, "seq", next, strlen(next));
 		op_omap_set(op, key, doc, len);
+		if (open) {
+			op_omap_rm(op, okey);
+			rados_write_op_omap_rm_range2(op, pbeg, strlen(pbeg), pend, strlen(pend));
+			op_new_ptok(op);
+		}
 		ret = rados_write_op_operate2(op, r->io, oid, NULL, 0);
 		rados_release_write_op(op);
 		free(doc);
+		snap_free(&h);
 		if (ret == 0) {
 			*seq = s;
 			changed(r, run);
 			return 0;
 		}
-		/* another host committed in between: read again */
+		/* another host committed or changed its part in between: read again */
 		if (ret != -ECANCELED || tries > 1000)
 			return ret;
 	}
@@ -662,10 +809,31 @@ static int rados_marker_put(struct sb *b, const char *run, const char *name, con
 	return head_put(rs_of(b), run, "o/", name, doc, len);
 }
 
+/* The marker and every mount's part of the version, in one op. */
 static int rados_marker_remove(struct sb *b, const char *run, const char *name, bool sync)
 {
+	struct rados_sb *r = rs_of(b);
+	char oid[CKPT_NAME_MAX + 32], key[CKPT_NAME_MAX + 4], pbeg[CKPT_NAME_MAX + 4],
+		pend[CKPT_NAME_MAX + 4];
+	rados_write_op_t op = rados_create_write_op();
+	int ret;
+
 	(void)sync;
-	return head_put(rs_of(b), run, "o/", name, NULL, 0);
+	if (!op)
+		return -ENOMEM;
+	head_oid(run, oid, sizeof(oid));
+	snprintf(key, sizeof(key), "o/%s", name);
+	snprintf(pbeg, sizeof(pbeg), "p/%s/", name);
+	snprintf(pend, sizeof(pend), "p/%s0", name); /* '0' follows '/' */
+	rados_write_op_assert_exists(op);
+	op_omap_rm(op, key);
+	rados_write_op_omap_rm_range2(op, pbeg, strlen(pbeg), pend, strlen(pend));
+	op_new_ptok(op);
+	ret = rados_write_op_operate2(op, r->io, oid, NULL, 0);
+	rados_release_write_op(op);
+	if (ret == 0)
+		changed(r, run);
+	return ret;
 }
 
 static int rados_marker_rename(struct sb *b, const char *run, const char *from, const char *to)
@@ -714,6 +882,232 @@ static int rados_marker_rename(struct sb *b, const char *run, const char *from, 
 	if (ret == 0)
 		changed(r, run);
 	return ret;
+}
+
+/* ---- leases: which mounts are alive ---- */
+
+/*
+ * Every mount holds a shared lock "mounts" on ckptfs.store with its id as
+ * the cookie and a duration of lease_s, renewed every lease_s/3. The OSD
+ * drops a lock that was not renewed in time (cls_lock trims expired
+ * lockers when they are listed), so a mount killed with -9 stops being a
+ * locker within lease_s: its part of an open version then no longer holds
+ * a commit back. The OSD's clock decides, not the hosts'.
+ */
+static int lease_take(struct rados_sb *r, bool renew)
+{
+	struct timeval d = {.tv_sec = r->lease_s};
+	char desc[96], host[64] = "?";
+
+	gethostname(host, sizeof(host) - 1);
+	snprintf(desc, sizeof(desc), "ckptfs on %s pid %ld", host, (long)getpid());
+	return rados_lock_shared(r->io, RADOS_ROOT, RADOS_LEASE_LOCK, r->b.mount_id, "ckptfs", desc,
+				 &d, renew ? LIBRADOS_LOCK_FLAG_MAY_RENEW : 0);
+}
+
+static void *lease_main(void *arg)
+{
+	struct rados_sb *r = arg;
+
+	pthread_mutex_lock(&r->llock);
+	while (!r->lease_stop) {
+		struct timespec until;
+		int ret;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += (long)r->lease_s * 1000000000L / 3;
+		until.tv_sec += until.tv_nsec / 1000000000L;
+		until.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&r->lcond, &r->llock, &until);
+		if (r->lease_stop)
+			break;
+		pthread_mutex_unlock(&r->llock);
+		ret = lease_take(r, true);
+		pthread_mutex_lock(&r->llock);
+		if (ret < 0 && !r->lease_lost)
+			store_log("%s: cannot renew this mount's lease (%s): other hosts may take "
+				  "its "
+				  "open versions for abandoned until the cluster answers",
+				  r->b.where, strerror(-ret));
+		else if (ret == 0 && r->lease_lost)
+			store_log("%s: this mount's lease is renewed again", r->b.where);
+		r->lease_lost = ret < 0;
+	}
+	pthread_mutex_unlock(&r->llock);
+	return NULL;
+}
+
+static int lease_start(struct rados_sb *r, char *err, size_t errlen)
+{
+	const char *e = getenv("CKPT_RADOS_LEASE_S");
+	uint64_t id;
+	int ret;
+
+	r->lease_s = e && atoi(e) > 0 ? atoi(e) : RADOS_LEASE_S;
+	if (getrandom(&id, sizeof(id), 0) != sizeof(id))
+		id = (uint64_t)now_ns() ^ ((uint64_t)getpid() << 32);
+	snprintf(r->b.mount_id, sizeof(r->b.mount_id), "%016" PRIx64, id | 1);
+	ret = lease_take(r, false);
+	if (ret < 0) {
+		snprintf(err, errlen, "%s: cannot take this mount's lease on %s: %s", r->b.where,
+			 RADOS_ROOT, strerror(-ret));
+		return ret;
+	}
+	pthread_mutex_init(&r->llock, NULL);
+	pthread_cond_init(&r->lcond, NULL);
+	ret = -pthread_create(&r->lease_th, NULL, lease_main, r);
+	if (ret < 0) {
+		snprintf(err, errlen, "%s: cannot start the lease thread: %s", r->b.where,
+			 strerror(-ret));
+		pthread_cond_destroy(&r->lcond);
+		pthread_mutex_destroy(&r->llock);
+		return ret;
+	}
+	r->leasing = true;
+	return 0;
+}
+
+static void lease_stop(struct rados_sb *r, bool alive)
+{
+	if (!r->leasing)
+		return;
+	pthread_mutex_lock(&r->llock);
+	r->lease_stop = true;
+	pthread_cond_signal(&r->lcond);
+	pthread_mutex_unlock(&r->llock);
+	pthread_join(r->lease_th, NULL);
+	/* gone at once for the others, rather than when the lease runs out */
+	if (alive)
+		rados_unlock(r->io, RADOS_ROOT, RADOS_LEASE_LOCK, r->b.mount_id);
+	pthread_cond_destroy(&r->lcond);
+	pthread_mutex_destroy(&r->llock);
+	free(r->alive);
+	r->leasing = false;
+}
+
+/* The cookies of the live lockers, re-read when older than 200 ms (llock held). */
+static int lockers_read(struct rados_sb *r)
+{
+	size_t cap = 4096;
+
+	if (r->alive && now_ns() - r->alive_ns < 200000000)
+		return 0;
+	for (int tries = 0; tries < 8; tries++) {
+		char tag[64], *clients = malloc(cap), *cookies = malloc(cap), *addrs = malloc(cap);
+		size_t tl = sizeof(tag), cl = cap, kl = cap, al = cap;
+		int excl;
+		ssize_t n = clients && cookies && addrs
+				    ? rados_list_lockers(r->io, RADOS_ROOT, RADOS_LEASE_LOCK, &excl,
+							 tag, &tl, clients, &cl, cookies, &kl,
+							 addrs, &al)
+				    : -ENOMEM;
+
+		free(clients);
+		free(addrs);
+		if (n == -ERANGE) {
+			free(cookies);
+			cap = (cl > kl ? cl : kl) + al + 4096;
+			continue;
+		}
+		if (n < 0) {
+			free(cookies);
+			return (int)n;
+		}
+		free(r->alive);
+		r->alive = cookies;
+		r->alive_len = n ? kl : 0;
+		r->alive_ns = now_ns();
+		return 0;
+	}
+	return -ERANGE;
+}
+
+static bool rados_mount_alive(struct sb *b, const char *id)
+{
+	struct rados_sb *r = rs_of(b);
+	bool alive = false;
+
+	if (!strcmp(id, b->mount_id))
+		return true;
+	pthread_mutex_lock(&r->llock);
+	if (lockers_read(r) < 0) {
+		alive = true; /* cannot tell: never take a mount for dead on a guess */
+	} else {
+		for (size_t off = 0; off < r->alive_len && !alive;) {
+			const char *c = r->alive + off;
+			size_t l = strnlen(c, r->alive_len - off);
+
+			alive = l == strlen(id) && !memcmp(c, id, l);
+			off += l + 1;
+		}
+	}
+	pthread_mutex_unlock(&r->llock);
+	return alive;
+}
+
+/* ---- parts of open versions: omap "p/VERSION/MOUNT" of the run's head ---- */
+
+static int rados_part_put(struct sb *b, const char *run, const char *name, const char *doc,
+			  size_t len)
+{
+	struct rados_sb *r = rs_of(b);
+	char oid[CKPT_NAME_MAX + 32], mk[CKPT_NAME_MAX + 4], pk[CKPT_NAME_MAX + 32];
+	char note[2 * CKPT_NAME_MAX + 2];
+	rados_write_op_t op = rados_create_write_op();
+	int ret, prval = 0;
+
+	if (!op)
+		return -ENOMEM;
+	head_oid(run, oid, sizeof(oid));
+	snprintf(mk, sizeof(mk), "o/%s", name);
+	snprintf(pk, sizeof(pk), "p/%s/%s", name, b->mount_id);
+	/* the marker is there: nobody committed or removed the version */
+	rados_write_op_omap_cmp(op, mk, LIBRADOS_CMPXATTR_OP_GT, "", 0, &prval);
+	if (doc)
+		op_omap_set(op, pk, doc, len);
+	else
+		op_omap_rm(op, pk);
+	op_new_ptok(op);
+	ret = rados_write_op_operate2(op, r->io, oid, NULL, 0);
+	rados_release_write_op(op);
+	if (ret == -ECANCELED)
+		return -ENOENT;
+	if (ret == 0) {
+		snprintf(note, sizeof(note), "%s/%s", run, name);
+		changed(r, note);
+	}
+	return ret;
+}
+
+/* Page through omap keys of oid from `prefix` on, calling fn for each
+ * "p/VERSION/MOUNT" entry of version `name`. */
+struct part_cb {
+	sb_part_fn fn;
+	void *arg;
+};
+
+static int part_one(void *arg, const char *mount, const char *val, size_t len)
+{
+	struct part_cb *c = arg;
+	struct sb_part p = {.doc = val, .len = len};
+
+	if (strlen(mount) >= sizeof(p.mount))
+		return 0;
+	snprintf(p.mount, sizeof(p.mount), "%s", mount);
+	return c->fn(c->arg, &p);
+}
+
+static int rados_part_list(struct sb *b, const char *run, const char *name, sb_part_fn fn,
+			   void *arg)
+{
+	char oid[CKPT_NAME_MAX + 32], prefix[CKPT_NAME_MAX + 4];
+	struct part_cb c = {fn, arg};
+	int ret;
+
+	head_oid(run, oid, sizeof(oid));
+	snprintf(prefix, sizeof(prefix), "p/%s/", name);
+	ret = omap_each(rs_of(b), oid, prefix, part_one, &c);
+	return ret == -ENOENT ? 0 : ret;
 }
 
 /* ---- the store ---- */
@@ -778,6 +1172,7 @@ static void rados_close(struct sb *b)
 		else
 			rados_watch_flush(r->cl);
 	}
+	lease_stop(r, alive);
 	if (r->io && alive) {
 		rados_aio_flush(r->io);
 		rados_ioctx_destroy(r->io);
@@ -817,6 +1212,9 @@ static const struct sb_ops rados_ops = {
 	.marker_put = rados_marker_put,
 	.marker_remove = rados_marker_remove,
 	.marker_rename = rados_marker_rename,
+	.part_put = rados_part_put,
+	.part_list = rados_part_list,
+	.mount_alive = rados_mount_alive,
 };
 
 /* %XX decoding of one URL component, in place. */
@@ -1115,6 +1513,9 @@ int rados_sb_open(const char *url, const struct ckpt_store_opts *opts, struct sb
 		goto fail;
 	}
 	r->watching = true;
+	ret = lease_start(r, err, errlen);
+	if (ret < 0)
+		goto fail;
 	*out = &r->b;
 	return 0;
 fail:

@@ -70,6 +70,24 @@ const char *rdec_notify(const void *data, size_t len, char *run)
 	return run;
 }
 
+int rdec_part_notify(const void *data, size_t len, char *run, char *version)
+{
+	const char *slash = len ? memchr(data, '/', len) : NULL;
+	size_t rl = slash ? (size_t)(slash - (const char *)data) : 0;
+
+	if (!slash || !rl || rl > CKPT_NAME_MAX || len - rl - 1 > CKPT_NAME_MAX ||
+	    memchr(data, 0, len))
+		return -EINVAL;
+	memcpy(run, data, rl);
+	run[rl] = 0;
+	memcpy(version, slash + 1, len - rl - 1);
+	version[len - rl - 1] = 0;
+	if (name_check_kind(run, NAME_RUN, NULL) < 0 ||
+	    name_check_kind(version, NAME_VERSION, NULL) < 0)
+		return -EINVAL;
+	return 0;
+}
+
 int rdec_chunk_oid(const char *oid, uint8_t *h)
 {
 	size_t pl = sizeof(RADOS_CHUNK) - 1;

@@ -42,6 +42,11 @@ int rdec_key(const char *key, size_t klen, const char *prefix, char *name);
  * no run: then the receiver must assume anything changed. */
 const char *rdec_notify(const void *data, size_t len, char *run);
 
+/* A notify payload "RUN/VERSION" (the parts of an open version changed,
+ * shared.c): 0 with the run in `run` and the version in `version` (each
+ * CKPT_NAME_MAX + 1 bytes), or -EINVAL when it is not one. */
+int rdec_part_notify(const void *data, size_t len, char *run, char *version);
+
 /* The hash of chunk object `oid` (RADOS_CHUNK + 32 lowercase hex digits):
  * 0, or -EINVAL when oid is no chunk's name. */
 int rdec_chunk_oid(const char *oid, uint8_t *h);

@@ -125,6 +125,7 @@ void version_unref(struct ckpt_store *s, struct version *v)
 	node_free(s, v->root);
 	json_decref(v->meta);
 	free(v->parts);
+	free(v->fp);
 	free(v);
 }
 
@@ -204,8 +205,30 @@ static int load_manifest(void *arg, const char *name, const char *txt, size_t le
 	return 0;
 }
 
+/* The version of an open marker that has no manifest: on a shared store,
+ * OPEN while a live mount made it or writes into it (every mount writes
+ * into one open version, shared.c); else INCOMPLETE (open when its
+ * mount went away). */
+static struct version *marker_version(struct ckpt_store *s, struct run *r, const char *name,
+				      json_t *doc)
+{
+	bool open = s->be->shared && s->be->ops->part_put && doc &&
+		    shared_marker_alive(s, r->name, name, doc);
+	struct version *v = version_new(r, name, open ? CKPT_V_OPEN : CKPT_V_INCOMPLETE);
+
+	if (!v)
+		return NULL;
+	v->shared = open;
+	if (doc) {
+		v->id = strtoull(json_string_value(json_object_get(doc, "id")) ?: "0", NULL, 16);
+		v->created_ns = json_integer_value(json_object_get(doc, "created_ns"));
+	}
+	return v;
+}
+
 /* An open marker: committed (same id) or shadowed -> remove it (1); else
- * the version was open when the store was last closed: INCOMPLETE. */
+ * the version was open when the store was last closed: INCOMPLETE (on a
+ * shared store: OPEN while other mounts write into it). */
 static int load_marker(void *arg, const char *name, const char *txt, size_t len)
 {
 	struct load *l = arg;
@@ -223,15 +246,13 @@ static int load_marker(void *arg, const char *name, const char *txt, size_t len)
 		json_decref(doc);
 		return 1;
 	}
-	v = version_new(r, name, CKPT_V_INCOMPLETE);
-	if (!v) {
-		json_decref(doc);
-		return -ENOMEM;
-	}
-	v->id = id;
-	v->created_ns = doc ? json_integer_value(json_object_get(doc, "created_ns")) : 0;
+	v = marker_version(l->s, r, name, doc);
 	json_decref(doc);
+	if (!v)
+		return -ENOMEM;
 	run_add_version(r, v);
+	if (v->shared)
+		shared_refresh(l->s, v);
 	return 0;
 }
 
@@ -424,12 +445,14 @@ static int merge_manifest(void *arg, const char *name, const char *txt, size_t l
 
 	if (seen_add(&m->man, name) < 0)
 		return -ENOMEM;
-	if (v && (v->state == CKPT_V_OPEN || v->busy))
+	if (v && v->busy)
 		return 0; /* this host's own */
+	if (v && v->state == CKPT_V_OPEN && !v->shared)
+		return 0;
 	doc = txt ? json_loadb(txt, len, 0, NULL) : NULL;
 	if (!doc)
 		return 0;
-	if (v && v->state != CKPT_V_INCOMPLETE) {
+	if (v && v->state != CKPT_V_INCOMPLETE && v->state != CKPT_V_OPEN) {
 		const char *st = json_string_value(json_object_get(doc, "state")) ?: "";
 		json_t *pin = json_object_get(doc, "pinned");
 
@@ -451,7 +474,7 @@ static int merge_manifest(void *arg, const char *name, const char *txt, size_t l
 			  m->r->name, name, s->be->where, strerror(-ret));
 		return 0;
 	}
-	if (v) { /* another host's open version, now committed */
+	if (v) { /* an open version (another host's or shared), now committed */
 		run_del_version(m->r, v);
 		v->dead = true;
 		version_unref(s, v);
@@ -463,8 +486,9 @@ static int merge_manifest(void *arg, const char *name, const char *txt, size_t l
 	return 0;
 }
 
-/* An open marker: another host's open version, shown here as incomplete
- * (nothing of it can be read here until it is committed). */
+/* An open marker: another host's open version, which this one writes
+ * into too while a live mount does (shared.c), else incomplete. A known
+ * shared open version takes the other hosts' parts. */
 static int merge_marker(void *arg, const char *name, const char *txt, size_t len)
 {
 	struct merge *m = arg;
@@ -473,18 +497,30 @@ static int merge_marker(void *arg, const char *name, const char *txt, size_t len
 
 	if (seen_add(&m->mark, name) < 0)
 		return -ENOMEM;
-	if (version_find(m->r, name) || seen_has(&m->man, name))
+	v = version_find(m->r, name);
+	if (v && v->shared && v->state == CKPT_V_OPEN && !v->busy) {
+		shared_refresh(m->s, v); /* no note: see run_refresh */
+		/* nobody writes into it any more (every mount that made it or
+		 * has a part went away, and this one has none): incomplete */
+		doc = v->mine || v->writers ? NULL : txt ? json_loadb(txt, len, 0, NULL) : NULL;
+		if (doc && !shared_marker_alive(m->s, m->r->name, name, doc)) {
+			v->state = CKPT_V_INCOMPLETE;
+			v->shared = false;
+			m->note(m->arg, m->r->name, name);
+		}
+		json_decref(doc);
 		return 0;
-	v = version_new(m->r, name, CKPT_V_INCOMPLETE);
+	}
+	if (v || seen_has(&m->man, name))
+		return 0;
+	doc = txt ? json_loadb(txt, len, 0, NULL) : NULL;
+	v = marker_version(m->s, m->r, name, doc);
+	json_decref(doc);
 	if (!v)
 		return -ENOMEM;
-	doc = txt ? json_loadb(txt, len, 0, NULL) : NULL;
-	if (doc) {
-		v->id = strtoull(json_string_value(json_object_get(doc, "id")) ?: "0", NULL, 16);
-		v->created_ns = json_integer_value(json_object_get(doc, "created_ns"));
-		json_decref(doc);
-	}
 	run_add_version(m->r, v);
+	if (v->shared)
+		shared_refresh(m->s, v);
 	m->note(m->arg, m->r->name, name);
 	return 0;
 }
@@ -512,7 +548,13 @@ static int refresh_one(struct ckpt_store *s, struct run *r, refresh_note_fn note
 				    ? !seen_has(&m.mark, v->name) && !seen_has(&m.man, v->name)
 				    : !seen_has(&m.man, v->name);
 
-		if (v->state == CKPT_V_OPEN || v->busy || !gone)
+		/* a shared open version whose marker went: another host
+		 * committed it (under this or another name) or removed it */
+		if (v->state == CKPT_V_OPEN && v->shared && !v->busy)
+			gone = !seen_has(&m.mark, v->name);
+		else if (v->state == CKPT_V_OPEN)
+			continue;
+		if (v->busy || !gone)
 			continue;
 		note(arg, r->name, v->name);
 		run_del_version(r, v);
@@ -537,6 +579,22 @@ int run_refresh(struct ckpt_store *s, const char *run, refresh_note_fn note, voi
 	struct run *r;
 	int ret = 0;
 
+	if (run && strchr(run, '/')) { /* RUN/VERSION: the parts of an open version */
+		char rn[CKPT_NAME_MAX + 1];
+		const char *slash = strchr(run, '/');
+		struct version *v;
+
+		snprintf(rn, sizeof(rn), "%.*s", (int)(slash - run), run);
+		r = run_find(s, rn);
+		v = r ? version_find(r, slash + 1) : NULL;
+		/* no note: names and attributes in open versions are not
+		 * cached by the kernel (ckptfs gives them no timeout) */
+		if (v && v->shared && v->state == CKPT_V_OPEN && !v->busy)
+			return shared_refresh(s, v);
+		if (r)
+			return refresh_one(s, r, note, arg);
+		run = rn[0] ? NULL : run;
+	}
 	if (run && run[0]) {
 		r = run_find(s, run);
 		if (r)

@@ -32,6 +32,9 @@ struct refresher {
 	/* what the refresh noted, told after the store lock is dropped */
 	char **notes;
 	size_t nnotes, ncap;
+	/* noted by store_refresh_now, told by this thread (under lock) */
+	char **late;
+	size_t nlate;
 };
 
 static void rf_changed(void *arg, const char *run)
@@ -102,10 +105,17 @@ static void *rf_main(void *arg)
 		size_t n;
 		bool all;
 
-		if (!rf->all && !rf->npending) {
+		char **late;
+		size_t nlate;
+
+		if (!rf->all && !rf->npending && !rf->nlate) {
 			pthread_cond_wait(&rf->cond, &rf->lock);
 			continue;
 		}
+		late = rf->late;
+		nlate = rf->nlate;
+		rf->late = NULL;
+		rf->nlate = 0;
 		all = rf->all;
 		n = rf->npending;
 		memcpy(runs, rf->pending, n * sizeof(*runs));
@@ -128,10 +138,67 @@ static void *rf_main(void *arg)
 		}
 		pthread_mutex_unlock(&s->lock);
 		rf_tell(rf);
+		if (nlate) {
+			struct refresher tell = {.s = s, .notes = late, .nnotes = nlate};
+
+			rf_tell(&tell);
+		}
+		free(late);
 		pthread_mutex_lock(&rf->lock);
 	}
 	pthread_mutex_unlock(&rf->lock);
 	return NULL;
+}
+
+struct quiet_note {
+	struct refresher *rf;
+	const char *skip;
+};
+
+/* Only versions this mount knew and another host changed: the name looked
+ * up and the run's own entries were not in the kernel's cache (the lookup
+ * missed), and invalidating entries of the directory being changed here
+ * (mkdir in the run) would wait for that change; should the daemon die
+ * then (kill -9), the kernel's inval and the change wait on each other for
+ * good. */
+static void quiet_note(void *arg, const char *run, const char *version)
+{
+	struct quiet_note *q = arg;
+
+	if (version && (!q->skip || strcmp(version, q->skip)))
+		rf_note(q->rf, run, version);
+}
+
+int store_refresh_now(struct ckpt_store *s, const char *run, const char *version)
+{
+	struct refresher tmp = {.s = s};
+	struct quiet_note q = {&tmp, version};
+	int ret;
+
+	if (!s->rf)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	ret = run_refresh(s, run, quiet_note, &q);
+	pthread_mutex_unlock(&s->lock);
+	/* told by the refresher's thread: this one may be answering a FUSE
+	 * request, and invalidating an entry of the directory it looks up
+	 * in would wait for that very lookup */
+	pthread_mutex_lock(&s->rf->lock);
+	for (size_t i = 0; i < tmp.nnotes; i++) {
+		char **nl = realloc(s->rf->late, (s->rf->nlate + 1) * sizeof(*nl));
+
+		if (!nl) {
+			free(tmp.notes[i]);
+			continue;
+		}
+		s->rf->late = nl;
+		s->rf->late[s->rf->nlate++] = tmp.notes[i];
+	}
+	if (tmp.nnotes)
+		pthread_cond_signal(&s->rf->cond);
+	pthread_mutex_unlock(&s->rf->lock);
+	free(tmp.notes);
+	return ret;
 }
 
 static int rf_start(struct ckpt_store *s)
@@ -176,6 +243,9 @@ static void rf_stop(struct ckpt_store *s)
 	for (size_t i = 0; i < rf->nnotes; i++)
 		free(rf->notes[i]);
 	free(rf->notes);
+	for (size_t i = 0; i < rf->nlate; i++)
+		free(rf->late[i]);
+	free(rf->late);
 	pthread_cond_destroy(&rf->cond);
 	pthread_mutex_destroy(&rf->lock);
 	free(rf);

@@ -64,6 +64,9 @@ struct fdata {
 	uint64_t mark;	 /* a walk that met it already (fdata_walk_gen) */
 	uint32_t linkno; /* that walk's number for it (manifest "inode") */
 	uint64_t id;	 /* st_ino of its names (ckpt_node_stat.file_id) */
+	/* shared open versions (shared.c), under lock: */
+	uint64_t wgen; /* changes with every write and truncate */
+	bool pub;      /* closed, finalized and durable: listed in this mount's part */
 };
 /* A fresh mark for a walk of a tree that must meet each file once. */
 uint64_t fdata_walk_gen(void);
@@ -96,6 +99,7 @@ struct node {
 	size_t tlen;
 	uint8_t thash[CHUNK_HASH_LEN]; /* its XXH128 (as stored) */
 	bool tbad;		       /* the target does not match thash: reads EIO */
+	uint64_t owner; /* shared open versions: the mount that wrote it, 0 = this one */
 };
 struct node *node_new(const char *name, enum ckpt_node_type type, uint32_t mode);
 /* A symlink node (mode 0777); NULL when out of memory. */
@@ -137,7 +141,23 @@ struct version {
 	 * back, and user.ckpt.writers (nparts, 0 = unset) with the parts done */
 	int writers;
 	uint32_t nparts, parts_done;
-	uint8_t *parts; /* bitmap of nparts bits */
+	uint8_t *parts; /* bitmap of nparts bits (shared: every mount's parts, merged) */
+	/* an open version of a shared store that every mount writes into
+	 * (shared.c): the other mounts' parts as last merged into the tree */
+	bool shared;
+	struct vpart *fp;
+	size_t nfp;
+	int pending_pub; /* handles closed whose file is not yet in this mount's part */
+	bool mine;	 /* made here, or this mount has a part in it */
+};
+/* Another mount's part of a shared open version, as merged. */
+struct vpart {
+	uint64_t mount;
+	uint64_t dochash;
+	uint32_t writers;   /* its handles open for writing */
+	uint32_t conflicts; /* its paths that another mount wrote too */
+	bool alive;
+	char host[64];
 };
 struct run {
 	char name[CKPT_NAME_MAX + 1];
@@ -178,8 +198,33 @@ void version_writer_done(struct ckpt_store *s, struct version *v);
  * be on its way when its rename arrives. */
 #define STORE_WRITERS_WAIT_MS 2000
 
+/* ---- open versions shared by mounts (shared.c), store->lock held ---- */
+/* Read every mount's part of v from the backend and merge them. */
+int shared_refresh(struct ckpt_store *s, struct version *v);
+/* Merge parts (from the backend) into v's tree: other mounts' files come
+ * and go; `force` rebuilds them all (a commit: conflicts counted anew). */
+void shared_merge(struct ckpt_store *s, struct version *v, const struct sb_part *parts, size_t n,
+		  bool force);
+/* Publish this mount's part of v (-ENOENT: the version is gone from the
+ * backend: committed or removed by another mount). */
+int shared_publish(struct ckpt_store *s, struct version *v);
+/* Handles open for writing on live other mounts (their hosts in `who`). */
+uint32_t shared_foreign_writers(struct version *v, char *who, size_t len);
+/* Paths written by two mounts (a commit fails with EEXIST). */
+uint32_t shared_conflicts(struct version *v);
+/* A handle of f that wrote is closed (store lock NOT held): when it was the
+ * last, f is finalized and made durable, then the part is published. */
+int shared_file_closed(struct ckpt_store *s, struct version *v, struct fdata *f, bool last);
+/* May node n be changed here (-EROFS when another mount wrote it)? */
+int shared_node_writable(struct ckpt_store *s, struct version *v, struct node *n);
+/* Is the open version `name` (marker doc) still written by a live mount? */
+bool shared_marker_alive(struct ckpt_store *s, const char *run, const char *name, json_t *doc);
+
 /* ---- manifests (manifest.c) ---- */
 json_t *manifest_build(struct ckpt_store *s, struct version *v, bool with_chunks);
+/* This mount's part of a shared open version: its own closed, durable
+ * files and every directory, in manifest form. */
+json_t *manifest_part_build(struct ckpt_store *s, struct version *v);
 char *manifest_text(struct ckpt_store *s, struct version *v, size_t *len);
 int manifest_load(struct ckpt_store *s, struct run *r, const char *name, json_t *doc,
 		  struct version **out);
@@ -198,6 +243,10 @@ int run_load_all(struct ckpt_store *s);
  * that changed (version NULL: the run's listing, latest, best). */
 typedef void (*refresh_note_fn)(void *arg, const char *run, const char *version);
 int run_refresh(struct ckpt_store *s, const char *run, refresh_note_fn note, void *arg);
+/* Shared store: re-read run `run` now, store lock NOT held (a name another
+ * host made a moment ago, before its notification arrived: `version`, or
+ * NULL for the run itself). */
+int store_refresh_now(struct ckpt_store *s, const char *run, const char *version);
 struct version *version_find(struct run *r, const char *name);
 int version_lookup(struct ckpt_store *s, const char *run, const char *version,
 		   struct version **out);

@@ -20,9 +20,16 @@
 
 static int marker_write(struct ckpt_store *s, struct version *v)
 {
-	char txt[128];
-	int n = snprintf(txt, sizeof(txt), "{\"id\":\"%016" PRIx64 "\",\"created_ns\":%" PRId64 "}",
-			 v->id, v->created_ns);
+	char txt[160];
+	/* shared: the mount that made it (alive: the version is open, not incomplete) */
+	int n = s->be->mount_id[0]
+			? snprintf(txt, sizeof(txt),
+				   "{\"id\":\"%016" PRIx64 "\",\"created_ns\":%" PRId64
+				   ",\"mount\":\"%s\"}",
+				   v->id, v->created_ns, s->be->mount_id)
+			: snprintf(txt, sizeof(txt),
+				   "{\"id\":\"%016" PRIx64 "\",\"created_ns\":%" PRId64 "}", v->id,
+				   v->created_ns);
 
 	return SB(s->be, marker_put, v->run->name, v->name, txt, (size_t)n);
 }
@@ -64,6 +71,12 @@ int ckpt_version_list(struct ckpt_store *s, const char *run, struct ckpt_version
 
 	pthread_mutex_lock(&s->lock);
 	r = run_find(s, run);
+	if (!r && s->be->shared) { /* made by another host a moment ago? */
+		pthread_mutex_unlock(&s->lock);
+		store_refresh_now(s, run, NULL);
+		pthread_mutex_lock(&s->lock);
+		r = run_find(s, run);
+	}
 	if (!r) {
 		ret = store_err(s, -ENOENT, "no run %s", run);
 		goto out;
@@ -89,6 +102,15 @@ static int version_get(struct ckpt_store *s, const char *run, const char *versio
 
 	pthread_mutex_lock(&s->lock);
 	ret = version_lookup(s, run, version, &v);
+	if (ret == -ENOENT && s->be->shared) {
+		/* another host may have made it a moment ago (a rank on this host
+		 * opens a file in the version rank 0 made there): ask the store
+		 * before saying it is not there */
+		pthread_mutex_unlock(&s->lock);
+		store_refresh_now(s, run, version);
+		pthread_mutex_lock(&s->lock);
+		ret = version_lookup(s, run, version, &v);
+	}
 	if (ret == 0)
 		fill_info(v, info, totals);
 	pthread_mutex_unlock(&s->lock);
@@ -135,6 +157,8 @@ int ckpt_version_create(struct ckpt_store *s, const char *run, const char *versi
 	if (getrandom(&v->id, sizeof(v->id), 0) != sizeof(v->id))
 		v->id = (uint64_t)v->created_ns;
 	v->id |= 1;
+	v->shared = s->be->shared && s->be->ops->part_put;
+	v->mine = true;
 	/* durable before anyone writes into it: after a crash the version is
 	 * known and shown INCOMPLETE rather than silently gone */
 	ret = marker_write(s, v);
@@ -227,14 +251,72 @@ static int commit_data(struct ckpt_store *s, struct version *v, struct fdata **f
 	return 0;
 }
 
-/* The manifest of a committing version, once the backend gave its seq. */
-static char *commit_doc(void *arg, uint64_t seq, size_t *len)
+/* The manifest of a committing version, once the backend gave its seq.
+ * Shared: `parts` are every mount's part as the commit's compare-and-swap
+ * read them; the manifest holds exactly their files and this mount's. */
+static char *commit_doc(void *arg, uint64_t seq, const struct sb_part *parts, size_t nparts,
+			size_t *len, int *err)
 {
 	struct version *v = ((void **)arg)[0];
 	struct ckpt_store *s = ((void **)arg)[1];
+	int *said = ((void **)arg)[2]; /* the error has its sentence */
+	char who[256];
+	char *txt;
 
+	*said = 1;
+	if (v->shared) {
+		shared_merge(s, v, parts, nparts, true);
+		if (shared_foreign_writers(v, who, sizeof(who))) {
+			*err = store_err(s, -EBUSY,
+					 "version %s/%s has files still open for writing on other "
+					 "hosts (%s): close every file of the version (every rank) "
+					 "before committing it",
+					 v->run->name, v->name, who);
+			return NULL;
+		}
+		*err = version_parts_check(s, v);
+		if (*err < 0)
+			return NULL;
+		if (shared_conflicts(v)) {
+			*err = store_err(
+				s, -EEXIST,
+				"version %s/%s: %u path%s written on two hosts; remove one "
+				"of each before committing",
+				v->run->name, v->name, shared_conflicts(v),
+				shared_conflicts(v) == 1 ? " was" : "s were");
+			return NULL;
+		}
+	}
 	v->seq = seq;
-	return manifest_text(s, v, len);
+	txt = manifest_text(s, v, len);
+	if (!txt)
+		*err = -ENOMEM;
+	else
+		*said = 0; /* the backend's errors from here on are its own */
+	return txt;
+}
+
+/* Wait until `until` or for the writers count to drop; shared versions
+ * look at the other hosts' parts every 100 ms. true: the time is up. */
+static bool writers_wait(struct ckpt_store *s, struct version *v, const struct timespec *until)
+{
+	struct timespec now, t;
+
+	if (!v->shared)
+		return pthread_cond_timedwait(&s->writers_cond, &s->lock, until) == ETIMEDOUT;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	t = now;
+	t.tv_nsec += 100000000;
+	if (t.tv_nsec >= 1000000000) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000;
+	}
+	if (t.tv_sec > until->tv_sec || (t.tv_sec == until->tv_sec && t.tv_nsec > until->tv_nsec))
+		t = *until;
+	pthread_cond_timedwait(&s->writers_cond, &s->lock, &t);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > until->tv_sec ||
+	       (now.tv_sec == until->tv_sec && now.tv_nsec >= until->tv_nsec);
 }
 
 int ckpt_version_commit(struct ckpt_store *s, const char *run, const char *version,
@@ -246,6 +328,8 @@ int ckpt_version_commit(struct ckpt_store *s, const char *run, const char *versi
 	struct version *v;
 	struct timespec until;
 	bool waited = false;
+	char who[256];
+	uint32_t fw = 0;
 	int ret;
 
 	clock_gettime(CLOCK_MONOTONIC, &until);
@@ -272,12 +356,29 @@ again:
 				version);
 		goto out;
 	}
+	if (v->shared) { /* what the other hosts wrote, and their parts */
+		ret = shared_refresh(s, v);
+		if (ret < 0) {
+			store_err(s, ret, "commit of %s/%s: cannot read the other hosts' parts: %s",
+				  run, version, strerror(-ret));
+			goto out;
+		}
+		fw = shared_foreign_writers(v, who, sizeof(who));
+	}
 	ret = version_parts_check(s, v);
 	if (ret < 0)
 		goto out;
-	if (v->writers > 0) {
+	if (v->writers > 0 || fw > 0) {
 		/* never publish a file that is still being written; the wait
 		 * covers the RELEASE the kernel sends after close(2) returns */
+		if (waited && fw) {
+			ret = store_err(s, -EBUSY,
+					"version %s/%s has files still open for writing on other "
+					"hosts (%s): close every file of the version (every rank) "
+					"before committing it",
+					run, version, who);
+			goto out;
+		}
 		if (waited) {
 			ret = store_err(s, -EBUSY,
 					"version %s/%s has %d file%s still open for writing: "
@@ -287,7 +388,7 @@ again:
 			goto out;
 		}
 		v->refs++;
-		waited = pthread_cond_timedwait(&s->writers_cond, &s->lock, &until) == ETIMEDOUT;
+		waited = writers_wait(s, v, &until);
 		version_unref(s, v);
 		goto again;
 	}
@@ -318,7 +419,8 @@ again:
 		ret = store_err(s, -EEXIST, "version %s already exists in run %s", final, run);
 	if (ret == 0) {
 		char oldname[CKPT_NAME_MAX + 1];
-		void *arg[2] = {v, s};
+		int said = 0;
+		void *arg[3] = {v, s, &said};
 		uint64_t seq;
 
 		snprintf(oldname, sizeof(oldname), "%s", v->name);
@@ -326,23 +428,39 @@ again:
 		v->state = CKPT_V_COMMITTED;
 		snprintf(v->name, sizeof(v->name), "%s", final);
 		/* dir: tmp, fsync, rename, fsync dir (io_publish) */
-		ret = SB(s->be, manifest_commit, v->run->name, final, s->next_seq, commit_doc, arg,
-			 &seq);
+		ret = SB(s->be, manifest_commit, v->run->name, final, oldname, s->next_seq,
+			 commit_doc, arg, &seq);
+		if (ret == -ENOENT && !said)
+			ret = store_err(s, -ENOENT,
+					"commit of %s/%s failed: another host committed or removed "
+					"the version meanwhile",
+					run, version);
+		else if (ret == -EEXIST && !said)
+			ret = store_err(
+				s, -EEXIST,
+				"commit of %s/%s failed: version %s was committed in run %s "
+				"by another host meanwhile",
+				run, version, final, run);
+		else if (ret < 0 && !said)
+			store_err(s, ret,
+				  "commit of %s/%s failed: writing its manifest in %s failed (%s); "
+				  "the version stays open and nothing committed changed",
+				  run, version, s->be->where, strerror(-ret));
 		if (ret < 0) {
 			v->seq = 0;
 			v->committed_ns = 0;
 			v->state = CKPT_V_OPEN;
 			snprintf(v->name, sizeof(v->name), "%s", oldname);
-			store_err(s, ret,
-				  "commit of %s/%s failed: writing its manifest in %s failed (%s); "
-				  "the version stays open and nothing committed changed",
-				  run, version, s->be->where, strerror(-ret));
 		} else {
 			v->seq = seq;
 			s->next_seq = seq + 1;
 			free(v->parts); /* whole now: user.ckpt.writers is for open versions */
 			v->parts = NULL;
 			v->nparts = v->parts_done = 0;
+			v->shared = false;
+			free(v->fp);
+			v->fp = NULL;
+			v->nfp = 0;
 			for (size_t i = 0; i < nf; i++) {
 				pthread_mutex_lock(&fv[i]->lock);
 				fdata_seal(s, fv[i]);

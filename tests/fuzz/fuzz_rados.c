@@ -101,8 +101,15 @@ static void check_key(const char *p, size_t n)
 
 static void check_notify(const char *p, size_t n)
 {
-	char run[CKPT_NAME_MAX + 1], again[CKPT_NAME_MAX + 1];
+	char run[CKPT_NAME_MAX + 1], again[CKPT_NAME_MAX + 1], ver[CKPT_NAME_MAX + 1];
 	const char *got = rdec_notify(p, n, run);
+
+	/* RUN/VERSION: two valid names that make up the payload exactly */
+	if (rdec_part_notify(p, n, again, ver) == 0)
+		FUZZ_CHECK(name_check_kind(again, NAME_RUN, NULL) == 0 &&
+			   name_check_kind(ver, NAME_VERSION, NULL) == 0 &&
+			   strlen(again) + 1 + strlen(ver) == n && !memcmp(p, again, strlen(again)) &&
+			   p[strlen(again)] == '/' && !memcmp(p + strlen(again) + 1, ver, strlen(ver)));
 
 	if (!got) {
 		/* refused only what is no run name (then everything is re-read) */
