@@ -139,6 +139,8 @@ struct sb_ops {
 	int (*part_list)(struct sb *b, const char *run, const char *name, sb_part_fn fn, void *arg);
 	/* Is mount `id` alive (holds its lease)? */
 	bool (*mount_alive)(struct sb *b, const char *id);
+	/* Wait until no call of `changed` is running (may be NULL). */
+	void (*quiesce)(struct sb *b);
 };
 
 /* What every backend exposes to the layers above. */

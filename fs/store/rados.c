@@ -131,7 +131,10 @@ static void watch_cb(void *arg, uint64_t notify_id, uint64_t handle, uint64_t no
 
 	(void)handle;
 	rados_notify_ack(r->io, RADOS_ROOT, notify_id, r->watch, NULL, 0);
-	if (notifier_id == r->self || !r->b.changed)
+	/* read once: rf_stop clears it, then waits for callbacks (quiesce) */
+	void (*fn)(void *, const char *) = __atomic_load_n(&r->b.changed, __ATOMIC_ACQUIRE);
+
+	if (notifier_id == r->self || !fn)
 		return;
 	/* RUN/VERSION: the parts of an open version (shared.c); a payload
 	 * that names no run: re-read everything */
@@ -140,10 +143,10 @@ static void watch_cb(void *arg, uint64_t notify_id, uint64_t handle, uint64_t no
 
 		run[rl] = '/';
 		memmove(run + rl + 1, ver, strlen(ver) + 1);
-		r->b.changed(r->b.changed_arg, run);
+		fn(r->b.changed_arg, run);
 		return;
 	}
-	r->b.changed(r->b.changed_arg, rdec_notify(data, data_len, run));
+	fn(r->b.changed_arg, rdec_notify(data, data_len, run));
 }
 
 static void watch_err_cb(void *arg, uint64_t cookie, int err)
@@ -155,8 +158,10 @@ static void watch_err_cb(void *arg, uint64_t cookie, int err)
 		  strerror(-err));
 	/* librados re-establishes the watch when it can; what was missed is
 	 * picked up by a refresh of everything */
-	if (r->b.changed)
-		r->b.changed(r->b.changed_arg, NULL);
+	void (*fn)(void *, const char *) = __atomic_load_n(&r->b.changed, __ATOMIC_ACQUIRE);
+
+	if (fn)
+		fn(r->b.changed_arg, NULL);
 }
 
 /* ---- chunks ---- */
@@ -1022,6 +1027,13 @@ static int lockers_read(struct rados_sb *r)
 	return -ERANGE;
 }
 
+/* Every watch callback that started has returned (they run on librados'
+ * finisher thread; rados_watch_flush waits for its queue). */
+static void rados_quiesce(struct sb *b)
+{
+	rados_watch_flush(rs_of(b)->cl);
+}
+
 static bool rados_mount_alive(struct sb *b, const char *id)
 {
 	struct rados_sb *r = rs_of(b);
@@ -1215,6 +1227,7 @@ static const struct sb_ops rados_ops = {
 	.part_put = rados_part_put,
 	.part_list = rados_part_list,
 	.mount_alive = rados_mount_alive,
+	.quiesce = rados_quiesce,
 };
 
 /* %XX decoding of one URL component, in place. */

@@ -232,7 +232,10 @@ static void rf_stop(struct ckpt_store *s)
 
 	if (!rf)
 		return;
-	s->be->changed = NULL;
+	__atomic_store_n(&s->be->changed, NULL, __ATOMIC_RELEASE);
+	/* a notification being handled right now still calls rf_changed */
+	if (s->be->ops->quiesce)
+		SB(s->be, quiesce);
 	pthread_mutex_lock(&rf->lock);
 	rf->stop = true;
 	pthread_cond_signal(&rf->cond);

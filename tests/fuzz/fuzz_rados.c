@@ -108,8 +108,9 @@ static void check_notify(const char *p, size_t n)
 	if (rdec_part_notify(p, n, again, ver) == 0)
 		FUZZ_CHECK(name_check_kind(again, NAME_RUN, NULL) == 0 &&
 			   name_check_kind(ver, NAME_VERSION, NULL) == 0 &&
-			   strlen(again) + 1 + strlen(ver) == n && !memcmp(p, again, strlen(again)) &&
-			   p[strlen(again)] == '/' && !memcmp(p + strlen(again) + 1, ver, strlen(ver)));
+			   strlen(again) + 1 + strlen(ver) == n &&
+			   !memcmp(p, again, strlen(again)) && p[strlen(again)] == '/' &&
+			   !memcmp(p + strlen(again) + 1, ver, strlen(ver)));
 
 	if (!got) {
 		/* refused only what is no run name (then everything is re-read) */
