@@ -190,9 +190,11 @@ def main(argv):
                         os.rmdir(final)
                 if mode == "rename":
                     os.mkdir(final + ".tmp")
-                decision = [final, mode]
+                decision = [name, mode]
             dist.broadcast_object_list(decision, src=0)
-            final, mode = decision
+            # the name, not rank 0's path: each host has its own mount of
+            # the shared store, and each rank its own CKPT_RUN_DIR on it
+            final, mode = os.path.join(a.run_dir, decision[0]), decision[1]
             vdir = final if mode == "parts" else final + ".tmp"
             save_file(opt.optim.state_dict(), os.path.join(vdir, "optim-rank-%d.pt" % rank),
                       torch, a.save_sleep)

@@ -104,16 +104,51 @@ class Etcd:
                 self.proc.wait()
 
 
-class Gang:
-    """Two hosts (ckptds) over one tree, one etcd."""
+class Cluster:
+    """A real one-node Ceph cluster (tests/ceph/cluster.sh) in tmp/ceph."""
 
-    def __init__(self, ckptd_bin):
+    def __init__(self, tmp):
+        self.script = os.path.join(os.path.dirname(os.path.dirname(HERE)), "tests", "ceph",
+                                   "cluster.sh")
+        self.dir = os.path.join(tmp, "ceph")
+        r = subprocess.run(["bash", self.script, "start", self.dir, "ckpt"],
+                           capture_output=True, text=True)
+        if r.returncode == 77:
+            raise Skip("the Ceph packages are missing: %s" % r.stderr.strip())
+        check(r.returncode == 0, "the test cluster did not start: %s" % r.stderr[-2000:])
+        self.url = "rados://ckpt?conf=%s" % r.stdout.strip()
+
+    def stop(self):
+        subprocess.run(["bash", self.script, "stop", self.dir])
+
+
+class Gang:
+    """Two hosts (ckptds) over one tree, one etcd. rados: each host's ckptd
+    mounts its own ckptfs of one RADOS pool (a real one-node cluster), as
+    hosts do (SPEC §9): two mounts, one shared store."""
+
+    def __init__(self, ckptd_bin, rados=False):
         self.tmp = tempfile.mkdtemp(prefix="ckptd-rdzv-")
         self.etcd = Etcd(self.tmp)
         self.mnt = os.path.join(self.tmp, "mnt")
         os.makedirs(self.mnt)
         self.fs = None
+        self.cluster = None
         fs = build_bin("fs/fuse/ckptfs")
+        if rados:
+            if not fs or not os.path.exists("/dev/fuse"):
+                raise Skip("a RADOS gang needs the built ckptfs and /dev/fuse")
+            self.cluster = Cluster(self.tmp)
+            self.mnt_b = os.path.join(self.tmp, "mnt-b")
+            self.hosts = []
+            for name, mnt in (("hostA", self.mnt), ("hostB", self.mnt_b)):
+                t = os.path.join(self.tmp, name)
+                os.makedirs(t)
+                self.hosts.append(Ckptd(ckptd_bin, tmp=t, config=(
+                    "store: %s\nmount: %s\nckptfs: %s\ngpus: 0\nhost: %s\nrdzv_ttl_s: %d\n" %
+                    (self.cluster.url, mnt, fs, name, TTL))))
+            self.trace = os.path.join(self.tmp, "trace")
+            return
         if fs and os.path.exists("/dev/fuse"):
             store = os.path.join(self.tmp, "store")
             os.makedirs(store)
@@ -177,6 +212,27 @@ class Gang:
             if subprocess.run(["fusermount3", "-u", self.mnt]).returncode != 0:
                 subprocess.run(["fusermount3", "-uz", self.mnt])
             self.fs.wait()
+        if self.cluster:
+            # each ckptd unmounted its ckptfs; let them close the store
+            # while the cluster is up, then stop it
+            mnts = (self.mnt.encode(), self.mnt_b.encode())
+            for _ in range(150):
+                if not any(m in cmdline(p) for p in os.listdir("/proc") if p.isdigit()
+                           for m in mnts):
+                    break
+                time.sleep(0.1)
+            for m in (self.mnt, self.mnt_b):
+                if mounted(m):
+                    subprocess.run(["fusermount3", "-uz", m])
+            self.cluster.stop()
+
+
+def cmdline(pid):
+    try:
+        with open("/proc/%s/cmdline" % pid, "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
 
 
 def check_together(g, ids, nattempts):
@@ -209,7 +265,7 @@ def envs_dir(att, rank):
     return [t["env"]["CKPT_RUN_DIR"] for t in att if t["rank"] == rank][0]
 
 
-def host_env(att):
+def host_env(att, mounts=1):
     envs = {t["rank"]: t["env"] for t in att}
     check(all(envs[k]["RANK"] == str(k) and envs[k]["WORLD_SIZE"] == "4" and
               envs[k]["LOCAL_WORLD_SIZE"] == "2" and envs[k]["LOCAL_RANK"] == str(k % 2) and
@@ -217,23 +273,35 @@ def host_env(att):
     check(len({(e["MASTER_ADDR"], e["MASTER_PORT"]) for e in envs.values()}) == 1 and
           envs[0]["MASTER_ADDR"] == "127.0.0.1" and int(envs[0]["MASTER_PORT"]) > 0,
           "MASTER_ADDR:MASTER_PORT differ: %s" % envs)
-    check(len({os.path.realpath(e["CKPT_RUN_DIR"]) for e in envs.values()}) == 1 and
-          len({e["CKPT_RUN_DIR"] for e in envs.values() if e["GROUP_RANK"] == "0"}) == 1,
-          "run dirs differ: %s" % envs)
+    # one tree (a symlink for hostB), or one store through each host's mount
+    # (RADOS): one run, each host's ranks in one run dir
+    check(len({os.path.realpath(e["CKPT_RUN_DIR"]) for e in envs.values()}) == mounts and
+          len({os.path.basename(e["CKPT_RUN_DIR"]) for e in envs.values()}) == 1 and
+          all(len({e["CKPT_RUN_DIR"] for e in envs.values() if e["GROUP_RANK"] == g}) == 1
+              for g in ("0", "1")), "run dirs differ: %s" % envs)
 
 
-def t_rdzv_fault(g):
+def fault_run(g, steps, timeout):
+    """Rank 2 (hostB) exits 1 at step 15; both hosts complete after one
+    restart of all 4 ranks from one version."""
     for h in g.hosts:
         h.start()
+    if g.cluster:
+        check_rados(g)
     g.etcd.start()
-    ids = g.submit("fault", "--steps", "80", "--step-ms", "30", "--ckpt-every", "10",
+    ids = g.submit("fault", "--steps", str(steps), "--step-ms", "30", "--ckpt-every", "10",
                    "--fault", "exit1@15:rank=2")
-    os_ = g.wait_all(ids, ["COMPLETED", "FAILED"], 90)
+    os_ = g.wait_all(ids, ["COMPLETED", "FAILED"], timeout)
     check([o["status"] for o in os_] == ["COMPLETED"] * 2,
           "status %s" % [(o["status"], o["reason"]) for o in os_])
     att = check_together(g, ids, 2)
-    host_env(att[1])
-    host_env(att[2])
+    host_env(att[1], 2 if g.cluster else 1)
+    host_env(att[2], 2 if g.cluster else 1)
+    return ids, att
+
+
+def t_rdzv_fault(g):
+    ids, att = fault_run(g, 80, 90)
     a, b = g.hosts
     det_b = [e for e in b.events(ids[1]) if e["event"] == "detected"]
     det_a = [e for e in a.events(ids[0]) if e["event"] == "detected"]
@@ -417,15 +485,18 @@ def ddp_run(g, py, job, kill_rank=None):
     os_ = g.wait_all(ids, ["COMPLETED", "FAILED"], 300)
     check([o["status"] for o in os_] == ["COMPLETED"] * 2,
           "%s: %s" % (job, [(o["status"], o["reason"]) for o in os_]))
-    vdir = os.path.join(g.mnt, job, "step-000040")
     out = {}
     for n in ["model.pt", "trainer_state.json"] + ["optim-rank-%d.pt" % k for k in range(4)]:
-        with open(os.path.join(vdir, n), "rb") as f:
-            out[n] = f.read()
+        got = []
+        for m in (g.mnt, g.mnt_b):  # every host's view of the version
+            with open(os.path.join(m, job, "step-000040", n), "rb") as f:
+                got.append(f.read())
+        check(got[0] == got[1], "%s/step-000040/%s differs between the hosts' mounts" % (job, n))
+        out[n] = got[0]
     return ids, out
 
 
-def t_rdzv_ddp(g):
+def t_rdzv_ddp(g, rados=False):
     """The PyTorch DDP example across 2 hosts x 2 ranks (gloo, CPU): kill -9
     of rank 2 (hostB) after step 25; every rank of both hosts resumes from
     one version (their logs), the gang completes, and its model and every
@@ -441,6 +512,8 @@ def t_rdzv_ddp(g):
         raise Skip("no Python with torch (python3-torch)")
     for h in g.hosts:
         h.start()
+    if rados:
+        check_rados(g)
     g.etcd.start()
     want = ddp_run(g, py, "ddp-ref")[1]
     ids, got = ddp_run(g, py, "ddp-kill", kill_rank=2)
@@ -457,6 +530,66 @@ def t_rdzv_ddp(g):
                   "rank %d's log: %s" % (k, log[-800:] if isinstance(log, str) else log))
     check(got == want, "after kill -9 of rank 2: %s differ" %
           [n for n in want if got[n] != want[n]])
+
+
+def check_rados(g):
+    """Both hosts are on their own ckptfs mounts of one pool."""
+    for m in (g.mnt, g.mnt_b):
+        check(mounted(m), "%s is not mounted (see the ckptds' logs)" % m)
+    check(os.stat(g.mnt).st_dev != os.stat(g.mnt_b).st_dev, "the hosts share one mount")
+
+
+def committed_versions(mnt, job):
+    run = os.path.join(mnt, job)
+    out = {}
+    for v in sorted(os.listdir(run)):
+        p = os.path.join(run, v)
+        if v in ("latest", "best") or not os.path.isdir(p):
+            continue
+        out[v] = os.getxattr(p, "user.ckpt.state").decode()
+    return out
+
+
+def t_rdzv_rados_fault(g):
+    """rdzv_fault with each host on its own ckptfs of one RADOS pool: the
+    ranks of both hosts write one open version (user.ckpt.writers=4, each
+    rank's part set on its own host's mount); rank 2 (hostB) exits 1 at step
+    15: all 4 ranks restart from one version, every committed version holds
+    every rank's files and reads the same on both mounts, the version being
+    written at the fault never commits."""
+    ids, att = fault_run(g, 60, 120)
+    sel = [e for e in g.hosts[0].events(ids[0]) if e["event"] == "checkpoint_selected"]
+    check(sel[0]["checkpoint"].endswith("/step-000010.a1"), "selected %s" % sel)
+    check(envs_dir(att[2], 2) == os.path.join(g.mnt_b, "fault"), "hostB's run dir %s" %
+          envs_dir(att[2], 2))
+    time.sleep(1.0)  # the last commit's notification reaches the other mount
+    va, vb = committed_versions(g.mnt, "fault"), committed_versions(g.mnt_b, "fault")
+    check(va == vb, "the mounts disagree: %s / %s" % (va, vb))
+    done = [v for v, st in va.items() if st == "committed"]
+    check("step-000010.a1" in done and "step-000060.a2" in done, "committed %s" % va)
+    for v in done:
+        for m in (g.mnt, g.mnt_b):
+            names = sorted(os.listdir(os.path.join(m, "fault", v)))
+            want = sorted(["shard-%d.bin" % k for k in range(4)] +
+                          ["state-%d.json" % k for k in range(4)])
+            check([n for n in names if n != ".manifest"] == want,
+                  "%s on %s holds %s" % (v, m, names))
+        for k in range(4):
+            a = open(os.path.join(g.mnt, "fault", v, "shard-%d.bin" % k), "rb").read()
+            b = open(os.path.join(g.mnt_b, "fault", v, "shard-%d.bin" % k), "rb").read()
+            check(a == b and len(a) > 0, "%s/shard-%d.bin differs between the mounts" % (v, k))
+    # saves of attempt 1 after the fault (rank 2 dead) never committed
+    check(all(st != "committed" for v, st in va.items()
+              if v.endswith(".a1") and int(v[5:11]) > 10), "versions %s" % va)
+
+
+def t_rdzv_rados_ddp(g):
+    """rdzv_ddp with each host on its own ckptfs of one RADOS pool: the
+    PyTorch DDP example, 2 hosts x 2 ranks writing each version through two
+    mounts; kill -9 of rank 2 (hostB) after step 25: one resume version on
+    both hosts, final model and optimizer shards bitwise those of an
+    uninterrupted run, and the same bytes through both mounts."""
+    t_rdzv_ddp(g, rados=True)
 
 
 def t_rdzv_etcd(g):
@@ -531,7 +664,8 @@ def t_rdzv_etcd(g):
 
 CASES = {"rdzv_fault": t_rdzv_fault, "rdzv_host_kill": t_rdzv_host_kill,
          "rdzv_timeout": t_rdzv_timeout, "rdzv_cancel": t_rdzv_cancel, "rdzv_ddp": t_rdzv_ddp,
-         "rdzv_etcd": t_rdzv_etcd}
+         "rdzv_etcd": t_rdzv_etcd, "rdzv_rados_fault": t_rdzv_rados_fault,
+         "rdzv_rados_ddp": t_rdzv_rados_ddp}
 
 
 def main(argv):
@@ -540,7 +674,7 @@ def main(argv):
         return 2
     g = None
     try:
-        g = Gang(argv[1])
+        g = Gang(argv[1], rados=argv[2].startswith("rdzv_rados_"))
         CASES[argv[2]](g)
         g.close()
         for h in g.hosts:
