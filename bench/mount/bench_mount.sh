@@ -19,7 +19,9 @@
 #           BENCH_ROUNDS rounds, order alternating, the page cache dropped
 #           right before each side and no rest (BENCH_READ_REST, default 0:
 #           this box's disk reads at a fraction of its speed after a few
-#           seconds idle, docs/performance.md).
+#           seconds idle, docs/performance.md); each side is read once
+#           untimed just before (BENCH_READ_WARM=0: not), so that both find
+#           the disk's host cache in the same state.
 #   read4   the same, with the BENCH_FILES files read by as many readers at
 #           once (the aggregate).
 #   ls      `ls -l` of a run with BENCH_VERSIONS versions (default 10000).
@@ -46,6 +48,7 @@ WB=${BENCH_WB:-64M}
 OPTS=${BENCH_OPTS:+-o $BENCH_OPTS}
 REST=${BENCH_REST:-5}
 READ_REST=${BENCH_READ_REST:-0}
+READ_WARM=${BENCH_READ_WARM:-1}
 BASE=${BENCH_DIR:-/var/tmp}
 [ "${BENCH_TMPFS:-0}" = 1 ] && BASE=/dev/shm
 
@@ -206,10 +209,18 @@ read_par() {
 }
 
 # cold VAR CMD...: drop the page cache (and rest READ_REST seconds), then
-# run CMD, its seconds into VAR.
+# run CMD, its seconds into VAR. With READ_WARM (default 1) CMD runs once
+# before, untimed, after a drop of its own: this box's disk is a file on
+# its host, whose page cache keeps what was read last, so without it the
+# side that ran second found its bytes evicted by the other side's (and
+# a side read twice in a row ran 2-5x faster the second time).
 cold() {
 	local var=$1 t0
 	shift
+	if [ "$READ_WARM" = 1 ]; then
+		drop
+		"$@"
+	fi
 	drop
 	[ "$READ_REST" != 0 ] && sleep "$READ_REST"
 	t0=$(now)
