@@ -18,10 +18,12 @@ static void no_note(void *arg, const char *run, const char *version)
 
 /*
  * A store shared with other hosts: first load every manifest they
- * published (their chunks are referenced then); their open versions show
- * here as incomplete and are removed only once older than the grace period,
- * as are chunks (the backend's chunk_remove), so that what an open version
- * on another host has written or deduplicated against stays.
+ * published (their chunks are referenced then) and every live open
+ * version's parts; an incomplete version (no live mount made it or writes
+ * into it: their leases ran out) is removed once that still holds now, or
+ * once older than the grace period (a store without leases). Chunks stay
+ * for the grace period (the backend's chunk_remove), so that what an open
+ * version on another host has written or deduplicated against stays.
  */
 int ckpt_store_gc(struct ckpt_store *s, struct ckpt_gc_result *res)
 {
@@ -41,7 +43,8 @@ int ckpt_store_gc(struct ckpt_store *s, struct ckpt_gc_result *res)
 			struct version *v = run->v[j];
 
 			if (v->state == CKPT_V_INCOMPLETE &&
-			    (!s->be->shared || v->created_ns < young) &&
+			    (!s->be->shared || v->created_ns < young ||
+			     (s->be->ops->mount_alive && !shared_version_alive(s, v))) &&
 			    version_remove_locked(s, v) == 0) {
 				r.versions_removed++;
 				continue;

@@ -219,6 +219,9 @@ static struct version *marker_version(struct ckpt_store *s, struct run *r, const
 	if (!v)
 		return NULL;
 	v->shared = open;
+	if (doc && json_is_string(json_object_get(doc, "mount")))
+		snprintf(v->creator, sizeof(v->creator), "%s",
+			 json_string_value(json_object_get(doc, "mount")));
 	if (doc) {
 		v->id = strtoull(json_string_value(json_object_get(doc, "id")) ?: "0", NULL, 16);
 		v->created_ns = json_integer_value(json_object_get(doc, "created_ns"));

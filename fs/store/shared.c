@@ -397,6 +397,18 @@ static int part_alive(void *arg, const struct sb_part *p)
 	return 0;
 }
 
+bool shared_version_alive(struct ckpt_store *s, struct version *v)
+{
+	struct alive_cb a = {.s = s};
+
+	if (!s->be->ops->mount_alive)
+		return false;
+	if (v->creator[0] && SB(s->be, mount_alive, v->creator))
+		return true;
+	SB(s->be, part_list, v->run->name, v->name, part_alive, &a);
+	return a.alive;
+}
+
 bool shared_marker_alive(struct ckpt_store *s, const char *run, const char *name, json_t *doc)
 {
 	const char *m = json_string_value(json_object_get(doc, "mount"));

@@ -147,8 +147,9 @@ struct version {
 	bool shared;
 	struct vpart *fp;
 	size_t nfp;
-	int pending_pub; /* handles closed whose file is not yet in this mount's part */
-	bool mine;	 /* made here, or this mount has a part in it */
+	int pending_pub;  /* handles closed whose file is not yet in this mount's part */
+	bool mine;	  /* made here, or this mount has a part in it */
+	char creator[24]; /* shared: the mount that made it (its marker's "mount") */
 };
 /* Another mount's part of a shared open version, as merged. */
 struct vpart {
@@ -217,6 +218,8 @@ uint32_t shared_conflicts(struct version *v);
 int shared_file_closed(struct ckpt_store *s, struct version *v, struct fdata *f, bool last);
 /* May node n be changed here (-EROFS when another mount wrote it)? */
 int shared_node_writable(struct ckpt_store *s, struct version *v, struct node *n);
+/* Does a live mount write into v (its maker or one with a part)? */
+bool shared_version_alive(struct ckpt_store *s, struct version *v);
 /* Is the open version `name` (marker doc) still written by a live mount? */
 bool shared_marker_alive(struct ckpt_store *s, const char *run, const char *name, json_t *doc);
 

@@ -159,6 +159,7 @@ int ckpt_version_create(struct ckpt_store *s, const char *run, const char *versi
 	v->id |= 1;
 	v->shared = s->be->shared && s->be->ops->part_put;
 	v->mine = true;
+	snprintf(v->creator, sizeof(v->creator), "%s", s->be->mount_id);
 	/* durable before anyone writes into it: after a crash the version is
 	 * known and shown INCOMPLETE rather than silently gone */
 	ret = marker_write(s, v);

@@ -86,6 +86,7 @@ sleep 0.3
 [ "$(getfattr --only-values -n user.ckpt.state "$A/run/s3")" = open ] || fail "s3 committed without part 1"
 
 note "kill -9 of B mid-write: its closed file is committed, its torn one never"
+mkdir "$B/run/bonly.tmp" && echo b >"$B/run/bonly.tmp/f" || fail "B's own open version"
 mkdir "$A/run/s4.tmp" || fail "mkdir s4.tmp"
 cp "$T/b.bin" "$B/run/s4.tmp/closed.bin" || fail "closed.bin on B"
 exec 8>"$B/run/s4.tmp/torn.bin"
@@ -106,6 +107,13 @@ done
 cmp "$T/b.bin" "$A/run/s4/closed.bin" || fail "B's closed file is not in s4"
 [ ! -e "$A/run/s4/torn.bin" ] || fail "B's torn file is in s4"
 wait_for test -d "$C/run/s4" || fail "s4 not on C"
+
+note "gc: B's own open version goes once B's lease ran out (not after 6 h); s3 stays"
+out=$("$CKPT" gc --store "$URL" 2>&1) || fail "ckpt gc: $out"
+note "$out"
+echo "$out" | grep -q 'and 1 incomplete version' || fail "gc removed not just bonly.tmp: $out"
+wait_for test ! -e "$A/run/bonly.tmp" || fail "bonly.tmp still on A after gc"
+[ "$(getfattr --only-values -n user.ckpt.state "$A/run/s3")" = open ] || fail "gc took s3"
 [ ! -e "$C/run/s4/torn.bin" ] || fail "torn file on C"
 
 note "B mounts again: it sees everything, s3 still open"
