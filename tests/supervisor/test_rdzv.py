@@ -335,6 +335,8 @@ def shim_pids(h):
 def t_rdzv_host_kill(g):
     for h in g.hosts:
         h.start()
+    if g.cluster:
+        check_rados(g)
     g.etcd.start()
     a, b = g.hosts
     # hostA's fake ranks do not wait for hostB's as DDP's would: enough steps
@@ -583,6 +585,15 @@ def t_rdzv_rados_fault(g):
               if v.endswith(".a1") and int(v[5:11]) > 10), "versions %s" % va)
 
 
+def t_rdzv_rados_host_kill(g):
+    """rdzv_host_kill with each host on its own ckptfs of one RADOS pool:
+    kill -9 of hostB's ckptd and ranks (its mount stays, as a host's
+    filesystem daemon outlives a supervisor crash); hostA notices within the
+    lease, waits, and the gang completes once hostB's ckptd is back."""
+    t_rdzv_host_kill(g)
+    check_rados(g)
+
+
 def t_rdzv_rados_ddp(g):
     """rdzv_ddp with each host on its own ckptfs of one RADOS pool: the
     PyTorch DDP example, 2 hosts x 2 ranks writing each version through two
@@ -665,6 +676,7 @@ def t_rdzv_etcd(g):
 CASES = {"rdzv_fault": t_rdzv_fault, "rdzv_host_kill": t_rdzv_host_kill,
          "rdzv_timeout": t_rdzv_timeout, "rdzv_cancel": t_rdzv_cancel, "rdzv_ddp": t_rdzv_ddp,
          "rdzv_etcd": t_rdzv_etcd, "rdzv_rados_fault": t_rdzv_rados_fault,
+         "rdzv_rados_host_kill": t_rdzv_rados_host_kill,
          "rdzv_rados_ddp": t_rdzv_rados_ddp}
 
 
