@@ -78,7 +78,23 @@ pool_create() {
 	c osd pool application enable "$1" ckptfs >/dev/null 2>&1 || true
 }
 
+# A start can fail for a moment's reason (a daemon's first command racing
+# its monitor map, seen as "wrong fsid" in CI with another cluster starting
+# beside it): what it started is stopped and it is tried again with a fresh
+# port and fsid, three times in all.
 start() {
+	local try
+	[ -e "$1/ceph.conf" ] && die "$1 already holds a cluster (stop it first)"
+	for try in 1 2 3; do
+		(start_once "$@") && return 0
+		[ "$try" -lt 3 ] || exit 1
+		echo "cluster.sh: start $try of 3 failed; trying again with a new port and fsid" >&2
+		stop "$1"
+		sleep 1
+	done
+}
+
+start_once() {
 	need
 	DIR=$1
 	shift
