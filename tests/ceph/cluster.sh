@@ -174,10 +174,10 @@ CONF
 	ceph-osd -c "$conf" -i 0 2>>"$DIR/log/daemons.err" --mkfs >"$DIR/log/mkfs-osd.out" 2>&1 ||
 		{ cat "$DIR/log/mkfs-osd.out" >&2; die "ceph-osd --mkfs failed"; }
 	# the OSD's first command can race its monitor map ("wrong fsid"): retry
-	for try in 1 2 3 4; do
+	for try in $(seq 1 10); do
 		ceph-osd -c "$conf" -i 0 2>>"$DIR/log/daemons.err" && break
-		[ "$try" -lt 4 ] || { tails "$DIR"; die "ceph-osd did not start"; }
-		sleep 0.5
+		[ "$try" -lt 10 ] || { tails "$DIR"; die "ceph-osd did not start"; }
+		sleep 1
 	done
 	local i
 	for ((i = 0; i < 600; i++)); do
