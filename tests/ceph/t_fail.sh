@@ -61,6 +61,14 @@ echo "$out" | grep -qE 'Input/output error|timed out' || { kill -CONT "$osd"; fa
 kill -0 "${HPID[A]}" || { kill -CONT "$osd"; fail "ckptfs died"; }
 kill -CONT "$osd"
 note "the OSD is back"
+# its placement groups may still be peering for a while (the sanitizer
+# build, a loaded machine: the next write or a fresh mount's first read
+# timed out): go on once the cluster serves the store object again
+for i in $(seq 1 60); do
+	timeout 5 rados -c "$CONF" -p "$POOL" stat ckptfs.store >/dev/null 2>&1 && break
+	[ "$i" -lt 60 ] || fail "the store object is not readable within 60 s of the OSD's return"
+	sleep 0.5
+done
 wait_for test -e "$A/run/v2.tmp" || fail "v2.tmp is gone"
 cp "$T/v2" "$A/run/v2.tmp/f" && mv "$A/run/v2.tmp" "$A/run/v2" || fail "commit after the OSD came back"
 mount_host B
