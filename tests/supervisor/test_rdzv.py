@@ -568,7 +568,8 @@ def t_rdzv_rados_fault(g):
     va, vb = committed_versions(g.mnt, "fault"), committed_versions(g.mnt_b, "fault")
     check(va == vb, "the mounts disagree: %s / %s" % (va, vb))
     done = [v for v, st in va.items() if st == "committed"]
-    check("step-000010.a1" in done and "step-000060.a2" in done, "committed %s" % va)
+    # the run keeps its newest versions: step-000010.a1 may be gone by now
+    check("step-000060.a2" in done, "committed %s" % va)
     for v in done:
         for m in (g.mnt, g.mnt_b):
             names = sorted(os.listdir(os.path.join(m, "fault", v)))
