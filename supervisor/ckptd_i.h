@@ -170,6 +170,7 @@ struct ckptd {
 	char store[CKPTD_PATH_MAX];
 	char mount[CKPTD_PATH_MAX];
 	char ckptfs_bin[CKPTD_PATH_MAX];
+	char mount_opts[1024]; /* config mount_options: ckptfs -o OPTS when ckptd mounts */
 	char policy_file[CKPTD_PATH_MAX];
 	char shim_bin[CKPTD_PATH_MAX];
 	char token[256];

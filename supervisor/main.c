@@ -97,6 +97,26 @@ static int cfg_int(json_t *v, const char *k, int lo, int hi, int *dst)
 	return 0;
 }
 
+/*
+ * mount_options: what ckptd passes to the ckptfs it starts as `-o OPTS`
+ * (resident=2G,verify=first). ckptfs itself checks each option when it
+ * mounts; here only that it is one comma-separated word, so that it cannot
+ * be taken for another argument.
+ */
+static int cfg_mount_opts(json_t *v, const char *k)
+{
+	int ret = cfg_str(v, k, g.mount_opts, sizeof(g.mount_opts));
+
+	if (!ret && (g.mount_opts[0] == '-' || g.mount_opts[strcspn(g.mount_opts, " \t\n")])) {
+		fprintf(stderr,
+			"ckptd: config: mount_options: must be ckptfs's -o options, comma "
+			"separated without spaces (resident=2G,verify=first), got \"%s\"\n",
+			g.mount_opts);
+		ret = -EINVAL;
+	}
+	return ret;
+}
+
 /* ckptd's own config (YAML), strict like job specs. */
 static int load_config(const char *path, bool required)
 {
@@ -132,6 +152,8 @@ static int load_config(const char *path, bool required)
 			ret = cfg_str(v, k, g.mount, sizeof(g.mount));
 		else if (!strcmp(k, "ckptfs"))
 			ret = cfg_str(v, k, g.ckptfs_bin, sizeof(g.ckptfs_bin));
+		else if (!strcmp(k, "mount_options"))
+			ret = cfg_mount_opts(v, k);
 		else if (!strcmp(k, "policy"))
 			ret = cfg_str(v, k, g.policy_file, sizeof(g.policy_file));
 		else if (!strcmp(k, "token_file"))
@@ -170,7 +192,8 @@ static int load_config(const char *path, bool required)
 		} else {
 			fprintf(stderr,
 				"ckptd: %s: %s: unknown key (known: store, mount, mount_ckptfs, "
-				"ckptfs, policy, max_concurrent, listen_tcp, token_file, "
+				"mount_options, ckptfs, policy, max_concurrent, listen_tcp, "
+				"token_file, "
 				"cleanup_interval_s, metrics_keep_steps, gpus, host, rdzv_ttl_s)\n",
 				path, k);
 			ret = -EINVAL;

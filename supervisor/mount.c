@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * mount.c - make sure the checkpoint tree is there: when the configured
- * mount point is not mounted, start `ckptfs STORE MOUNT` (found through the
- * config, next to ckptd's own build or install dir, or in PATH) and wait for
- * the mount to appear. Without ckptfs, ckptd still works on the plain
+ * mount point is not mounted, start `ckptfs STORE MOUNT [-o mount_options]`
+ * (found through the config, next to ckptd's own build or install dir, or in
+ * PATH) and wait for the mount to appear. Without ckptfs, ckptd still works on the plain
  * directory and says so.
  */
 #include "ckptd_i.h"
@@ -75,7 +75,10 @@ int mount_ensure(void)
 	if (is_mountpoint(g.mount)) {
 		g.ckptfs_mount = getxattr(g.mount, "user.ckpt.state", buf, sizeof(buf)) >= 0 ||
 				 errno != ENOTSUP;
-		ckptd_log("using the mounted tree at %s", g.mount);
+		ckptd_log("using the mounted tree at %s%s", g.mount,
+			  g.mount_opts[0]
+				  ? " (already mounted: mount_options are not applied to it)"
+				  : "");
 		return 0;
 	}
 	if (g.mount_mode == 1) {
@@ -103,7 +106,10 @@ int mount_ensure(void)
 			dup2(g.log_fd >= 0 ? g.log_fd : fd, 2);
 		}
 		syscall(SYS_close_range, 3, ~0u, 0);
-		execl(bin, "ckptfs", g.store, g.mount, (char *)NULL);
+		if (g.mount_opts[0])
+			execl(bin, "ckptfs", g.store, g.mount, "-o", g.mount_opts, (char *)NULL);
+		else
+			execl(bin, "ckptfs", g.store, g.mount, (char *)NULL);
 		_exit(127);
 	}
 	if (pid < 0)
@@ -114,7 +120,8 @@ int mount_ensure(void)
 		if (is_mountpoint(g.mount)) {
 			g.mounted_by_us = true;
 			g.ckptfs_mount = true;
-			ckptd_log("mounted %s on %s with %s", g.store, g.mount, bin);
+			ckptd_log("mounted %s on %s with %s%s%s", g.store, g.mount, bin,
+				  g.mount_opts[0] ? " -o " : "", g.mount_opts);
 			return 0;
 		}
 		if (waitpid(pid, &status, WNOHANG) == pid && !is_mountpoint(g.mount)) {

@@ -1160,9 +1160,9 @@ def mounted(path):
         return any(l.split()[4] == real for l in f)
 
 
-def restart_on_ckptfs(d):
+def restart_on_ckptfs(d, extra=""):
     """Restart ckptd on a store it mounts itself with the built ckptfs
-    (skip without one); returns (store, mount)."""
+    (skip without one), extra: more config lines; returns (store, mount)."""
     fs = build_bin("fs/fuse/ckptfs")
     if not fs:
         raise Skip("fs/fuse/ckptfs is not built in this build dir")
@@ -1171,10 +1171,62 @@ def restart_on_ckptfs(d):
     d.stop()
     store, mnt = os.path.join(d.tmp, "store"), os.path.join(d.tmp, "mnt")
     with open(d.cfg, "w") as f:
-        f.write("store: %s\nmount: %s\nckptfs: %s\n" % (store, mnt, fs))
+        f.write("store: %s\nmount: %s\nckptfs: %s\n%s" % (store, mnt, fs, extra))
     d.mnt = mnt
     d.start()
     return store, mnt
+
+
+def ckptfs_argv(mnt):
+    """The argv of the ckptfs process serving mnt (None if there is none)."""
+    for p in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/cmdline" % p, "rb") as f:
+                argv = f.read().split(b"\0")[:-1]
+        except (OSError, ValueError):
+            continue
+        if len(argv) > 2 and os.path.basename(argv[0]) == b"ckptfs" and \
+                os.fsencode(mnt) in argv:
+            return [a.decode() for a in argv]
+    return None
+
+
+def t_ckptfs_options(d):
+    """mount_options: the ckptfs that ckptd starts gets them as -o (here the
+    resident tier), and a recovery works on that mount; a value that could
+    be taken for other arguments is refused at start (exit 2); a ckptfs
+    that refuses an option makes ckptd fall back to the plain directory."""
+    store, mnt = restart_on_ckptfs(d, "mount_options: resident=16M,verify=first\n")
+    check(mounted(mnt), "ckptd did not mount %s; see ckptd.out" % mnt)
+    argv = ckptfs_argv(mnt)
+    check(argv and argv[-2:] == ["-o", "resident=16M,verify=first"],
+          "ckptfs runs as %s" % argv)
+    opid = d.submit(spec(d, "--steps", "40", "--fault", "nan@25:attempt=1"))
+    o = d.wait_status(opid, ["COMPLETED", "FAILED"], timeout=60)
+    check(o["status"] == "COMPLETED", "status %s %s" % (o["status"], o["reason"]))
+    sel = d.wait_event(opid, "checkpoint_selected")
+    check(sel["checkpoint"].endswith("/step-000020"), "selected %s" % sel["checkpoint"])
+
+    for bad in ("resident=2G verify=first", "-f", "''"):
+        cfg = os.path.join(d.tmp, "bad.yaml")
+        with open(cfg, "w") as f:
+            f.write("mount: %s\nmount_options: %s\n" % (mnt, bad))
+        out = subprocess.run([d.bin, "--state-dir", d.state + "2", "--config", cfg],
+                             capture_output=True, text=True, timeout=10)
+        check(out.returncode == 2 and "mount_options" in out.stderr,
+              "mount_options %r: %s %r" % (bad, out.returncode, out.stderr))
+
+    d.stop()
+    subprocess.run(["fusermount3", "-u", mnt], check=True)
+    with open(d.cfg) as f:
+        cfg = f.read().replace("resident=16M,verify=first", "resident=lots")
+    with open(d.cfg, "w") as f:
+        f.write(cfg)
+    d.start()
+    check(not mounted(mnt), "mounted with resident=lots")
+    with open(os.path.join(d.state, "ckptd.log")) as f:
+        log = f.read()
+    check("without mounting; using %s as a plain directory" % mnt in log, "log: %s" % log[-2000:])
 
 
 def t_ckptfs_rados(d):
@@ -1455,6 +1507,7 @@ CASES = {
     "cron_cleanup": t_cron_cleanup,
     "ckptfs": t_ckptfs,
     "ckptfs_rados": t_ckptfs_rados,
+    "ckptfs_options": t_ckptfs_options,
     "config": t_config,
     "poll_error": t_poll_error,
     "down_exit": t_down_exit,
