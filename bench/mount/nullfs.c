@@ -8,7 +8,17 @@
  * round trips cost without any filesystem behind them. Not a product: no
  * readdir, no data, rmdir drops a directory whole.
  *
- *   nullfs MOUNTPOINT      (stays in the foreground; fusermount3 -u stops it)
+ *   nullfs [OPTIONS] MOUNTPOINT   (stays in the foreground; fusermount3 -u stops it)
+ *
+ * Options, to measure what a mount option or an open flag would save:
+ *   --noflush           opens and creates answer FOPEN_NOFLUSH (close(2)
+ *                       sends no FLUSH)
+ *   --no-perm           no default_permissions: the kernel checks no modes
+ *                       and needs no fresh attributes of a directory for a
+ *                       path walk or a create in it
+ *   --count             at unmount, print how many requests of each kind
+ *                       came (stderr)
+ *   -d                  libfuse's debug output (every request)
  */
 #define FUSE_USE_VERSION 314
 #include <errno.h>
@@ -33,6 +43,34 @@ struct node {
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static int noflush;
+static int counting;
+enum {
+	C_LOOKUP,
+	C_GETATTR,
+	C_SETATTR,
+	C_MKDIR,
+	C_CREATE,
+	C_OPEN,
+	C_WRITE,
+	C_FLUSH,
+	C_RELEASE,
+	C_FSYNC,
+	C_REMOVE,
+	C_RENAME,
+	C_N
+};
+static const char *const cnames[C_N] = {"LOOKUP",  "GETATTR", "SETATTR", "MKDIR",
+					"CREATE",  "OPEN",    "WRITE",	 "FLUSH",
+					"RELEASE", "FSYNC",   "REMOVE",	 "RENAME"};
+static unsigned long counts[C_N];
+
+static void count(int what)
+{
+	if (counting)
+		__atomic_add_fetch(&counts[what], 1, __ATOMIC_RELAXED);
+}
+
 static struct node *nodes; /* by inode number; 1 is the root */
 static size_t nnodes, capnodes;
 static uint32_t *buckets; /* (parent, name) -> inode, chained */
@@ -146,6 +184,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	fuse_ino_t ino;
 
+	count(C_LOOKUP);
 	pthread_mutex_lock(&lock);
 	ino = find(parent, name);
 	if (!ino) {
@@ -161,6 +200,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	struct stat st;
 
+	count(C_GETATTR);
 	(void)fi;
 	pthread_mutex_lock(&lock);
 	if (ino >= nnodes) {
@@ -178,6 +218,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 {
 	struct stat st;
 
+	count(C_SETATTR);
 	(void)fi;
 	pthread_mutex_lock(&lock);
 	if (to_set & FUSE_SET_ATTR_MODE)
@@ -211,26 +252,32 @@ static void make(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
+	count(C_MKDIR);
 	make(req, parent, name, S_IFDIR | (mode & 07777), NULL);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
+	count(C_CREATE);
 	fi->direct_io = (fi->flags & O_ACCMODE) == O_WRONLY;
+	fi->noflush = noflush;
 	make(req, parent, name, S_IFREG | (mode & 07777), fi);
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	count(C_OPEN);
 	(void)ino;
 	fi->direct_io = (fi->flags & O_ACCMODE) == O_WRONLY;
+	fi->noflush = noflush;
 	fuse_reply_open(req, fi);
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
+	count(C_WRITE);
 	(void)buf;
 	(void)fi;
 	pthread_mutex_lock(&lock);
@@ -247,9 +294,22 @@ static void op_ok(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_err(req, 0);
 }
 
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	count(C_FLUSH);
+	op_ok(req, ino, fi);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	count(C_RELEASE);
+	op_ok(req, ino, fi);
+}
+
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	(void)datasync;
+	count(C_FSYNC);
 	op_ok(req, ino, fi);
 }
 
@@ -257,6 +317,7 @@ static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	fuse_ino_t ino;
 
+	count(C_REMOVE);
 	pthread_mutex_lock(&lock);
 	ino = find(parent, name);
 	if (ino)
@@ -271,6 +332,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 	fuse_ino_t ino, old;
 	char *n;
 
+	count(C_RENAME);
 	(void)flags;
 	pthread_mutex_lock(&lock);
 	ino = find(parent, name);
@@ -300,24 +362,46 @@ static const struct fuse_lowlevel_ops ops = {
 	.create = op_create,
 	.open = op_open,
 	.write = op_write,
-	.flush = op_ok,
-	.release = op_ok,
+	.flush = op_flush,
+	.release = op_release,
 	.fsync = op_fsync,
 	.unlink = remove_name,
 	.rmdir = remove_name,
 	.rename = op_rename,
 };
 
+static void print_counts(void)
+{
+	int i;
+
+	for (i = 0; i < C_N; i++)
+		if (counts[i])
+			fprintf(stderr, "nullfs: %s %lu\n", cnames[i], counts[i]);
+}
+
 int main(int argc, char **argv)
 {
-	char *av[] = {argv[0], "-odefault_permissions,fsname=nullfs,subtype=nullfs", NULL};
+	char *av[4] = {argv[0], "-odefault_permissions,fsname=nullfs,subtype=nullfs"};
 	struct fuse_args args = FUSE_ARGS_INIT(2, av);
 	struct fuse_loop_config *lc;
 	struct fuse_session *se;
-	int ret = 1;
+	int i, ret = 1;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: nullfs MOUNTPOINT\n");
+	for (i = 1; i < argc - 1; i++) {
+		if (!strcmp(argv[i], "--noflush"))
+			noflush = 1;
+		else if (!strcmp(argv[i], "--no-perm"))
+			av[1] = "-ofsname=nullfs,subtype=nullfs";
+		else if (!strcmp(argv[i], "--count"))
+			counting = 1;
+		else if (!strcmp(argv[i], "-d"))
+			av[args.argc++] = "-d";
+		else
+			break;
+	}
+	if (i != argc - 1) {
+		fprintf(stderr,
+			"usage: nullfs [--noflush] [--no-perm] [--count] [-d] MOUNTPOINT\n");
 		return 2;
 	}
 	nnodes = 1; /* inode 0 is no node: the chains end there */
@@ -328,7 +412,7 @@ int main(int argc, char **argv)
 	se = fuse_session_new(&args, &ops, sizeof(ops), NULL);
 	if (!se)
 		return 1;
-	if (fuse_set_signal_handlers(se) == 0 && fuse_session_mount(se, argv[1]) == 0) {
+	if (fuse_set_signal_handlers(se) == 0 && fuse_session_mount(se, argv[argc - 1]) == 0) {
 		lc = fuse_loop_cfg_create();
 		ret = lc ? fuse_session_loop_mt(se, lc) : 1;
 		fuse_loop_cfg_destroy(lc);
@@ -336,5 +420,7 @@ int main(int argc, char **argv)
 	}
 	fuse_remove_signal_handlers(se);
 	fuse_session_destroy(se);
+	if (counting)
+		print_counts();
 	return ret ? 1 : 0;
 }

@@ -184,6 +184,7 @@ static int open_virtual(struct cfs *c, const struct cfs_path *p, struct fuse_fil
 	if ((fi->flags & O_ACCMODE) != O_RDONLY)
 		return -EACCES;
 	fi->direct_io = !fi->keep_cache;
+	fi->noflush = true; /* a snapshot: nothing to report at close */
 	if (p->kind == CFS_STATS)
 		return ckpt_store_stats_json(c->store, &fh->buf, &fh->len);
 	return ckpt_version_manifest_json(c->store, p->run, p->ver, &fh->buf, &fh->len);
@@ -232,6 +233,23 @@ static void kill_priv(fuse_req_t req, struct cfs_fh *fh)
 		ckpt_file_setattr(fh->f, &a);
 }
 
+/*
+ * Does close(2) of this descriptor skip the FLUSH request (FOPEN_NOFLUSH)?
+ * A FLUSH reports the errors of earlier asynchronous writes of a writer
+ * (ckpt_file_flush); the same errors fail the next write, fsync and the
+ * commit, which SPEC §3 allows for them. A reader's FLUSH has nothing to
+ * report, and a write-only (direct_io) writer's only what the commit reports
+ * too: both skip it, one round trip less per file (a small file written in
+ * an open version: docs/mount.md, "Caching"). A writer through the page
+ * cache keeps it: at close the kernel writes the pages a shared mapping
+ * dirtied back first, and their errors come with the FLUSH. The release
+ * that follows the close still parks the file's pending bytes.
+ */
+static bool noflush(bool writer, bool direct_io)
+{
+	return !writer || direct_io;
+}
+
 /* Open (or create, with O_CREAT in flags) a file of a version. */
 static int open_node(struct cfs *c, const struct cfs_path *p, int flags, mode_t mode,
 		     struct fuse_file_info *fi, struct cfs_fh *fh)
@@ -264,6 +282,7 @@ static int open_node(struct cfs *c, const struct cfs_path *p, int flags, mode_t 
 	fi->keep_cache = cfs_vstate_immutable(vi.state) && vi.state != CKPT_V_CORRUPT;
 	fi->direct_io = !fi->keep_cache && open_direct(c, flags);
 	fh->mapped_rw = !fi->keep_cache && !fi->direct_io && (flags & O_ACCMODE) == O_RDWR;
+	fi->noflush = noflush(fh->writer, fi->direct_io);
 	/* A file open for writing holds the version's commit back (EBUSY,
 	 * mount.md "Many writers"), except one that may be mapped: its dirty
 	 * pages are written back at the commit, which takes them. */

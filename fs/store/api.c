@@ -966,7 +966,12 @@ ssize_t ckpt_file_pwrite(struct ckpt_file *h, const void *buf, size_t len, uint6
 	pthread_mutex_lock(&f->lock);
 	if (h->flags & O_APPEND)
 		off = f->size;
-	ret = fdata_write(h->s, f, buf, len, off);
+	/* A chunk of this file that did not reach the disk fails the writes
+	 * after it: the writer may never flush (FUSE's FOPEN_NOFLUSH,
+	 * fs/fuse/ops_file.c), and the commit would be the first to say. */
+	ret = f->checked < f->nchunks ? fdata_check_errors(h->s, f) : 0;
+	if (ret == 0)
+		ret = fdata_write(h->s, f, buf, len, off);
 	if (ret == 0)
 		nattr_touch(&f->a);
 	pthread_mutex_unlock(&f->lock);

@@ -378,7 +378,8 @@ int ckpt_file_stat(struct ckpt_file *f, struct ckpt_node_stat *st);
 #define CKPT_FALLOC_ZERO_RANGE 0x10
 int ckpt_file_fallocate(struct ckpt_file *f, int mode, uint64_t off, uint64_t len);
 /* Make what was written so far durable (a writer's fsync). Errors from
- * earlier asynchronous writes are reported here, at flush, or at close. */
+ * earlier asynchronous writes are reported here, at flush, at close, and by
+ * the writes after them. */
 int ckpt_file_fsync(struct ckpt_file *f);
 int ckpt_file_flush(struct ckpt_file *f);
 int ckpt_file_close(struct ckpt_file *f);
