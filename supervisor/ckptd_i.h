@@ -60,6 +60,24 @@ struct version {
 	bool xattrs;	    /* ckptfs said (its xattrs), not the plain-dir convention */
 };
 
+/* The validators of a plain version (versions.c): its dir's dev, ino, mtime
+ * and ctime, its trainer_state.json's inode, size, mtime and ctime (ts_*:
+ * -1 when absent). What was read from the version holds while they do. */
+struct version_stamp {
+	dev_t dev;
+	ino_t ino, ts_ino;
+	int64_t mtime, ctime, ts_size, ts_mtime, ts_ctime;
+};
+
+/* What version_get_memo() read of one plain version (path_hash 0: none). */
+struct version_memo {
+	uint64_t path_hash;
+	struct version_stamp at;
+	char state[16];
+	int64_t seq, step, epoch;
+	double val_loss, committed;
+};
+
 /* One rank of the running attempt: one process under its own shim, with its
  * own notify socket and detection state (docs/ranks.md). A plain job has
  * exactly one; a gang has resources.procs_per_node on this host. */
@@ -117,8 +135,9 @@ struct op {
 	double created_at, updated_at, finished_at, not_before, restart_at;
 	double queued_at; /* place in the queue for GPUs: submission or resume */
 	/* the GPUs it holds (indices), from its start until it ends, across
-	 * recoveries; gpu_n is 0 when it holds none */
-	int gpu_ids[GPU_MAX];
+	 * recoveries; gpu_n is 0 when it holds none. On the heap (gpus_hold):
+	 * an array of GPU_MAX was 1 KiB of every operation of the history */
+	int *gpu_ids;
 	int gpu_n;
 	bool cancel_requested;
 	bool slot; /* holds a recovery slot */
@@ -151,8 +170,9 @@ struct op {
 	double fire_at;
 	/* per-step history, rates, save timing (metrics.c); NULL until a report */
 	struct op_metrics *mx;
-	struct run_summary sum;	  /* run_summary() */
-	struct ckpt_hmap *vcache; /* what its versions' files said (versions.c) */
+	struct run_summary sum;	     /* run_summary() */
+	struct ckpt_hmap *vcache;    /* what its versions' files said (versions.c) */
+	struct version_memo cp_memo; /* its checkpoint's, once it finished (op_to_json) */
 };
 
 struct hook {
@@ -284,6 +304,8 @@ int versions_list(const char *run_dir, struct version **out, size_t *n);
 int versions_list_cached(const char *run_dir, struct ckpt_hmap *cache, struct version **out,
 			 size_t *n);
 int version_get(const char *run_dir, struct ckpt_hmap *cache, const char *path, struct version *v);
+int version_get_memo(const char *run_dir, struct version_memo *m, const char *path,
+		     struct version *v);
 int64_t version_size(struct ckpt_hmap *cache, const struct version *v);
 struct ckpt_hmap *versions_cache_new(void);
 void versions_cache_clear(struct ckpt_hmap *m);
@@ -329,7 +351,7 @@ int op_cancel(struct op *op);
 int op_resume(struct op *op, char *err, size_t errlen);
 void op_adopt(struct op *op);
 void op_refresh_checkpoint(struct op *op);
-json_t *op_to_json(const struct op *op, bool with_spec);
+json_t *op_to_json(struct op *op, bool with_spec);
 bool op_resumable(const struct op *op);
 bool op_live(const struct op *op);
 int op_submit(const char *body, size_t len, const char *idem, struct op **out, bool *replay,
@@ -370,6 +392,7 @@ void gpus_init(void);
 int gpus_free(void);
 int gpus_check(int64_t want, char *err, size_t errlen);
 int gpus_take(struct op *op);
+int gpus_hold(struct op *op, const int *ids, int n);
 void gpus_release(struct op *op);
 void gpus_adopt(void);
 size_t gpus_queue(double now, struct op ***out);

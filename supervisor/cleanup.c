@@ -32,6 +32,7 @@
 const struct run_summary *run_summary(struct op *op)
 {
 	struct run_summary *s = &op->sum;
+	struct ckpt_hmap *cache;
 	struct version *vs = NULL;
 	struct timespec now;
 	struct stat st;
@@ -47,13 +48,17 @@ const struct run_summary *run_summary(struct op *op)
 		return s;
 	clock_gettime(CLOCK_REALTIME, &now);
 	memset(s, 0, sizeof(*s));
-	if (versions_list_cached(op->run_dir, op->vcache, &vs, &n) == 0) {
+	/* a finished operation's count is kept in `s` instead: its version
+	 * cache stays empty (finish() cleared it; a long history held one per
+	 * operation, several KiB each) */
+	cache = op_live(op) ? op->vcache : NULL;
+	if (versions_list_cached(op->run_dir, cache, &vs, &n) == 0) {
 		for (size_t i = 0; i < n; i++) {
 			plain &= !vs[i].xattrs;
 			if (strcmp(vs[i].state, "committed"))
 				continue;
 			s->committed++;
-			s->size_bytes += version_size(op->vcache, &vs[i]);
+			s->size_bytes += version_size(cache, &vs[i]);
 			if (!s->oldest || vs[i].committed < s->oldest)
 				s->oldest = vs[i].committed;
 		}

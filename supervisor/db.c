@@ -397,6 +397,7 @@ int db_load_ops(void)
 		return -EIO;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct op *op = op_new();
+		int ids[GPU_MAX], nids = 0;
 		char err[512];
 
 		if (!op)
@@ -437,13 +438,14 @@ int db_load_ops(void)
 		col_text(st, 30, op->last_seen_version, sizeof(op->last_seen_version));
 		col_text(st, 31, op->scheduled_by, sizeof(op->scheduled_by));
 		op->fire_at = sqlite3_column_double(st, 32);
-		if (gpu_set_parse((const char *)sqlite3_column_text(st, 33), op->gpu_ids, GPU_MAX,
-				  &op->gpu_n) < 0) {
+		if (gpu_set_parse((const char *)sqlite3_column_text(st, 33), ids, GPU_MAX, &nids) <
+		    0) {
 			ckptd_log("operation %s: its stored GPU set '%s' is not valid; it holds "
 				  "none",
 				  op->id, (const char *)sqlite3_column_text(st, 33));
-			op->gpu_n = 0;
+			nids = 0;
 		}
+		gpus_hold(op, ids, nids);
 		op->queued_at = sqlite3_column_type(st, 34) == SQLITE_NULL
 					? op->created_at
 					: sqlite3_column_double(st, 34);

@@ -66,26 +66,42 @@ int gpus_check(int64_t want, char *err, size_t errlen)
 	return -EINVAL;
 }
 
-/* The first free ones in inventory order. -EBUSY when too few are free. */
-int gpus_take(struct op *op)
+/* `op` holds the n GPUs `ids` from now on (n 0: none). */
+int gpus_hold(struct op *op, const int *ids, int n)
 {
-	int want = (int)op->spec.resources.gpus, n = 0;
+	int *p = NULL;
 
-	if (op->gpu_n == want)
-		return 0;
-	op->gpu_n = 0;
-	if (want > gpus_free())
-		return -EBUSY;
-	for (int i = 0; i < g.gpu.n && n < want; i++)
-		if (!holder(g.gpu.dev[i].index))
-			op->gpu_ids[n++] = g.gpu.dev[i].index;
+	if (n > 0) {
+		p = malloc((size_t)n * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		memcpy(p, ids, (size_t)n * sizeof(*p));
+	}
+	free(op->gpu_ids);
+	op->gpu_ids = p;
 	op->gpu_n = n;
 	return 0;
 }
 
+/* The first free ones in inventory order. -EBUSY when too few are free. */
+int gpus_take(struct op *op)
+{
+	int want = (int)op->spec.resources.gpus, n = 0, ids[GPU_MAX];
+
+	if (op->gpu_n == want)
+		return 0;
+	gpus_hold(op, NULL, 0);
+	if (want > gpus_free())
+		return -EBUSY;
+	for (int i = 0; i < g.gpu.n && n < want; i++)
+		if (!holder(g.gpu.dev[i].index))
+			ids[n++] = g.gpu.dev[i].index;
+	return gpus_hold(op, ids, n) < 0 ? -EBUSY : 0;
+}
+
 void gpus_release(struct op *op)
 {
-	op->gpu_n = 0;
+	gpus_hold(op, NULL, 0);
 }
 
 /* After a restart: the sets come back from the database. Say what does not
@@ -97,7 +113,7 @@ void gpus_adopt(void)
 
 	for (struct op *op = g.ops; op; op = op->next) {
 		if (!live(op)) {
-			op->gpu_n = 0;
+			gpus_hold(op, NULL, 0);
 			continue;
 		}
 		for (int i = 0; i < op->gpu_n; i++) {

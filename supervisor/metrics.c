@@ -278,6 +278,55 @@ static int collect(void *arg, const struct step_point *p)
 	return 0;
 }
 
+static int point_cmp(const struct step_point *a, int attempt, int64_t step)
+{
+	if (a->attempt != attempt)
+		return a->attempt < attempt ? -1 : 1;
+	return a->step < step ? -1 : a->step > step;
+}
+
+/* A waiting step `w` into the stored ones (in report order), as
+ * db_steps_write() would store it: a step already there takes the values
+ * `w` has, and its time. */
+static int merge_waiting(struct points *ps, const struct step_point *w)
+{
+	size_t lo = 0, hi = ps->n;
+	struct step_point *p;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (point_cmp(&ps->p[mid], w->attempt, w->step) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < ps->n && !point_cmp(&ps->p[lo], w->attempt, w->step)) {
+		p = &ps->p[lo];
+		if (w->have_epoch) {
+			p->epoch = w->epoch;
+			p->have_epoch = true;
+		}
+		if (w->have_loss) {
+			p->loss = w->loss;
+			p->have_loss = true;
+		}
+		if (w->have_val_loss) {
+			p->val_loss = w->val_loss;
+			p->have_val_loss = true;
+		}
+		if (w->nonfinite[0])
+			snprintf(p->nonfinite, sizeof(p->nonfinite), "%s", w->nonfinite);
+		p->time = w->time;
+		return 0;
+	}
+	if (collect(ps, w) < 0)
+		return -ENOMEM;
+	memmove(&ps->p[lo + 1], &ps->p[lo], (ps->n - 1 - lo) * sizeof(*ps->p));
+	ps->p[lo] = *w;
+	return 0;
+}
+
 /* Integers without printf: most of a 100,000-step answer is integers. */
 static void put_int(FILE *f, long long v)
 {
@@ -348,10 +397,23 @@ char *metrics_steps_body(struct op *op, int64_t after_attempt, int64_t after_ste
 	bool first = true;
 	FILE *f;
 
-	metrics_flush(op);
+	/* the stored steps and the ones still waiting in memory: a read
+	 * writes nothing (it was a transaction and an fsync on every poll of
+	 * a running operation's steps) */
 	if (db_steps_query(op->id, after_attempt, after_step, collect, &ps) < 0) {
 		free(ps.p);
 		return NULL;
+	}
+	for (size_t i = 0; op->mx && i < op->mx->npend; i++) {
+		const struct step_point *w = &op->mx->pend[i];
+
+		if (after_attempt < 0 ? w->step <= after_step
+				      : point_cmp(w, (int)after_attempt, after_step) <= 0)
+			continue;
+		if (merge_waiting(&ps, w) < 0) {
+			free(ps.p);
+			return NULL;
+		}
 	}
 	f = open_memstream(&s, &n);
 	if (!f) {

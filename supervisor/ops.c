@@ -78,6 +78,7 @@ void op_free(struct op *op)
 	rdzv_free(op);
 	ckpt_jobspec_free(&op->spec);
 	free(op->spec_json);
+	free(op->gpu_ids);
 	metrics_free(op);
 	free(op->run_dir);
 	free(op->checkpoint);
@@ -1697,7 +1698,7 @@ bool op_resumable(const struct op *op)
 	return (op->status == OP_CANCELLED || op->status == OP_FAILED) && op->checkpoint[0];
 }
 
-json_t *op_to_json(const struct op *op, bool with_spec)
+json_t *op_to_json(struct op *op, bool with_spec)
 {
 	char c[40], u[40], f[40];
 	json_t *o, *prog, *cp = json_null();
@@ -1733,9 +1734,10 @@ json_t *op_to_json(const struct op *op, bool with_spec)
 		json_object_set_new(cp, "epoch", json_null());
 		json_object_set_new(cp, "committed", json_null());
 		/* that one version only: a list of operations would read every
-		 * version of every run */
-		if (version_get(op->run_dir, op_live(op) ? op->vcache : NULL, op->checkpoint, &v) ==
-		    0) {
+		 * version of every run; a finished one's from its memo */
+		if ((op_live(op) ? version_get(op->run_dir, op->vcache, op->checkpoint, &v)
+				 : version_get_memo(op->run_dir, &op->cp_memo, op->checkpoint,
+						    &v)) == 0) {
 			char t[40];
 
 			iso_time(v.committed, t, sizeof(t));

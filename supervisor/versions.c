@@ -98,9 +98,7 @@ static int cmp_seq(const void *a, const void *b)
  */
 struct vc_entry {
 	char name[256];
-	dev_t dev;
-	ino_t ino, ts_ino;
-	int64_t mtime, ctime, ts_size, ts_mtime, ts_ctime; /* ts_*: -1 when absent */
+	struct version_stamp at;
 	char state[16];
 	int64_t step, epoch, size_bytes;
 	double val_loss;
@@ -137,7 +135,7 @@ void versions_cache_free(struct ckpt_hmap *m)
 }
 
 /* The validators of a version dir `st` and its trainer_state.json now. */
-static void vc_stat(const char *dir, const struct stat *st, struct vc_entry *e)
+static void vc_stat(const char *dir, const struct stat *st, struct version_stamp *e)
 {
 	char path[CKPTD_PATH_MAX + 32];
 	struct stat ts;
@@ -158,11 +156,23 @@ static void vc_stat(const char *dir, const struct stat *st, struct vc_entry *e)
 	}
 }
 
-static bool vc_same(const struct vc_entry *a, const struct vc_entry *b)
+static bool vc_same(const struct version_stamp *a, const struct version_stamp *b)
 {
 	return a->dev == b->dev && a->ino == b->ino && a->mtime == b->mtime &&
 	       a->ctime == b->ctime && a->ts_ino == b->ts_ino && a->ts_size == b->ts_size &&
 	       a->ts_mtime == b->ts_mtime && a->ts_ctime == b->ts_ctime;
+}
+
+/* Changed too recently for its file times to tell the next change from it
+ * (RACY_NS): what was read now is not kept. */
+static bool vc_racy(const struct version_stamp *e)
+{
+	struct timespec t;
+	int64_t old;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	old = ts_ns(&t) - RACY_NS;
+	return e->mtime >= old || e->ctime >= old || e->ts_mtime >= old || e->ts_ctime >= old;
 }
 
 /* A plain version's state from its trainer_state.json. */
@@ -182,12 +192,11 @@ static void plain_read(struct version *v)
 static void plain_cached(struct version *v, const struct stat *st, struct ckpt_hmap *cache)
 {
 	uint64_t h = ckpt_hash_str(v->name);
-	struct vc_entry now, *e = ckpt_hmap_find(cache, h, vc_match, v->name);
-	struct timespec t;
-	int64_t old;
+	struct vc_entry *e = ckpt_hmap_find(cache, h, vc_match, v->name);
+	struct version_stamp now;
 
 	vc_stat(v->path, st, &now);
-	if (e && vc_same(e, &now)) {
+	if (e && vc_same(&e->at, &now)) {
 		snprintf(v->state, sizeof(v->state), "%s", e->state);
 		v->step = e->step;
 		v->epoch = e->epoch;
@@ -198,14 +207,12 @@ static void plain_cached(struct version *v, const struct stat *st, struct ckpt_h
 	plain_read(v);
 	if (e)
 		ckpt_hmap_del(cache, e);
-	clock_gettime(CLOCK_REALTIME, &t);
-	old = ts_ns(&t) - RACY_NS;
-	if (now.mtime >= old || now.ctime >= old || now.ts_mtime >= old || now.ts_ctime >= old)
+	if (vc_racy(&now))
 		return;
 	e = ckpt_hmap_add(cache, h);
 	if (!e)
 		return;
-	*e = now;
+	e->at = now;
 	snprintf(e->name, sizeof(e->name), "%s", v->name);
 	snprintf(e->state, sizeof(e->state), "%s", v->state);
 	e->step = v->step;
@@ -347,6 +354,52 @@ int version_get(const char *run_dir, struct ckpt_hmap *cache, const char *path, 
 	    strchr(path + k + 1, '/'))
 		return -ENOENT;
 	return version_entry(run_dir, path + k + 1, v, &st, cache);
+}
+
+/* version_get() of a finished operation's checkpoint, which every list of
+ * operations shows (reading its trainer_state.json each time was most of a
+ * list's time): what a plain version said is kept in `m` while the version
+ * dir and that file are unchanged (as in the version cache), so an answer
+ * costs their two stats. */
+int version_get_memo(const char *run_dir, struct version_memo *m, const char *path,
+		     struct version *v)
+{
+	uint64_t h = ckpt_hash_str(path);
+	struct version_stamp now;
+	const char *name = strrchr(path, '/');
+	struct stat st;
+	bool have;
+	int r;
+
+	have = lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
+	if (have)
+		vc_stat(path, &st, &now);
+	if (have && m->path_hash == h && vc_same(&m->at, &now) && name) {
+		memset(v, 0, sizeof(*v));
+		snprintf(v->name, sizeof(v->name), "%s", name + 1);
+		snprintf(v->path, sizeof(v->path), "%s", path);
+		snprintf(v->state, sizeof(v->state), "%s", m->state);
+		v->seq = m->seq;
+		v->step = m->step;
+		v->epoch = m->epoch;
+		v->val_loss = m->val_loss;
+		v->committed = m->committed;
+		v->size_bytes = -1;
+		return 0;
+	}
+	m->path_hash = 0;
+	r = version_get(run_dir, NULL, path, v);
+	if (r || !have || v->xattrs || vc_racy(&now))
+		return r;
+	m->path_hash = h;
+	m->at = now;
+	snprintf(m->state, sizeof(m->state), "%s", v->state);
+	m->seq = v->seq;
+	m->step = v->step;
+	m->epoch = v->epoch;
+	m->val_loss = v->val_loss;
+	m->committed = v->committed;
+	return 0;
 }
 
 /* The training step a version holds (its ckptfs metadata, else its

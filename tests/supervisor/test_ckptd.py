@@ -1414,6 +1414,41 @@ def t_steps(d):
           "metrics_keep_steps 10 of 60 steps kept %s" % steps)
 
 
+def t_steps_live(d):
+    """A running operation's steps answer with the ones still waiting in
+    memory (written at most once a second): every step its progress has
+    shown is there, in order, once; a follower's cursor reads each step
+    exactly once; and the whole is what is stored at the end."""
+    opid = d.submit(spec(d, "--steps", "150", "--step-ms", "20", "--ckpt-every", "50"))
+    seen, last, reads = [], None, 0
+    while True:
+        o = d.op(opid)
+        m = metrics_of(d, opid, "?resolution=step")
+        keys = list(zip(m["attempt"], m["step"]))
+        check(keys == sorted(set(keys)), "not in order or twice: %s" % keys)
+        if o["progress"]["step"] is not None and o["status"] == "RUNNING":
+            check((1, o["progress"]["step"]) in keys,
+                  "progress at step %s, the steps end at %s" % (o["progress"]["step"],
+                                                               keys[-1:]))
+        q = "?resolution=step" + ("&after_attempt=%d&after=%d" % last if last else "")
+        f = metrics_of(d, opid, q)
+        seen += list(zip(f["attempt"], f["step"]))
+        if f["last"]:
+            last = (f["last"]["attempt"], f["last"]["step"])
+        reads += 1
+        if o["status"] not in ("PENDING", "RUNNING"):
+            break
+        time.sleep(0.05)
+    d.wait_status(opid, ["COMPLETED"])
+    f = metrics_of(d, opid, "?resolution=step" + ("&after_attempt=%d&after=%d" % last
+                                                   if last else ""))
+    seen += list(zip(f["attempt"], f["step"]))
+    want = [(1, s) for s in range(1, 151)]
+    check(seen == want, "the follower read %s (%d reads)" % (seen, reads))
+    check(list(zip(*[metrics_of(d, opid, "?resolution=step")[k] for k in ("attempt", "step")]))
+          == want, "stored at the end")
+
+
 def t_dashboard_http(d):
     """The page on the Unix socket (gzip, ETag, HEAD) and over TCP only with
     the token: `POST /api/v1/dashboard` opens a loopback port with a fresh
@@ -1515,6 +1550,7 @@ CASES = {
     "concurrency": t_concurrency,
     "ckpt_train": t_ckpt_train,
     "steps": t_steps,
+    "steps_live": t_steps_live,
     "dashboard_http": t_dashboard_http,
     "db_migrate": t_db_migrate,
     "cron_schedule": t_cron_schedule,
