@@ -110,6 +110,10 @@ struct run_summary {
 	dev_t dev;
 	ino_t ino;
 	int64_t mtime_ns, ctime_ns;
+	/* a live operation's plain run: kept until then (now_s()) while no
+	 * cached version was seen changed (g.n_version_changes) */
+	double live_until;
+	uint64_t changes;
 };
 
 struct op {
@@ -215,7 +219,8 @@ struct ckptd {
 	/* counters for /metrics */
 	uint64_t n_events, n_recoveries, n_datagrams, n_rejected, n_rejected_checkpoint;
 	uint64_t n_detect[8];
-	uint64_t n_version_reads; /* versions read from run dirs (versions.c) */
+	uint64_t n_version_reads;   /* versions read from run dirs (versions.c) */
+	uint64_t n_version_changes; /* cached versions found changed in place (versions.c) */
 };
 
 extern struct ckptd g;

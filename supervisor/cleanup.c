@@ -24,11 +24,17 @@
  * the directory's own mtime and ctime: its summary is kept while the
  * directory's stat is the one it was counted at, so the stats over a long
  * history cost a stat per finished run instead of reading every version's
- * files. Counted afresh every time: a live operation's (its trainer writes
- * while we read), a run with ckptfs versions (their state is an xattr that
- * changes without the directory: retired, corrupt), and a directory changed
- * less than RACY_NS ago.
+ * files. Counted afresh: a run with ckptfs versions (their state is an
+ * xattr that changes without the directory: retired, corrupt), a directory
+ * changed less than RACY_NS ago, and a live operation's after at most
+ * LIVE_S: its trainer may write into a version dir in place, which the run
+ * dir's stat does not show (the stats and /metrics counted every version of
+ * every running operation on each answer, 3 syscalls each: most of ckptd's
+ * syscalls under the soak's load). Sooner when a commit event of it was
+ * emitted, or a listing through a version cache (the poller, its
+ * checkpoints) found a cached version changed in place.
  */
+#define LIVE_S 1.0
 const struct run_summary *run_summary(struct op *op)
 {
 	struct run_summary *s = &op->sum;
@@ -43,8 +49,9 @@ const struct run_summary *run_summary(struct op *op)
 		memset(s, 0, sizeof(*s));
 		return s;
 	}
-	if (s->valid && !op_live(op) && s->dev == st.st_dev && s->ino == st.st_ino &&
-	    s->mtime_ns == ts_ns(&st.st_mtim) && s->ctime_ns == ts_ns(&st.st_ctim))
+	if (s->dev == st.st_dev && s->ino == st.st_ino && s->mtime_ns == ts_ns(&st.st_mtim) &&
+	    s->ctime_ns == ts_ns(&st.st_ctim) &&
+	    (op_live(op) ? now_s() < s->live_until && s->changes == g.n_version_changes : s->valid))
 		return s;
 	clock_gettime(CLOCK_REALTIME, &now);
 	memset(s, 0, sizeof(*s));
@@ -70,6 +77,8 @@ const struct run_summary *run_summary(struct op *op)
 	s->ctime_ns = ts_ns(&st.st_ctim);
 	s->valid = plain && !op_live(op) && s->mtime_ns < ts_ns(&now) - RACY_NS &&
 		   s->ctime_ns < ts_ns(&now) - RACY_NS;
+	s->live_until = plain && op_live(op) ? now_s() + LIVE_S : 0;
+	s->changes = g.n_version_changes;
 	return s;
 }
 

@@ -570,6 +570,7 @@ static int checkpoint_event(struct op *op, const char *path, int64_t step, const
 		op->updated_at = now_s();
 		db_save_op(op);
 		event_emit(op, "checkpoint_committed", reason, path, step, -1, 0);
+		op->sum.live_until = 0; /* the stats count it from now on */
 	}
 	if (r < 0 || db_commit() < 0) {
 		db_rollback();

@@ -196,6 +196,8 @@ static void plain_cached(struct version *v, const struct stat *st, struct ckpt_h
 	struct version_stamp now;
 
 	vc_stat(v->path, st, &now);
+	if (e && !vc_same(&e->at, &now))
+		g.n_version_changes++; /* a settled version rewritten: run_summary() */
 	if (e && vc_same(&e->at, &now)) {
 		snprintf(v->state, sizeof(v->state), "%s", e->state);
 		v->step = e->step;
