@@ -170,6 +170,9 @@ void cfs_fill_stop(struct cfs *c);
 /* Run/ver (its name now) was committed: push its resident chunks into the
  * kernel's page cache, in the background. */
 void cfs_fill_queue(struct cfs *c, const char *run, const char *ver);
+/* The kernel asked for [off, off + size) of ino: in its cache soon, so the
+ * fill skips it if it is pushing ino now. */
+void cfs_fill_read(fuse_ino_t ino, uint64_t off, size_t size);
 /* A version was written to, a writer opened or closed one of its files. */
 void cfs_track_touch(struct cfs *c, const char *run, const char *ver, int open_delta);
 /* The version was committed, renamed or deleted by someone else. */

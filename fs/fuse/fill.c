@@ -13,6 +13,19 @@
  * are resident are pushed (no disk read is made for this), only into
  * inodes the kernel knows (the writer's), one chunk per notification;
  * a newer commit of the same run replaces the version being filled.
+ *
+ * The push is the kernel allocating and copying page-cache pages: seconds
+ * of a core for a large checkpoint. The thread runs at the lowest CPU
+ * priority (nice 19), so that it takes only what the foreground leaves:
+ * at full priority it delayed everything else on a busy host by tens of
+ * milliseconds, the supervisor's handling of a fault among them (a
+ * trainer told to stop 10 ms late had begun its next 1 GiB save, which
+ * then held its SIGTERM for seconds). What a reader of the file being
+ * filled has asked the kernel for already (its READs, cfs_fill_read) is
+ * not pushed again: the fill goes on ahead of the reader, so the two
+ * share the work instead of both copying the same pages. (The kernel's
+ * cache cannot be asked directly without holding a descriptor of the
+ * mount open, which would make an unmount during a fill fail with EBUSY.)
  */
 #include "ckptfs_i.h"
 
@@ -20,7 +33,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define FILL_QUEUE 64
 
@@ -50,6 +66,10 @@ struct cfs_fill {
 	size_t cap;
 	struct fill_run *runs; /* filler thread only */
 	size_t nruns;
+	/* the inode being pushed now, and the end of the furthest READ of it
+	 * the kernel sent since (cfs_fill_read) */
+	fuse_ino_t ino;
+	uint64_t read_end;
 };
 
 static struct cfs_fill *filler;
@@ -83,14 +103,25 @@ static void fill_file(struct cfs_fill *fl, const struct fill_job *j, const char 
 	 * attributes (a stat through the mount, answered by the loop's
 	 * threads), then fill.
 	 */
+	__atomic_store_n(&fl->read_end, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&fl->ino, ino, __ATOMIC_RELEASE);
 	fuse_lowlevel_notify_inval_inode(c->se, ino, -1, 0);
 	if (asprintf(&mp, "%s/%s/%s/%s", c->opts.mountpoint, j->run, j->ver, rel) >= 0) {
 		stat(mp, &st);
 		free(mp);
 	}
 	while (!stopping(fl)) {
-		ssize_t n = ckpt_file_read_resident(f, off, fl->buf, fl->cap, &next);
+		ssize_t n;
 
+		/* where the chunk at off ends (no copy: no room given) */
+		ckpt_file_read_resident(f, off, NULL, 0, &next);
+		if (next == UINT64_MAX)
+			break;
+		if (next <= __atomic_load_n(&fl->read_end, __ATOMIC_RELAXED)) {
+			off = next; /* a reader asked for it: it is in the cache */
+			continue;
+		}
+		n = ckpt_file_read_resident(f, off, fl->buf, fl->cap, &next);
 		if (n > 0) {
 			struct fuse_bufvec bv = FUSE_BUFVEC_INIT((size_t)n);
 			int ret;
@@ -104,6 +135,7 @@ static void fill_file(struct cfs_fill *fl, const struct fill_job *j, const char 
 		}
 		off = next;
 	}
+	__atomic_store_n(&fl->ino, 0, __ATOMIC_RELAXED);
 	ckpt_file_close(f);
 }
 
@@ -189,6 +221,10 @@ static void *fill_main(void *arg)
 {
 	struct cfs_fill *fl = arg;
 
+	/* only what the foreground leaves (top of this file); the name lets
+	 * t_resident.sh find it */
+	pthread_setname_np(pthread_self(), "ckptfs-fill");
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
 	pthread_mutex_lock(&fl->lock);
 	for (;;) {
 		struct fill_job j;
@@ -298,4 +334,17 @@ void cfs_fill_queue(struct cfs *c, const char *run, const char *ver)
 		pthread_cond_signal(&fl->cond);
 	}
 	pthread_mutex_unlock(&fl->lock);
+}
+
+void cfs_fill_read(fuse_ino_t ino, uint64_t off, size_t size)
+{
+	struct cfs_fill *fl = filler;
+	uint64_t end = off + size, cur;
+
+	if (!fl || __atomic_load_n(&fl->ino, __ATOMIC_ACQUIRE) != ino)
+		return;
+	cur = __atomic_load_n(&fl->read_end, __ATOMIC_RELAXED);
+	while (cur < end && !__atomic_compare_exchange_n(&fl->read_end, &cur, end, true,
+							 __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
 }

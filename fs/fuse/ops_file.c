@@ -458,6 +458,7 @@ void cfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct 
 		struct ckpt_rref r;
 		const void *p;
 
+		cfs_fill_read(ino, (uint64_t)off, size); /* the fill need not push it */
 		/*
 		 * Straight from the chunk buffer: no copy here. Once the kernel
 		 * has the reply the reader may close the file, and fh be freed
