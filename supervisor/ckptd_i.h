@@ -253,6 +253,7 @@ void db_close(void);
 int db_begin(void);
 int db_commit(void);
 void db_rollback(void);
+int db_relaxed(bool on);
 int db_save_op(const struct op *op);
 int db_insert_op(const struct op *op, const char *idem_key);
 int db_find_idem(const char *key, char *id, size_t len);

@@ -2,7 +2,7 @@
 /*
  * db.c - ckptd.db: operations, events, idempotency keys, metric windows and
  * per-step metrics in SQLite (WAL, synchronous=FULL so a committed state change survives a
- * power cut). Every state change is one transaction; the resume claim is a
+ * power cut; metrics_tick's steps and progress commit with NORMAL, db_relaxed()). Every state change is one transaction; the resume claim is a
  * single conditional UPDATE so two resumes cannot both win.
  */
 #include "ckptd_i.h"
@@ -216,6 +216,20 @@ int db_commit(void)
 	if (ret == 0)
 		tx_depth = 0;
 	return ret;
+}
+
+/* The next transactions' commits do not wait for the disk (PRAGMA
+ * synchronous=NORMAL: in WAL mode the commit is in the log, which the next
+ * full commit or checkpoint syncs), until db_relaxed(false). Only between
+ * transactions. For what a power cut may take back without harm: the step
+ * metrics and progress of metrics_tick, once a second, which otherwise were
+ * an fsync a second on the loop that answers the API. A kill -9 of ckptd
+ * loses nothing more: the log is in the kernel's page cache. */
+int db_relaxed(bool on)
+{
+	if (tx_depth)
+		return -EBUSY;
+	return exec(on ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL");
 }
 
 void db_rollback(void)

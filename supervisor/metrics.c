@@ -222,11 +222,13 @@ int metrics_flush(struct op *op)
 
 /* Once a FLUSH_S, in one transaction (one fsync instead of one per
  * operation and kind): every operation's waiting steps and the progress of
- * every running one that reported (op->dirty, ops.c). */
+ * every running one that reported (op->dirty, ops.c). Its commit does not
+ * wait for the disk (db_relaxed): the next event's commit syncs it, and a
+ * power cut before that takes back steps and progress only. */
 void metrics_tick(double now, double *next)
 {
 	static double due;
-	bool any = false, tx;
+	bool any = false, tx, relaxed;
 
 	if (now < due) {
 		if (due < *next)
@@ -238,6 +240,7 @@ void metrics_tick(double now, double *next)
 		any = (op->mx && op->mx->npend) || (op->dirty && op->status == OP_RUNNING);
 	if (!any)
 		return;
+	relaxed = db_relaxed(true) == 0;
 	tx = db_begin() == 0;
 	for (struct op *op = g.ops; op; op = op->next) {
 		if (op->dirty && op->status == OP_RUNNING) {
@@ -252,6 +255,8 @@ void metrics_tick(double now, double *next)
 			  "lost (the next reports save them again)");
 		db_rollback();
 	}
+	if (relaxed)
+		db_relaxed(false);
 }
 
 /* ---- the API's resolution=step answer, in columns (what uPlot draws) ---- */
