@@ -2,20 +2,26 @@
 # bench_rados.sh - ckptfs on a RADOS pool against librados' own CLI on the
 # same cluster, in one run (tests/ceph/cluster.sh: one memstore OSD on this
 # host). Prints, side by side with ratios:
-#   write+commit of SIZE (1 GiB) through the mount (cp, then rename)
-#       vs `rados put` of the same bytes as 16 MiB objects, P at a time
-#   cold read (a fresh mount) vs `rados get` of the same objects, P at a time
+#   write+commit of SIZE (1 GiB) through the mount (dd, then rename)
+#       vs the same bytes as 16 MiB objects, P at a time
+#   cold read (a fresh mount) vs reading the same objects back, P at a time
 #   cross-host visibility: a commit on mount A until mount B sees it
 # P (4) = the mount's write budget / 16 MiB (write_buffer=64M, chunk_size=16M),
-# so both sides have the same bytes in flight. Also the default 1 MiB chunks.
+# so both sides have the same bytes in flight (the mount's read-ahead keeps
+# 64 MiB in flight too). Also the default 1 MiB chunks.
 # The direct path is rados_direct (librados aio from one process, the same
 # bytes, P in flight) and, for reference, the rados CLI (one process per
-# object: its start-up counts).
-# Usage: bench_rados.sh CKPTFS RADOS_DIRECT [SIZE_MIB]   (CKPT_BENCH_MIB too)
+# object: its start-up counts; first round only).
+# ROUNDS (CKPT_BENCH_ROUNDS, 1) repeats each pair with fresh random bytes
+# (nothing deduplicated against the last round), the mount first in even
+# rounds and rados_direct first in odd ones, one line per round. Every
+# figure is MB/s (10^6 bytes).
+# Usage: bench_rados.sh CKPTFS RADOS_DIRECT [SIZE_MIB [ROUNDS]]   (CKPT_BENCH_MIB too)
 set -uo pipefail
 CKPTFS=${1:?usage: bench_rados.sh CKPTFS RADOS_DIRECT [SIZE_MIB]}
 DIRECT=${2:?usage: bench_rados.sh CKPTFS RADOS_DIRECT [SIZE_MIB]}
 MIB=${3:-${CKPT_BENCH_MIB:-1024}}
+ROUNDS=${4:-${CKPT_BENCH_ROUNDS:-1}}
 HERE=$(cd "$(dirname "$0")" && pwd)
 CLUSTER=$HERE/../../tests/ceph/cluster.sh
 P=4
@@ -34,14 +40,17 @@ URL="rados://ckpt?conf=$CONF"
 R() { rados -c "$CONF" -p ckpt "$@"; }
 
 echo "load: $(uptime)"
-head -c $((MIB << 20)) /dev/urandom >"$T/data"
-# the same bytes as 16 MiB pieces for rados put/get
-mkdir "$T/pieces"
-split -b 16M -d -a 4 "$T/data" "$T/pieces/p"
-ls "$T/pieces" >"$T/list"
+# fresh random bytes, and the same bytes as 16 MiB pieces for rados put/get
+newdata() {
+	rm -rf "$T/pieces"
+	head -c $((MIB << 20)) /dev/urandom >"$T/data"
+	mkdir "$T/pieces"
+	split -b 16M -d -a 4 "$T/data" "$T/pieces/p"
+	ls "$T/pieces" >"$T/list"
+}
 
 now() { date +%s.%N; }
-mbps() { python3 -c "import sys; print(f'{$MIB/($2-$1):.0f}')" _ "$1" "$2"; }
+mbps() { python3 -c "import sys; print(f'{$MIB*1.048576/($2-$1):.0f}')" _ "$1" "$2"; }
 ratio() { python3 -c "import sys; print(f'{float(sys.argv[1])/float(sys.argv[2]):.2f}')" "$1" "$2"; }
 
 mountit() { # DIR OPTS
@@ -89,24 +98,46 @@ direct_put() { sync; "$DIRECT" "$CONF" ckpt raw "$T/data" $P put || exit 1; }
 direct_get() { "$DIRECT" "$CONF" ckpt raw "$T/data" $P get || exit 1; }
 
 printf '%-30s %9s %14s %7s %14s %7s\n' "$MIB MiB, $P in flight" "ckptfs" "librados aio" "ratio" "rados CLI" "ratio"
+row() { # WHAT MOUNT DIRECT CLI
+	local cli=- cr=-
+	[ -n "$4" ] && { cli="$4 MB/s"; cr=$(ratio "$2" "$4"); }
+	printf '%-30s %4s MB/s %9s MB/s %7s %14s %7s\n' "$1" "$2" "$3" "$(ratio "$2" "$3")" "$cli" "$cr"
+}
+# MOUNT_CMD DIRECT_CMD: both figures, "MOUNT DIRECT", rados_direct first in
+# odd rounds ($k)
+both() {
+	local m d
+	if ((k % 2)); then
+		d=$($2)
+		m=$($1)
+	else
+		m=$($1)
+		d=$($2)
+	fi
+	echo "$m $d"
+}
 for cs in 16M 1M; do
 	o="write_buffer=64M,chunk_size=$cs"
-	mountit "$T/mw$cs" "$o"
-	rp=$(rados_put)
-	dp=$(direct_put)
-	mw=$(mount_write "$T/mw$cs" "r$cs")
-	fusermount3 -u "$T/mw$cs"
-	mountit "$T/mr$cs" "$o" # fresh daemon: nothing cached
-	rg=$(rados_get)
-	dg=$(direct_get)
-	mr=$(mount_read "$T/mr$cs" "r$cs")
-	cmp "$T/data" "$T/mr$cs/r$cs/v/data" || { echo "read back differs"; exit 1; }
-	fusermount3 -u "$T/mr$cs"
-	printf '%-30s %4s MB/s %9s MB/s %7s %9s MB/s %7s\n' "write+commit, chunks $cs" "$mw" "$dp" \
-		"$(ratio "$mw" "$dp")" "$rp" "$(ratio "$mw" "$rp")"
-	printf '%-30s %4s MB/s %9s MB/s %7s %9s MB/s %7s\n' "cold read, chunks $cs" "$mr" "$dg" \
-		"$(ratio "$mr" "$dg")" "$rg" "$(ratio "$mr" "$rg")"
-	R ls | grep -E '^(direct|raw)\.' | xargs -r -n 64 rados -c "$CONF" -p ckpt rm
+	for ((k = 1; k <= ROUNDS; k++)); do
+		newdata
+		rp='' rg=''
+		[ "$k" = 1 ] && rp=$(rados_put)
+		mountit "$T/mw$cs" "$o"
+		run=r$cs.$k
+		read -r mw dp < <(both "mount_write $T/mw$cs $run" direct_put)
+		fusermount3 -u "$T/mw$cs"
+		mountit "$T/mr$cs" "$o" # fresh daemon: nothing cached
+		[ "$k" = 1 ] && rg=$(rados_get)
+		read -r mr dg < <(both "mount_read $T/mr$cs $run" direct_get)
+		cmp "$T/data" "$T/mr$cs/$run/v/data" || { echo "read back differs"; tail "$T/daemon.log"; exit 1; }
+		# this round's bytes go: the next round writes new ones in their place
+		rm -r "$T/mr$cs/$run/v" || exit 1
+		fusermount3 -u "$T/mr$cs"
+		row "write+commit, chunks $cs" "$mw" "$dp" "$rp"
+		row "cold read, chunks $cs" "$mr" "$dg" "$rg"
+		R ls | grep -E '^(direct|raw|ckptfs\.c)\.' | xargs -r -n 256 rados -c "$CONF" -p ckpt rm
+	done
+	echo "load: $(uptime)"
 done
 
 mountit "$T/mA" "write_buffer=64M"

@@ -158,12 +158,20 @@ struct sb {
 	 * write completes quickly, e.g. into the page cache). */
 	bool zero_copy;
 	size_t inflight; /* bytes of chunk writes in flight, at most */
+	/* The read-ahead of a handle reading in order passes its chunks to
+	 * chunk_hint too (rados: asynchronous reads of them). */
+	bool read_hints;
 	/* Other processes (hosts) use the store at the same time: what is
 	 * loaded in memory must be refreshed when they change it. */
 	bool shared;
-	/* Shared: gc leaves chunks written or deduplicated against, and other
-	 * hosts' open versions, younger than this (ns) alone. */
+	/* Shared: how far the hosts' clocks may differ (ns): gc keeps chunks
+	 * written or deduplicated against that long before the oldest open
+	 * version, and before gc began. Without leases (mount_alive NULL) also
+	 * the age at which another host's incomplete version is removed. */
 	int64_t gc_grace_ns;
+	/* Shared: set by gc before its chunk scan: chunk_remove keeps a chunk
+	 * written or deduplicated against at or after this time (ns). */
+	int64_t gc_keep_ns;
 	/* Shared: this mount's id (16 hex), naming its parts and markers. */
 	char mount_id[24];
 	/* Set by the layer above: the backend calls it (from any thread, with

@@ -16,43 +16,78 @@ static void no_note(void *arg, const char *run, const char *version)
 	(void)version;
 }
 
-/*
- * A store shared with other hosts: first load every manifest they
- * published (their chunks are referenced then) and every live open
- * version's parts; an incomplete version (no live mount made it or writes
- * into it: their leases ran out) is removed once that still holds now, or
- * once older than the grace period (a store without leases). Chunks stay
- * for the grace period (the backend's chunk_remove), so that what an open
- * version on another host has written or deduplicated against stays.
- */
-int ckpt_store_gc(struct ckpt_store *s, struct ckpt_gc_result *res)
+/* Remove the incomplete versions nobody can finish any more: on a store
+ * with leases, those no live mount made or writes into (checked again now);
+ * without, those older than the grace; on a store of one process, all. */
+static void gc_versions(struct ckpt_store *s, struct ckpt_gc_result *r)
 {
-	struct ckpt_gc_result r = {0};
 	int64_t young = now_ns() - s->be->gc_grace_ns;
 
-	pthread_mutex_lock(&s->lock);
-	if (s->be->shared && run_refresh(s, NULL, no_note, NULL) < 0) {
-		pthread_mutex_unlock(&s->lock);
-		return store_err(s, -EIO, "gc: cannot read the store %s: nothing removed",
-				 s->be->where);
-	}
 	for (size_t i = 0; i < s->nruns; i++) {
 		struct run *run = s->runs[i];
 
 		for (size_t j = 0; j < run->nv;) {
 			struct version *v = run->v[j];
+			bool gone = !s->be->shared ||
+				    (s->be->ops->mount_alive ? !shared_version_alive(s, v)
+							     : v->created_ns < young);
 
-			if (v->state == CKPT_V_INCOMPLETE &&
-			    (!s->be->shared || v->created_ns < young ||
-			     (s->be->ops->mount_alive && !shared_version_alive(s, v))) &&
+			if (v->state == CKPT_V_INCOMPLETE && gone &&
 			    version_remove_locked(s, v) == 0) {
-				r.versions_removed++;
+				r->versions_removed++;
 				continue;
 			}
 			j++;
 		}
 	}
+}
+
+/* The creation time of the oldest open (or kept incomplete) version. */
+static int64_t oldest_open(struct ckpt_store *s, int64_t t)
+{
+	for (size_t i = 0; i < s->nruns; i++)
+		for (size_t j = 0; j < s->runs[i]->nv; j++) {
+			struct version *v = s->runs[i]->v[j];
+
+			if ((v->state == CKPT_V_OPEN || v->state == CKPT_V_INCOMPLETE) &&
+			    v->created_ns < t)
+				t = v->created_ns;
+		}
+	return t;
+}
+
+/*
+ * A store shared with other hosts (docs/store-format.md, "Garbage
+ * collection with many hosts"). What gc knows is every published manifest
+ * and every part of an open version; what it cannot know is a chunk a
+ * live host wrote (or deduplicated against) for a file it has not closed
+ * yet. Every such chunk was written after the version's open marker was,
+ * so gc keeps every unreferenced chunk written since the oldest open
+ * version was created, or since gc began, less the clock margin; older
+ * ones go at once. The store is read twice, the incomplete versions
+ * removed in between: a version committed while the first read went from
+ * its manifests to its markers is in the second read's manifests, and one
+ * committed later had its marker seen; one removed as abandoned can no
+ * longer commit (the commit requires its marker).
+ */
+int ckpt_store_gc(struct ckpt_store *s, struct ckpt_gc_result *res)
+{
+	struct ckpt_gc_result r = {0};
+	int64_t t0 = now_ns(), keep = t0;
+
+	pthread_mutex_lock(&s->lock);
+	for (int pass = 0; pass < (s->be->shared ? 2 : 1); pass++) {
+		if (s->be->shared && run_refresh(s, NULL, no_note, NULL) < 0) {
+			pthread_mutex_unlock(&s->lock);
+			return store_err(s, -EIO, "gc: cannot read the store %s: nothing removed",
+					 s->be->where);
+		}
+		if (pass == 0)
+			gc_versions(s, &r);
+		keep = oldest_open(s, keep);
+	}
 	pthread_mutex_unlock(&s->lock);
+	s->be->gc_keep_ns = keep - s->be->gc_grace_ns;
 	chunks_gc(&s->ck, &r.chunks_removed, &r.bytes_removed);
 	if (r.chunks_removed)
 		SB(s->be, chunk_sync); /* best effort: removal need not be durable */

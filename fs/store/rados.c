@@ -12,10 +12,14 @@
  *                    "v/VERSION" -> manifest, "o/VERSION" -> open marker,
  *                    "p/VERSION/MOUNT" -> a mount's part of an open version
  *                    (shared.c)
- *   ckptfs.c.HEX     one chunk, named by its XXH128, at most 16 MiB
+ *   ckptfs.c.HEX     one chunk, named by its XXH128, at most 16 MiB;
+ *                    xattr "seen" when it was last written or
+ *                    deduplicated against (for gc, rados_chunk_remove)
  *
  * Chunks are written asynchronously (rados_aio_write_op_operate) with an
- * exclusive create: an existing object is a dedup hit, from any host. A
+ * exclusive create: an existing object is a dedup hit, from any host.
+ * Chunks a reader will need next are read ahead asynchronously
+ * (rados_chunk_hint), every one checked against its hash when taken. A
  * commit is one compound operation on the run's head: compare the "seq"
  * xattr with what was read (cmpxattr), set it one higher and add the
  * manifest; two hosts committing in one run serialize on it, and the same
@@ -53,17 +57,26 @@
 #define RADOS_CONNECT_S_TXT "8"
 #define RADOS_OP_S 30 /* an operation against a cluster gone away */
 #define RADOS_OMAP_PAGE 256
-#define RADOS_CLOSE_MS 5000	    /* at unmount, how long to wait for a cluster gone away */
-#define RADOS_GC_GRACE_S (6 * 3600) /* see rados_chunk_remove */
-#define RADOS_LEASE_S 10	    /* a mount's lease on ckptfs.store (see lease_main) */
+#define RADOS_CLOSE_MS 5000 /* at unmount, how long to wait for a cluster gone away */
+/* gc keeps chunks written or deduplicated against this long before the
+ * oldest open version and before gc began (rados_chunk_remove): the hosts'
+ * clocks may differ by that much */
+#define RADOS_GC_MARGIN_S 300
+#define RADOS_LEASE_S 10 /* a mount's lease on ckptfs.store (see lease_main) */
 #define RADOS_LEASE_LOCK "mounts"
 #define RADOS_MAX_PARTS 1024 /* mounts writing into one open version */
+/* read-ahead: bytes in flight or parked, at most (rados_direct's 4 objects
+ * of 16 MiB), in at most RADOS_RA_MAX chunks; RADOS_RA_IDLE buffers kept */
+#define RADOS_RA_BYTES (64u << 20)
+#define RADOS_RA_MAX 32
+#define RADOS_RA_IDLE 8
+#define RADOS_RA_AGE_NS 2000000000LL /* a parked chunk nobody took is dropped */
 
-/* CKPT_RADOS_GC_GRACE_S overrides the grace (tests). */
+/* CKPT_RADOS_GC_GRACE_S overrides the margin (tests). */
 static int64_t rados_gc_grace_ns(void)
 {
 	const char *e = getenv("CKPT_RADOS_GC_GRACE_S");
-	long long v = e && *e ? atoll(e) : RADOS_GC_GRACE_S;
+	long long v = e && *e ? atoll(e) : RADOS_GC_MARGIN_S;
 
 	return (int64_t)(v < 0 ? 0 : v) * 1000000000;
 }
@@ -87,6 +100,25 @@ struct rados_sb {
 	char *alive; /* the lockers' cookies ("id\0id\0"), read at alive_ns */
 	size_t alive_len;
 	int64_t alive_ns;
+	/* read-ahead (see rados_chunk_hint) */
+	pthread_mutex_t ra_lock;
+	pthread_cond_t ra_cond;
+	bool ra_init, ra_closing;
+	struct ra_ent *ra[RADOS_RA_MAX];
+	size_t ra_n, ra_bytes, ra_busy;
+	char *ra_idle[RADOS_RA_IDLE];
+	size_t ra_idle_cap[RADOS_RA_IDLE], ra_nidle, ra_idle_bytes;
+};
+
+/* One chunk read ahead: in flight until done, then parked for chunk_get. */
+struct ra_ent {
+	uint8_t h[CHUNK_HASH_LEN];
+	size_t want, cap; /* bytes asked (len + 1), the buffer's size */
+	char *buf;
+	int res; /* once done: bytes read or -errno */
+	bool done;
+	int64_t done_ns;
+	struct rados_sb *r;
 };
 
 static struct rados_sb *rs_of(struct sb *b)
@@ -166,100 +198,386 @@ static void watch_err_cb(void *arg, uint64_t cookie, int err)
 
 /* ---- chunks ---- */
 
+/*
+ * Every chunk object carries xattr "seen": the time (ns, the writer's
+ * clock) it was last written or deduplicated against. A put is an
+ * exclusive create that sets it; when the object exists already (a dedup
+ * hit, from any host) a second op sets "seen" again on the existing object
+ * before the write counts as done, and if gc removed the object in between
+ * the create is tried again. gc removes an object only with a cmpxattr on
+ * the "seen" it decided on (rados_chunk_remove), so an object a writer
+ * counts on is never removed behind it.
+ */
 struct rput {
 	struct sb_put *p;
 	struct rados_sb *r;
+	int tries;
 };
 
-/* A chunk that was there already: its mtime becomes now, so that gc on any
- * host keeps it for the grace period (an open version may reference it). */
-static void chunk_touch(struct rados_sb *r, const uint8_t *h)
+#define RADOS_PUT_TRIES 16
+
+static int put_submit(struct rput *w);
+
+static void op_seen(rados_write_op_t op)
 {
-	char oid[CHUNK_OID_LEN], now[24];
-	rados_completion_t c;
-	rados_write_op_t op;
+	char now[24];
 	int n = snprintf(now, sizeof(now), "%" PRId64, now_ns());
 
-	chunk_oid(h, oid);
-	if (rados_aio_create_completion2(NULL, NULL, &c) < 0)
-		return;
-	op = rados_create_write_op();
-	if (op) {
-		rados_write_op_assert_exists(op);
-		rados_write_op_setxattr(op, "seen", now, (size_t)n);
-		rados_aio_write_op_operate(op, r->io, c, oid, NULL, 0);
-		rados_release_write_op(op);
-	}
+	rados_write_op_setxattr(op, "seen", now, (size_t)n);
+}
+
+static void put_end(struct rput *w, int ret)
+{
+	struct sb_put *p = w->p;
+
+	free(w);
+	p->done(p, ret);
+}
+
+static void touch_done(rados_completion_t c, void *arg)
+{
+	struct rput *w = arg;
+	int ret = rados_aio_get_return_value(c);
+
 	rados_aio_release(c);
+	/* removed by gc since the create found it: create it after all */
+	if (ret == -ENOENT && ++w->tries < RADOS_PUT_TRIES)
+		put_submit(w); /* a failure ends the put there */
+	else
+		put_end(w, ret);
+}
+
+/* The object exists: "seen" becomes now (it must still be there). */
+static int touch_submit(struct rput *w)
+{
+	char oid[CHUNK_OID_LEN];
+	rados_completion_t c;
+	rados_write_op_t op;
+	int ret;
+
+	chunk_oid(w->p->h, oid);
+	ret = rados_aio_create_completion2(w, touch_done, &c);
+	if (ret < 0)
+		return ret;
+	op = rados_create_write_op();
+	if (!op) {
+		rados_aio_release(c);
+		return -ENOMEM;
+	}
+	rados_write_op_assert_exists(op);
+	op_seen(op);
+	ret = rados_aio_write_op_operate(op, w->r->io, c, oid, NULL, 0);
+	rados_release_write_op(op);
+	if (ret < 0)
+		rados_aio_release(c);
+	return ret;
 }
 
 static void put_done(rados_completion_t c, void *arg)
 {
 	struct rput *w = arg;
-	struct sb_put *p = w->p;
 	int ret = rados_aio_get_return_value(c);
 
 	rados_aio_release(c);
 	/* an existing object: another write (this host or another) stored it */
-	if (ret == -EEXIST) {
-		chunk_touch(w->r, p->h);
-		ret = 0;
+	if (ret == -EEXIST && ++w->tries < RADOS_PUT_TRIES) {
+		ret = touch_submit(w);
+		if (ret == 0)
+			return;
 	}
-	free(w);
-	p->done(p, ret);
+	put_end(w, ret);
 }
 
-static int rados_chunk_put(struct sb *b, struct sb_put *p)
+/* Called again from the callbacks (a retry): then a failure ends the put. */
+static int put_submit(struct rput *w)
 {
-	struct rados_sb *r = rs_of(b);
+	struct sb_put *p = w->p;
 	char oid[CHUNK_OID_LEN];
 	rados_completion_t c;
 	rados_write_op_t op;
-	struct rput *w;
 	int ret;
 
-	if (p->len > RADOS_MAX_CHUNK)
-		return -EFBIG;
-	w = malloc(sizeof(*w));
-	if (!w)
-		return -ENOMEM;
-	w->p = p;
-	w->r = r;
 	chunk_oid(p->h, oid);
 	ret = rados_aio_create_completion2(w, put_done, &c);
-	if (ret < 0) {
-		free(w);
-		return ret;
-	}
+	if (ret < 0)
+		goto fail;
 	op = rados_create_write_op();
 	if (!op) {
 		rados_aio_release(c);
-		free(w);
-		return -ENOMEM;
+		ret = -ENOMEM;
+		goto fail;
 	}
 	/* an existing object is a dedup hit, unless it is the damaged one */
 	if (!p->replace)
 		rados_write_op_create(op, LIBRADOS_CREATE_EXCLUSIVE, NULL);
 	rados_write_op_write_full(op, (const char *)p->buf, p->len);
-	ret = rados_aio_write_op_operate(op, r->io, c, oid, NULL, 0);
+	op_seen(op);
+	ret = rados_aio_write_op_operate(op, w->r->io, c, oid, NULL, 0);
 	rados_release_write_op(op);
-	if (ret < 0) {
-		rados_aio_release(c);
-		free(w);
-	}
+	if (ret == 0)
+		return 0;
+	rados_aio_release(c);
+fail:
+	if (w->tries)
+		put_end(w, ret);
 	return ret;
+}
+
+static int rados_chunk_put(struct sb *b, struct sb_put *p)
+{
+	struct rput *w;
+	int ret;
+
+	if (p->len > RADOS_MAX_CHUNK)
+		return -EFBIG;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->p = p;
+	w->r = rs_of(b);
+	ret = put_submit(w);
+	if (ret < 0)
+		free(w);
+	return ret;
+}
+
+/* ---- read-ahead: asynchronous reads of the chunks a reader will need ---- */
+
+/*
+ * The read path names the next chunks of a file read in order (chunk_hint,
+ * from the read-ahead queue); each becomes a rados_aio_read into a buffer of
+ * its own, at most RADOS_RA_BYTES in flight or parked, so a sequential read
+ * keeps as many bytes in flight as rados_direct does instead of one round
+ * trip per chunk. chunk_get takes a parked chunk (waiting for it if it is
+ * still in flight) and copies it out; what it returns is checked against
+ * the chunk's XXH128 by the caller (chunk_read_buf), like a direct read. A
+ * chunk is handed out once, within RADOS_RA_AGE_NS of arriving; a failed
+ * read-ahead is read again directly, so its error is the direct read's.
+ */
+/* The read of e ended with ret (bytes or -errno): its readers may take it. */
+static void ra_end(struct ra_ent *e, int ret)
+{
+	struct rados_sb *r = e->r;
+
+	pthread_mutex_lock(&r->ra_lock);
+	e->res = ret;
+	e->done = true;
+	e->done_ns = mono_ns();
+	pthread_cond_broadcast(&r->ra_cond);
+	pthread_mutex_unlock(&r->ra_lock);
+}
+
+static void ra_done(rados_completion_t c, void *arg)
+{
+	int ret = rados_aio_get_return_value(c);
+
+	rados_aio_release(c);
+	ra_end(arg, ret);
+}
+
+/* ra_lock held */
+static struct ra_ent *ra_find(struct rados_sb *r, const uint8_t *h)
+{
+	for (size_t i = 0; i < r->ra_n; i++)
+		if (!memcmp(r->ra[i]->h, h, CHUNK_HASH_LEN))
+			return r->ra[i];
+	return NULL;
+}
+
+/* Take e out of the table. ra_lock held. */
+static void ra_unlink(struct rados_sb *r, struct ra_ent *e)
+{
+	for (size_t i = 0; i < r->ra_n; i++)
+		if (r->ra[i] == e) {
+			r->ra[i] = r->ra[--r->ra_n];
+			break;
+		}
+	r->ra_bytes -= e->want;
+}
+
+/* Free e; its buffer is kept for a later one while the idle ones stay
+ * within RADOS_RA_BYTES (a fresh 16 MiB malloc faults in every page).
+ * ra_lock held. */
+static void ra_free(struct rados_sb *r, struct ra_ent *e)
+{
+	if (r->ra_nidle < RADOS_RA_IDLE && r->ra_idle_bytes + e->cap <= RADOS_RA_BYTES) {
+		r->ra_idle[r->ra_nidle] = e->buf;
+		r->ra_idle_cap[r->ra_nidle++] = e->cap;
+		r->ra_idle_bytes += e->cap;
+	} else {
+		free(e->buf);
+	}
+	free(e);
+}
+
+static void rados_chunk_hint(struct sb *b, const uint8_t *h, uint32_t len)
+{
+	struct rados_sb *r = rs_of(b);
+	char oid[CHUNK_OID_LEN];
+	size_t want = (size_t)len + 1; /* one more: a longer object */
+	int64_t now = mono_ns();
+	rados_completion_t c;
+	struct ra_ent *e;
+	int ret;
+
+	pthread_mutex_lock(&r->ra_lock);
+	/* parked and never taken (the reader went elsewhere): dropped */
+	for (size_t i = r->ra_n; i-- > 0;)
+		if (r->ra[i]->done && now - r->ra[i]->done_ns > RADOS_RA_AGE_NS) {
+			struct ra_ent *old = r->ra[i];
+
+			ra_unlink(r, old);
+			ra_free(r, old);
+		}
+	if (r->ra_closing || ra_find(r, h) || r->ra_n == RADOS_RA_MAX ||
+	    (r->ra_n && r->ra_bytes + want > RADOS_RA_BYTES)) {
+		pthread_mutex_unlock(&r->ra_lock);
+		return; /* hints only: the reader reads it itself */
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e) {
+		pthread_mutex_unlock(&r->ra_lock);
+		return;
+	}
+	for (size_t i = 0; i < r->ra_nidle && !e->buf; i++)
+		if (r->ra_idle_cap[i] >= want) {
+			e->buf = r->ra_idle[i];
+			e->cap = r->ra_idle_cap[i];
+			r->ra_idle_bytes -= e->cap;
+			r->ra_idle[i] = r->ra_idle[--r->ra_nidle];
+			r->ra_idle_cap[i] = r->ra_idle_cap[r->ra_nidle];
+		}
+	if (!e->buf) {
+		e->buf = malloc(want);
+		e->cap = want;
+	}
+	if (!e->buf) {
+		free(e);
+		pthread_mutex_unlock(&r->ra_lock);
+		return;
+	}
+	memcpy(e->h, h, CHUNK_HASH_LEN);
+	e->want = want;
+	e->r = r;
+	r->ra[r->ra_n++] = e;
+	r->ra_bytes += want;
+	pthread_mutex_unlock(&r->ra_lock);
+
+	chunk_oid(h, oid);
+	ret = rados_aio_create_completion2(e, ra_done, &c);
+	if (ret == 0) {
+		ret = rados_aio_read(r->io, oid, c, e->buf, want, 0);
+		if (ret < 0)
+			rados_aio_release(c);
+	}
+	if (ret < 0)
+		ra_end(e, ret);
+}
+
+/* Chunk h from the read-ahead into buf (want bytes at most): its length,
+ * or -EAGAIN when it is not there (or its read failed). */
+static ssize_t ra_take(struct rados_sb *r, const uint8_t *h, uint8_t *buf, size_t want)
+{
+	struct ra_ent *e;
+	ssize_t n = -EAGAIN;
+
+	pthread_mutex_lock(&r->ra_lock);
+	/* found again after each wait: another reader of the same chunk may
+	 * have taken it meanwhile */
+	while ((e = ra_find(r, h)) && !e->done)
+		pthread_cond_wait(&r->ra_cond, &r->ra_lock);
+	if (!e) {
+		pthread_mutex_unlock(&r->ra_lock);
+		return -EAGAIN;
+	}
+	/* out of the table first: a hint for the same chunk meanwhile starts a
+	 * read of its own */
+	ra_unlink(r, e);
+	r->ra_busy++;
+	pthread_mutex_unlock(&r->ra_lock);
+	if (e->res >= 0 && mono_ns() - e->done_ns <= RADOS_RA_AGE_NS) {
+		n = (size_t)e->res < want ? e->res : (ssize_t)want;
+		memcpy(buf, e->buf, (size_t)n);
+	}
+	pthread_mutex_lock(&r->ra_lock);
+	r->ra_busy--;
+	ra_free(r, e);
+	pthread_cond_broadcast(&r->ra_cond);
+	pthread_mutex_unlock(&r->ra_lock);
+	return n;
+}
+
+static int ra_init(struct rados_sb *r)
+{
+	int ret = -pthread_mutex_init(&r->ra_lock, NULL);
+
+	if (ret == 0)
+		ret = -pthread_cond_init(&r->ra_cond, NULL);
+	r->ra_init = ret == 0;
+	return ret;
+}
+
+/* At close: wait (up to ms) for the reads in flight, whose callbacks use r.
+ * false when some did not end (a cluster gone away): r must not be freed. */
+static bool ra_stop(struct rados_sb *r, int ms)
+{
+	struct timespec until;
+	bool clear = true;
+
+	if (!r->ra_init)
+		return true;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (long)(ms % 1000) * 1000000L;
+	until.tv_sec += until.tv_nsec / 1000000000L;
+	until.tv_nsec %= 1000000000L;
+	pthread_mutex_lock(&r->ra_lock);
+	r->ra_closing = true;
+	for (;;) {
+		bool loading = r->ra_busy > 0;
+
+		for (size_t i = 0; i < r->ra_n; i++)
+			loading = loading || !r->ra[i]->done;
+		if (!loading)
+			break;
+		if (pthread_cond_timedwait(&r->ra_cond, &r->ra_lock, &until) == ETIMEDOUT) {
+			clear = false;
+			break;
+		}
+	}
+	if (clear) {
+		while (r->ra_n) {
+			struct ra_ent *e = r->ra[0];
+
+			ra_unlink(r, e);
+			free(e->buf);
+			free(e);
+		}
+		for (size_t i = 0; i < r->ra_nidle; i++)
+			free(r->ra_idle[i]);
+		r->ra_nidle = 0;
+	}
+	pthread_mutex_unlock(&r->ra_lock);
+	if (clear) {
+		pthread_cond_destroy(&r->ra_cond);
+		pthread_mutex_destroy(&r->ra_lock);
+		r->ra_init = false;
+	}
+	return clear;
 }
 
 static ssize_t rados_chunk_get(struct sb *b, const uint8_t *h, uint32_t len, uint8_t *buf,
 			       size_t cap)
 {
+	struct rados_sb *r = rs_of(b);
 	char oid[CHUNK_OID_LEN];
 	size_t want = cap > (size_t)len ? (size_t)len + 1 : cap; /* one more: a longer object */
-	int n;
+	ssize_t n = ra_take(r, h, buf, want);
 
+	if (n != -EAGAIN)
+		return n;
 	chunk_oid(h, oid);
-	n = rados_read(rs_of(b)->io, oid, (char *)buf, want, 0);
-	return n;
+	return rados_read(r->io, oid, (char *)buf, want, 0);
 }
 
 static int rados_chunk_stat(struct sb *b, const uint8_t *h, uint64_t *size)
@@ -310,22 +628,56 @@ static int rados_chunk_scan(struct sb *b, sb_chunk_fn fn, void *arg)
 	return ret == -ENOENT ? 0 : ret;
 }
 
+/*
+ * Remove chunk h unless it was written or deduplicated against at or after
+ * b->gc_keep_ns (its "seen", or for an object without one its mtime): an
+ * open version on some host may name it then (ckpt_store_gc sets the
+ * limit). The removal compares "seen" with what was read: a writer that
+ * deduplicated against it meanwhile keeps it (-EBUSY).
+ */
 static int rados_chunk_remove(struct sb *b, const uint8_t *h, uint64_t *bytes)
 {
 	struct rados_sb *r = rs_of(b);
-	char oid[CHUNK_OID_LEN];
-	uint64_t size;
-	time_t mt;
-	int ret;
+	char oid[CHUNK_OID_LEN], seen[32] = "";
+	rados_read_op_t rop = rados_create_read_op();
+	rados_write_op_t op;
+	rados_xattrs_iter_t xit;
+	const char *xn, *xv;
+	size_t xl;
+	uint64_t size = 0;
+	time_t mt = 0;
+	int ret, rv1 = 0, rv2 = 0;
+	int64_t when;
 
+	if (!rop)
+		return -ENOMEM;
 	chunk_oid(h, oid);
-	ret = rados_stat(r->io, oid, &size, &mt);
-	/* written or deduplicated against within the grace period: an open
-	 * version on some host may name it */
-	if (ret == 0 && (int64_t)mt * 1000000000 > now_ns() - b->gc_grace_ns)
-		return -EBUSY;
+	rados_read_op_stat(rop, &size, &mt, &rv1);
+	rados_read_op_getxattrs(rop, &xit, &rv2);
+	ret = rados_read_op_operate(rop, r->io, oid, 0);
+	rados_release_read_op(rop);
 	if (ret == 0)
-		ret = rados_remove(r->io, oid);
+		ret = rv1 < 0 ? rv1 : rv2;
+	if (ret < 0)
+		return ret;
+	while (rados_getxattrs_next(xit, &xn, &xv, &xl) == 0 && xn)
+		if (!strcmp(xn, "seen") && xl < sizeof(seen)) {
+			memcpy(seen, xv, xl);
+			seen[xl] = 0;
+		}
+	rados_getxattrs_end(xit);
+	when = seen[0] ? strtoll(seen, NULL, 10) : (int64_t)mt * 1000000000;
+	if (when >= b->gc_keep_ns)
+		return -EBUSY;
+	op = rados_create_write_op();
+	if (!op)
+		return -ENOMEM;
+	rados_write_op_cmpxattr(op, "seen", LIBRADOS_CMPXATTR_OP_EQ, seen, strlen(seen));
+	rados_write_op_remove(op);
+	ret = rados_write_op_operate2(op, r->io, oid, NULL, 0);
+	rados_release_write_op(op);
+	if (ret == -ECANCELED)
+		return -EBUSY; /* deduplicated against since it was read */
 	if (ret == 0)
 		*bytes = size;
 	return ret;
@@ -1185,6 +1537,12 @@ static void rados_close(struct sb *b)
 			rados_watch_flush(r->cl);
 	}
 	lease_stop(r, alive);
+	/* a read ahead still in flight calls back into r: then r stays */
+	if (!ra_stop(r, alive ? RADOS_CLOSE_MS : 0)) {
+		store_log("%s: reads ahead still in flight at unmount; leaving them", b->where);
+		rm_stagedir(r);
+		return;
+	}
 	if (r->io && alive) {
 		rados_aio_flush(r->io);
 		rados_ioctx_destroy(r->io);
@@ -1210,7 +1568,7 @@ static const struct sb_ops rados_ops = {
 	.chunk_scan = rados_chunk_scan,
 	.chunk_remove = rados_chunk_remove,
 	.chunk_sync = rados_chunk_sync,
-	.chunk_hint = NULL,
+	.chunk_hint = rados_chunk_hint,
 	.run_list = rados_run_list,
 	.run_create = rados_run_create,
 	.run_remove = rados_run_remove,
@@ -1498,8 +1856,10 @@ int rados_sb_open(const char *url, const struct ckpt_store_opts *opts, struct sb
 	r->b.zero_copy = false;
 	r->b.shared = true;
 	r->b.gc_grace_ns = rados_gc_grace_ns();
+	r->b.read_hints = true;
 	r->b.where = strdup(url);
-	if (!r->b.where) {
+	if (!r->b.where || ra_init(r) < 0) {
+		free(r->b.where);
 		free(r);
 		return -ENOMEM;
 	}

@@ -200,6 +200,11 @@ void rc_stop(struct rcache *rc)
 
 void rc_queue(struct rcache *rc, const struct cref *c, const bool *verify, size_t n)
 {
+	/* a backend that reads ahead itself (rados) has them in flight at
+	 * once; the loader threads and the reader then take them from it */
+	if (rc && rc->ck->be->read_hints)
+		for (size_t i = 0; i < n; i++)
+			chunk_hint(rc->ck, &c[i]);
 	if (!rc || !rc->nth)
 		return;
 	pthread_mutex_lock(&rc->lock);
