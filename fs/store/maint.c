@@ -57,8 +57,8 @@ static int64_t oldest_open(struct ckpt_store *s, int64_t t)
 }
 
 /*
- * A store shared with other hosts (docs/store-format.md, "Garbage
- * collection with many hosts"). What gc knows is every published manifest
+ * A store shared with other hosts (docs/store-format.md, "A RADOS
+ * store", GC on a shared store). What gc knows is every published manifest
  * and every part of an open version; what it cannot know is a chunk a
  * live host wrote (or deduplicated against) for a file it has not closed
  * yet. Every such chunk was written after the version's open marker was,

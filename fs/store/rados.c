@@ -105,14 +105,17 @@ struct rados_sb {
 	pthread_cond_t ra_cond;
 	bool ra_init, ra_closing;
 	struct ra_ent *ra[RADOS_RA_MAX];
-	size_t ra_n, ra_bytes, ra_busy;
+	size_t ra_n, ra_bytes, ra_busy; /* ra_bytes: of the chunks read or parked */
+	uint64_t ra_order;
 	char *ra_idle[RADOS_RA_IDLE];
 	size_t ra_idle_cap[RADOS_RA_IDLE], ra_nidle, ra_idle_bytes;
 };
 
-/* One chunk read ahead: in flight until done, then parked for chunk_get. */
+/* One chunk read ahead: queued (no buf yet), in flight until done, then
+ * parked for chunk_get. */
 struct ra_ent {
 	uint8_t h[CHUNK_HASH_LEN];
+	uint64_t order;	  /* of its hint: queued ones are read oldest first */
 	size_t want, cap; /* bytes asked (len + 1), the buffer's size */
 	char *buf;
 	int res; /* once done: bytes read or -errno */
@@ -345,15 +348,18 @@ static int rados_chunk_put(struct sb *b, struct sb_put *p)
 
 /*
  * The read path names the next chunks of a file read in order (chunk_hint,
- * from the read-ahead queue); each becomes a rados_aio_read into a buffer of
- * its own, at most RADOS_RA_BYTES in flight or parked, so a sequential read
- * keeps as many bytes in flight as rados_direct does instead of one round
- * trip per chunk. chunk_get takes a parked chunk (waiting for it if it is
- * still in flight) and copies it out; what it returns is checked against
- * the chunk's XXH128 by the caller (chunk_read_buf), like a direct read. A
- * chunk is handed out once, within RADOS_RA_AGE_NS of arriving; a failed
- * read-ahead is read again directly, so its error is the direct read's.
+ * from the read-ahead queue). Each is queued, in order, and becomes a
+ * rados_aio_read into a buffer of its own as soon as the chunks in flight
+ * or parked take less than RADOS_RA_BYTES, so a sequential read keeps as
+ * many bytes in flight as rados_direct does instead of one round trip per
+ * chunk. chunk_get takes a parked chunk (waiting for it if it is in
+ * flight; one still queued it reads itself) and copies it out; what it
+ * returns is checked against the chunk's XXH128 by the caller
+ * (chunk_read_buf), like a direct read. A chunk is handed out once, within
+ * RADOS_RA_AGE_NS of arriving; a failed read-ahead is read again directly,
+ * so its error is the direct read's.
  */
+
 /* The read of e ended with ret (bytes or -errno): its readers may take it. */
 static void ra_end(struct ra_ent *e, int ret)
 {
@@ -392,7 +398,8 @@ static void ra_unlink(struct rados_sb *r, struct ra_ent *e)
 			r->ra[i] = r->ra[--r->ra_n];
 			break;
 		}
-	r->ra_bytes -= e->want;
+	if (e->buf)
+		r->ra_bytes -= e->want - 1;
 }
 
 /* Free e; its buffer is kept for a later one while the idle ones stay
@@ -400,7 +407,7 @@ static void ra_unlink(struct rados_sb *r, struct ra_ent *e)
  * ra_lock held. */
 static void ra_free(struct rados_sb *r, struct ra_ent *e)
 {
-	if (r->ra_nidle < RADOS_RA_IDLE && r->ra_idle_bytes + e->cap <= RADOS_RA_BYTES) {
+	if (e->buf && r->ra_nidle < RADOS_RA_IDLE && r->ra_idle_bytes + e->cap <= RADOS_RA_BYTES) {
 		r->ra_idle[r->ra_nidle] = e->buf;
 		r->ra_idle_cap[r->ra_nidle++] = e->cap;
 		r->ra_idle_bytes += e->cap;
@@ -410,68 +417,95 @@ static void ra_free(struct rados_sb *r, struct ra_ent *e)
 	free(e);
 }
 
-static void rados_chunk_hint(struct sb *b, const uint8_t *h, uint32_t len)
+/* A buffer of at least want bytes for e. ra_lock held. */
+static bool ra_buf(struct rados_sb *r, struct ra_ent *e)
 {
-	struct rados_sb *r = rs_of(b);
-	char oid[CHUNK_OID_LEN];
-	size_t want = (size_t)len + 1; /* one more: a longer object */
-	int64_t now = mono_ns();
-	rados_completion_t c;
-	struct ra_ent *e;
-	int ret;
-
-	pthread_mutex_lock(&r->ra_lock);
-	/* parked and never taken (the reader went elsewhere): dropped */
-	for (size_t i = r->ra_n; i-- > 0;)
-		if (r->ra[i]->done && now - r->ra[i]->done_ns > RADOS_RA_AGE_NS) {
-			struct ra_ent *old = r->ra[i];
-
-			ra_unlink(r, old);
-			ra_free(r, old);
-		}
-	if (r->ra_closing || ra_find(r, h) || r->ra_n == RADOS_RA_MAX ||
-	    (r->ra_n && r->ra_bytes + want > RADOS_RA_BYTES)) {
-		pthread_mutex_unlock(&r->ra_lock);
-		return; /* hints only: the reader reads it itself */
-	}
-	e = calloc(1, sizeof(*e));
-	if (!e) {
-		pthread_mutex_unlock(&r->ra_lock);
-		return;
-	}
-	for (size_t i = 0; i < r->ra_nidle && !e->buf; i++)
-		if (r->ra_idle_cap[i] >= want) {
+	for (size_t i = 0; i < r->ra_nidle; i++)
+		if (r->ra_idle_cap[i] >= e->want) {
 			e->buf = r->ra_idle[i];
 			e->cap = r->ra_idle_cap[i];
 			r->ra_idle_bytes -= e->cap;
 			r->ra_idle[i] = r->ra_idle[--r->ra_nidle];
 			r->ra_idle_cap[i] = r->ra_idle_cap[r->ra_nidle];
+			return true;
 		}
-	if (!e->buf) {
-		e->buf = malloc(want);
-		e->cap = want;
-	}
-	if (!e->buf) {
-		free(e);
-		pthread_mutex_unlock(&r->ra_lock);
-		return;
-	}
-	memcpy(e->h, h, CHUNK_HASH_LEN);
-	e->want = want;
-	e->r = r;
-	r->ra[r->ra_n++] = e;
-	r->ra_bytes += want;
-	pthread_mutex_unlock(&r->ra_lock);
+	e->buf = malloc(e->want);
+	e->cap = e->want;
+	return e->buf != NULL;
+}
 
-	chunk_oid(h, oid);
-	ret = rados_aio_create_completion2(e, ra_done, &c);
-	if (ret == 0) {
-		ret = rados_aio_read(r->io, oid, c, e->buf, want, 0);
-		if (ret < 0)
-			rados_aio_release(c);
+/* Drop parked chunks nobody took in time, then start the reads of the
+ * queued ones, oldest first, while they fit in RADOS_RA_BYTES. */
+static void ra_pump(struct rados_sb *r)
+{
+	struct ra_ent *go[RADOS_RA_MAX];
+	size_t ngo = 0;
+	int64_t now = mono_ns();
+
+	pthread_mutex_lock(&r->ra_lock);
+	for (size_t i = r->ra_n; i-- > 0;) {
+		struct ra_ent *e = r->ra[i];
+
+		if (e->done && now - e->done_ns > RADOS_RA_AGE_NS) {
+			ra_unlink(r, e);
+			ra_free(r, e);
+		}
 	}
-	if (ret < 0)
-		ra_end(e, ret);
+	while (!r->ra_closing) {
+		struct ra_ent *first = NULL;
+
+		for (size_t i = 0; i < r->ra_n; i++)
+			if (!r->ra[i]->buf && (!first || r->ra[i]->order < first->order))
+				first = r->ra[i];
+		if (!first || (r->ra_bytes && r->ra_bytes + first->want - 1 > RADOS_RA_BYTES))
+			break;
+		if (!ra_buf(r, first)) {
+			ra_unlink(r, first);
+			ra_free(r, first);
+			break;
+		}
+		r->ra_bytes += first->want - 1;
+		go[ngo++] = first;
+	}
+	pthread_mutex_unlock(&r->ra_lock);
+	for (size_t i = 0; i < ngo; i++) {
+		struct ra_ent *e = go[i];
+		char oid[CHUNK_OID_LEN];
+		rados_completion_t c;
+		int ret;
+
+		chunk_oid(e->h, oid);
+		ret = rados_aio_create_completion2(e, ra_done, &c);
+		if (ret == 0) {
+			ret = rados_aio_read(r->io, oid, c, e->buf, e->want, 0);
+			if (ret < 0)
+				rados_aio_release(c);
+		}
+		if (ret < 0)
+			ra_end(e, ret);
+	}
+}
+
+static void rados_chunk_hint(struct sb *b, const uint8_t *h, uint32_t len)
+{
+	struct rados_sb *r = rs_of(b);
+	struct ra_ent *e;
+
+	pthread_mutex_lock(&r->ra_lock);
+	if (r->ra_closing || ra_find(r, h) || r->ra_n == RADOS_RA_MAX) {
+		pthread_mutex_unlock(&r->ra_lock);
+		return; /* hints only: the reader reads it itself */
+	}
+	e = calloc(1, sizeof(*e));
+	if (e) {
+		memcpy(e->h, h, CHUNK_HASH_LEN);
+		e->want = (size_t)len + 1; /* one more: a longer object */
+		e->order = r->ra_order++;
+		e->r = r;
+		r->ra[r->ra_n++] = e;
+	}
+	pthread_mutex_unlock(&r->ra_lock);
+	ra_pump(r);
 }
 
 /* Chunk h from the read-ahead into buf (want bytes at most): its length,
@@ -484,7 +518,7 @@ static ssize_t ra_take(struct rados_sb *r, const uint8_t *h, uint8_t *buf, size_
 	pthread_mutex_lock(&r->ra_lock);
 	/* found again after each wait: another reader of the same chunk may
 	 * have taken it meanwhile */
-	while ((e = ra_find(r, h)) && !e->done)
+	while ((e = ra_find(r, h)) && e->buf && !e->done)
 		pthread_cond_wait(&r->ra_cond, &r->ra_lock);
 	if (!e) {
 		pthread_mutex_unlock(&r->ra_lock);
@@ -495,7 +529,7 @@ static ssize_t ra_take(struct rados_sb *r, const uint8_t *h, uint8_t *buf, size_
 	ra_unlink(r, e);
 	r->ra_busy++;
 	pthread_mutex_unlock(&r->ra_lock);
-	if (e->res >= 0 && mono_ns() - e->done_ns <= RADOS_RA_AGE_NS) {
+	if (e->buf && e->res >= 0 && mono_ns() - e->done_ns <= RADOS_RA_AGE_NS) {
 		n = (size_t)e->res < want ? e->res : (ssize_t)want;
 		memcpy(buf, e->buf, (size_t)n);
 	}
@@ -504,6 +538,7 @@ static ssize_t ra_take(struct rados_sb *r, const uint8_t *h, uint8_t *buf, size_
 	ra_free(r, e);
 	pthread_cond_broadcast(&r->ra_cond);
 	pthread_mutex_unlock(&r->ra_lock);
+	ra_pump(r); /* room for the next ones */
 	return n;
 }
 
@@ -537,7 +572,7 @@ static bool ra_stop(struct rados_sb *r, int ms)
 		bool loading = r->ra_busy > 0;
 
 		for (size_t i = 0; i < r->ra_n; i++)
-			loading = loading || !r->ra[i]->done;
+			loading = loading || (r->ra[i]->buf && !r->ra[i]->done);
 		if (!loading)
 			break;
 		if (pthread_cond_timedwait(&r->ra_cond, &r->ra_lock, &until) == ETIMEDOUT) {

@@ -12,7 +12,7 @@ rlib_init "$@"
 [ -x "$CKPT" ] || fail "ckpt binary $CKPT is missing"
 R() { rados -c "$CONF" -p "$POOL" "$@"; }
 chunk_objects() { R ls | grep -c '^ckptfs\.c\.'; }
-gc() { CKPT_RADOS_GC_GRACE_S=0 "$CKPT" gc --store "$URL" --json; }
+gc() { CKPT_RADOS_GC_GRACE_S=0 "$CKPT" gc --store "$URL" --json | tr -d "\n"; }
 # The distinct chunks named by the manifests of every committed version
 # (read on host $1).
 referenced() {
