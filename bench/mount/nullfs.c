@@ -2,11 +2,13 @@
 /*
  * nullfs.c - the floor of any FUSE filesystem for bench_files.sh: names and
  * sizes in memory, data dropped, every request answered at once. Mounted the
- * way ckptfs is (libfuse low-level API, multi-threaded loop,
- * default_permissions, 1 MiB writes, write-only opens direct_io), it gets
- * the same requests for the same work, so its time is what the kernel's
- * round trips cost without any filesystem behind them. Not a product: no
- * readdir, no data, rmdir drops a directory whole.
+ * way ckptfs is (libfuse low-level API, multi-threaded loop, 1 MiB writes,
+ * write-only opens direct_io; default_permissions as ckptfs with
+ * allow_other, or with --no-perm as without it; --noflush as ckptfs opens
+ * readers and write-only writers), it gets the same requests for the same
+ * work, so its time is what the kernel's round trips cost without any
+ * filesystem behind them. Not a product: no readdir, no data, rmdir drops a
+ * directory whole.
  *
  *   nullfs [OPTIONS] MOUNTPOINT   (stays in the foreground; fusermount3 -u stops it)
  *

@@ -8,11 +8,13 @@
  * every commit: listings and links are not cached, the directories' own
  * attributes for a second only (CFS_TTL_DIR): with default_permissions the
  * kernel checks the parent's mode on every lookup, and `ls -l` of a run of
- * 10,000 versions must not stat the run 10,000 times.
+ * 10,000 versions must not stat the run 10,000 times (nor may the daemon's
+ * own checks without it, perm.c).
  */
 #include "ckptfs_i.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -197,7 +199,33 @@ int cfs_attr(struct cfs *c, const struct cfs_path *p, struct stat *st, double *t
 	}
 }
 
-double cfs_entry_ttl(const struct cfs_path *p, double attr_ttl)
+/*
+ * The name of a version. An open one's is looked up at every path walk
+ * where the kernel checks modes: the walk's check needs fresh attributes of
+ * the directory, which each create in it drops, and the LOOKUP brings them
+ * (a cached name would cost a GETATTR instead). Where the daemon checks
+ * modes (perm.c) the walk needs no attributes, and the name is cached like
+ * a committed version's: one request less per file created in it.
+ */
+static double version_name_ttl(const struct cfs *c, double attr_ttl)
+{
+	return attr_ttl == CFS_TTL_IMMUTABLE || !c->opts.kernel_perm ? CFS_TTL_NAME : CFS_TTL_NONE;
+}
+
+void cfs_version_committed(struct cfs *c, const char *run, const char *ver)
+{
+	char path[2 * CKPT_NAME_MAX + 2];
+	fuse_ino_t ino;
+
+	snprintf(path, sizeof(path), "%s/%s", run, ver);
+	ino = cfs_nodes_find(c->nodes, path);
+	/* attributes only (offset < 0): no page or inode lock is taken, so
+	 * this is safe while the kernel waits for the commit's own request */
+	if (ino)
+		fuse_lowlevel_notify_inval_inode(c->se, ino, -1, 0);
+}
+
+double cfs_entry_ttl(const struct cfs *c, const struct cfs_path *p, double attr_ttl)
 {
 	switch (p->kind) {
 	case CFS_STATS:
@@ -205,7 +233,7 @@ double cfs_entry_ttl(const struct cfs_path *p, double attr_ttl)
 	case CFS_MANIFEST:
 		return CFS_TTL_NAME;
 	case CFS_VERSION:
-		return attr_ttl == CFS_TTL_IMMUTABLE ? CFS_TTL_NAME : CFS_TTL_NONE;
+		return version_name_ttl(c, attr_ttl);
 	case CFS_NODE:
 		/* names in an open version are looked up every time */
 		return attr_ttl == CFS_TTL_IMMUTABLE ? attr_ttl : CFS_TTL_NONE;
@@ -229,7 +257,7 @@ int cfs_entry_version(struct cfs *c, const char *path, const char *run,
 		return -ENOMEM;
 	e->attr.st_ino = e->ino;
 	e->attr_timeout = ttl;
-	e->entry_timeout = ttl == CFS_TTL_IMMUTABLE ? CFS_TTL_NAME : CFS_TTL_NONE;
+	e->entry_timeout = version_name_ttl(c, ttl);
 	return 0;
 }
 
@@ -252,7 +280,7 @@ int cfs_entry(struct cfs *c, const char *path, struct fuse_entry_param *e)
 		if (!e->attr.st_ino)
 			e->attr.st_ino = e->ino;
 		e->attr_timeout = ttl;
-		e->entry_timeout = cfs_entry_ttl(&p, ttl);
+		e->entry_timeout = cfs_entry_ttl(c, &p, ttl);
 	}
 	cfs_path_free(&p);
 	return ret;

@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <unistd.h>
 
 #include "ckptfs/store.h"
 
@@ -61,6 +62,9 @@ struct cfs_opts {
 	enum cfs_open_cache open_cache;
 	struct ckpt_retention retention;
 	size_t resident; /* -o resident=SIZE: the resident tier's budget; 0 = off */
+	/* The kernel checks modes (default_permissions): with allow_other,
+	 * allow_root or default_permissions given; else the daemon (perm.c). */
+	bool kernel_perm;
 };
 
 struct cfs_nodes; /* inode table, node.c */
@@ -152,11 +156,30 @@ int cfs_attr_version(struct cfs *c, const char *run, const struct ckpt_version_i
 /* A lookup reply for version `vi` of `run` at `path`, from a listing. */
 int cfs_entry_version(struct cfs *c, const char *path, const char *run,
 		      const struct ckpt_version_info *vi, struct fuse_entry_param *e);
+/* Run/ver (its name now) was committed: its modes lost their write bits
+ * behind the kernel's back, which may have its name cached for a second
+ * (the renaming or setxattr that commits drops only its ctime): drop its
+ * cached attributes. */
+void cfs_version_committed(struct cfs *c, const char *run, const char *ver);
 /* The timeout for the name of an entry of this kind. */
-double cfs_entry_ttl(const struct cfs_path *p, double attr_ttl);
+double cfs_entry_ttl(const struct cfs *c, const struct cfs_path *p, double attr_ttl);
 /* Fill a lookup reply for `path` (adds a lookup reference). */
 int cfs_entry(struct cfs *c, const char *path, struct fuse_entry_param *e);
 bool cfs_vstate_immutable(enum ckpt_vstate s);
+
+/* ---- mode checks (perm.c) ------------------------------------------------ */
+
+/* Where the daemon checks modes (no default_permissions, see perm.c): may
+ * the caller of req access p / directory `dir` with mask (R_OK, W_OK, X_OK;
+ * with CFS_MAY_IF_DIR only if p is a directory)? 0 or -EACCES (or the
+ * error of finding p); always 0 where the kernel checks. */
+#define CFS_MAY_IF_DIR 0x100
+int cfs_may(fuse_req_t req, const struct cfs_path *p, int mask);
+int cfs_may_dir(fuse_req_t req, fuse_ino_t dir, int mask);
+/* open(2) with these flags: read, write (O_TRUNC writes too) */
+int cfs_may_open(fuse_req_t req, const struct cfs_path *p, int flags);
+/* the extended attribute `name`: R_OK to read it, W_OK to set or remove */
+int cfs_may_xattr(fuse_req_t req, const struct cfs_path *p, const char *name, int mask);
 
 /* ---- autocommit tracker (track.c) ---------------------------------------- */
 

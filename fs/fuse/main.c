@@ -94,8 +94,9 @@ const struct fuse_lowlevel_ops cfs_ops = {
 	.create = cfs_op_create,
 };
 
-/* fsname shows in mount(8) and /proc/mounts; commas would split options. */
-static int add_mount_opts(struct fuse_args *args, const char *store)
+/* fsname shows in mount(8) and /proc/mounts; commas would split options.
+ * default_permissions where other users may reach the mount (perm.c). */
+static int add_mount_opts(struct fuse_args *args, const char *store, bool kernel_perm)
 {
 	char *o;
 	int ret;
@@ -104,7 +105,8 @@ static int add_mount_opts(struct fuse_args *args, const char *store)
 	o = malloc(strlen(store) * 2 + 64);
 	if (!o)
 		return -1;
-	j = (size_t)sprintf(o, "-odefault_permissions,subtype=ckptfs,fsname=");
+	j = (size_t)sprintf(
+		o, "-o%ssubtype=ckptfs,fsname=", kernel_perm ? "default_permissions," : "");
 	for (i = 0; store[i]; i++) {
 		if (store[i] == ',' || store[i] == '\\')
 			o[j++] = '\\';
@@ -274,7 +276,7 @@ int main(int argc, char **argv)
 		goto out_args;
 	}
 	store = store_path(c.opts.store_dir);
-	if (!store || add_mount_opts(&args, store) < 0)
+	if (!store || add_mount_opts(&args, store, c.opts.kernel_perm) < 0)
 		goto out_args;
 	if (!co.foreground && background(&notify_fd) < 0)
 		goto out_args;

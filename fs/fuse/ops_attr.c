@@ -37,7 +37,9 @@ void cfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int ret;
 
 	cfs_tune_once(c);
-	ret = cfs_nodes_path(c->nodes, parent, &dir);
+	ret = cfs_may_dir(req, parent, X_OK);
+	if (ret == 0)
+		ret = cfs_nodes_path(c->nodes, parent, &dir);
 	if (ret < 0)
 		goto out;
 	ret = cfs_path_join(dir, name, &path);
@@ -242,10 +244,12 @@ void cfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_se
 
 	if (!cfs_resolve(req, ino, &p))
 		return;
-	if (p.kind == CFS_NODE)
-		ret = setattr_node(c, ino, &p, attr, to_set, fi);
-	else
-		ret = setattr_other(c, &p, attr, to_set);
+	/* truncate(2) by path (ftruncate has a descriptor open for writing);
+	 * everything else here is the owner's (check_owner) */
+	ret = (to_set & FUSE_SET_ATTR_SIZE) && !fi ? cfs_may(req, &p, W_OK) : 0;
+	if (ret == 0)
+		ret = p.kind == CFS_NODE ? setattr_node(c, ino, &p, attr, to_set, fi)
+					 : setattr_other(c, &p, attr, to_set);
 	if (ret < 0)
 		fuse_reply_err(req, -ret);
 	else
@@ -299,8 +303,10 @@ void cfs_op_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &st);
 }
 
-/* With default_permissions the kernel checks modes itself; this answers
- * access(2) only when that option was turned off. */
+/* With default_permissions the kernel checks modes itself; without it
+ * (perm.c) this answers access(2) and chdir(2), as the kernel would
+ * (root may write what the daemon refuses with EROFS: the table of
+ * docs/mount.md says ok). */
 void cfs_op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 {
 	struct cfs_path p;
@@ -312,8 +318,8 @@ void cfs_op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 	if (!cfs_resolve(req, ino, &p))
 		return;
 	ret = cfs_attr(cfs_of(req), &p, &st, &ttl, &gen);
-	if (ret == 0 && (mask & W_OK) && !(st.st_mode & 0200))
-		ret = S_ISDIR(st.st_mode) || p.kind == CFS_NODE ? -EROFS : -EACCES;
+	if (ret == 0)
+		ret = cfs_may(req, &p, mask & (R_OK | W_OK | X_OK));
 	cfs_path_free(&p);
 	fuse_reply_err(req, ret < 0 ? -ret : 0);
 }

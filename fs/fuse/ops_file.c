@@ -300,9 +300,10 @@ void cfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	if (!cfs_resolve(req, ino, &p))
 		return;
-	fh = calloc(1, sizeof(*fh));
+	ret = cfs_may_open(req, &p, fi->flags);
+	fh = ret == 0 ? calloc(1, sizeof(*fh)) : NULL;
 	if (!fh) {
-		ret = -ENOMEM;
+		ret = ret < 0 ? ret : -ENOMEM;
 		goto out;
 	}
 	switch (p.kind) {
@@ -356,7 +357,9 @@ void cfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t m
 	struct cfs_path p;
 	int ret;
 
-	ret = cfs_nodes_path(c->nodes, parent, &dir);
+	ret = cfs_may_dir(req, parent, W_OK | X_OK);
+	if (ret == 0)
+		ret = cfs_nodes_path(c->nodes, parent, &dir);
 	if (ret == 0)
 		ret = cfs_path_join(dir, name, &path);
 	free(dir);

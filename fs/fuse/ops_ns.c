@@ -55,7 +55,9 @@ void cfs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 	struct cfs_path p;
 	int ret;
 
-	ret = child_path(c, parent, name, &p);
+	ret = cfs_may_dir(req, parent, W_OK | X_OK);
+	if (ret == 0)
+		ret = child_path(c, parent, name, &p);
 	if (ret < 0) {
 		fuse_reply_err(req, -ret);
 		return;
@@ -91,7 +93,9 @@ void cfs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 	struct cfs_path p;
 	int ret;
 
-	ret = child_path(c, parent, name, &p);
+	ret = cfs_may_dir(req, parent, W_OK | X_OK);
+	if (ret == 0)
+		ret = child_path(c, parent, name, &p);
 	if (ret < 0) {
 		fuse_reply_err(req, -ret);
 		return;
@@ -117,7 +121,9 @@ void cfs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const c
 	struct cfs_path p;
 	int ret;
 
-	ret = child_path(c, parent, name, &p);
+	ret = cfs_may_dir(req, parent, W_OK | X_OK);
+	if (ret == 0)
+		ret = child_path(c, parent, name, &p);
 	if (ret < 0) {
 		fuse_reply_err(req, -ret);
 		return;
@@ -145,7 +151,9 @@ void cfs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const cha
 
 	if (!cfs_resolve(req, ino, &a))
 		return;
-	ret = child_path(c, newparent, newname, &b);
+	ret = cfs_may_dir(req, newparent, W_OK | X_OK);
+	if (ret == 0)
+		ret = child_path(c, newparent, newname, &b);
 	if (ret < 0) {
 		cfs_path_free(&a);
 		fuse_reply_err(req, -ret);
@@ -226,7 +234,9 @@ void cfs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct cfs_path p;
 	int ret;
 
-	ret = child_path(c, parent, name, &p);
+	ret = cfs_may_dir(req, parent, W_OK | X_OK);
+	if (ret == 0)
+		ret = child_path(c, parent, name, &p);
 	if (ret < 0)
 		goto reply;
 	switch (p.kind) {
@@ -291,7 +301,9 @@ void cfs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct cfs_path p;
 	int ret;
 
-	ret = child_path(c, parent, name, &p);
+	ret = cfs_may_dir(req, parent, W_OK | X_OK);
+	if (ret == 0)
+		ret = child_path(c, parent, name, &p);
 	if (ret < 0)
 		goto reply;
 	switch (p.kind) {
@@ -361,10 +373,17 @@ void cfs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino
 		fuse_reply_err(req, EINVAL); /* RENAME_EXCHANGE, WHITEOUT */
 		return;
 	}
-	ret = child_path(c, parent, name, &a);
+	ret = cfs_may_dir(req, parent, W_OK | X_OK);
+	if (ret == 0 && newparent != parent)
+		ret = cfs_may_dir(req, newparent, W_OK | X_OK);
+	if (ret == 0)
+		ret = child_path(c, parent, name, &a);
 	if (ret < 0)
 		goto reply;
-	ret = child_path(c, newparent, newname, &b);
+	/* a directory that moves to another one has its ".." changed */
+	ret = newparent != parent ? cfs_may(req, &a, W_OK | CFS_MAY_IF_DIR) : 0;
+	if (ret == 0)
+		ret = child_path(c, newparent, newname, &b);
 	if (ret < 0)
 		goto free_a;
 	if (flags & RENAME_NOREPLACE) {
@@ -399,6 +418,7 @@ void cfs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino
 		cfs_nodes_move(c->nodes, a.full, b.full);
 	if (committed) {
 		cfs_files_committed(c, a.run, a.ver);
+		cfs_version_committed(c, b.run, b.ver);
 		cfs_fill_queue(c, b.run, b.ver);
 	}
 free_b:

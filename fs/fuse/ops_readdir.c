@@ -157,12 +157,15 @@ void cfs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct cfs *c = cfs_of(req);
 	struct ckpt_version_info vi;
+	struct cfs_dir *d = NULL;
 	struct cfs_path p;
-	struct cfs_dir *d;
 	int ret;
 
 	if (!cfs_resolve(req, ino, &p))
 		return;
+	ret = cfs_may(req, &p, R_OK);
+	if (ret < 0)
+		goto out;
 	d = calloc(1, sizeof(*d));
 	if (!d) {
 		ret = -ENOMEM;

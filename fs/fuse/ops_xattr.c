@@ -208,12 +208,31 @@ static void reply_value(fuse_req_t req, const struct xval *v, size_t size)
 		fuse_reply_buf(req, v->s, v->len);
 }
 
+/* The value of user.ckpt.KEY of p. */
+static int get_key(struct cfs *c, const struct cfs_path *p, const char *key, struct xval *v)
+{
+	int ret = -ENODATA;
+
+	if (p->kind == CFS_VERSION) {
+		ret = get_version(c, p, key, v);
+	} else if (p->kind == CFS_RUN) {
+		ret = get_run(c, p, key, v);
+	} else if (p->kind == CFS_ROOT && strcmp(key, "gc") == 0) {
+		pthread_mutex_lock(&gc_lock);
+		ret = gc_last[0] ? xval_str(v, gc_last) : -ENODATA;
+		pthread_mutex_unlock(&gc_lock);
+	} else if (p->kind == CFS_NODE) {
+		ret = get_node(c, p, key, v);
+	}
+	return ret;
+}
+
 void cfs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	struct cfs *c = cfs_of(req);
 	struct xval v = {0};
 	struct cfs_path p;
-	int ret = -ENODATA;
+	int ret;
 
 	/* ls -l asks every file for security.selinux; ENOTSUP (only user.*
 	 * names exist here) makes coreutils stop asking for this device. */
@@ -221,26 +240,11 @@ void cfs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t si
 		fuse_reply_err(req, ENOTSUP);
 		return;
 	}
-	if (strncmp(name, PFX, PFX_LEN) != 0) {
-		fuse_reply_err(req, ENODATA);
-		return;
-	}
 	if (!cfs_resolve(req, ino, &p))
 		return;
-	if (strncmp(name, PFX, PFX_LEN) == 0) {
-		const char *key = name + PFX_LEN;
-
-		if (p.kind == CFS_VERSION) {
-			ret = get_version(c, &p, key, &v);
-		} else if (p.kind == CFS_RUN) {
-			ret = get_run(c, &p, key, &v);
-		} else if (p.kind == CFS_ROOT && strcmp(key, "gc") == 0) {
-			pthread_mutex_lock(&gc_lock);
-			ret = gc_last[0] ? xval_str(&v, gc_last) : -ENODATA;
-			pthread_mutex_unlock(&gc_lock);
-		} else if (p.kind == CFS_NODE)
-			ret = get_node(c, &p, key, &v);
-	}
+	ret = cfs_may_xattr(req, &p, name, R_OK);
+	if (ret == 0)
+		ret = strncmp(name, PFX, PFX_LEN) ? -ENODATA : get_key(c, &p, name + PFX_LEN, &v);
 	cfs_path_free(&p);
 	if (ret < 0)
 		fuse_reply_err(req, -ret);
@@ -355,11 +359,14 @@ void cfs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const cha
 {
 	struct cfs *c = cfs_of(req);
 	struct cfs_path p;
-	int ret = -ENOTSUP;
+	int ret;
 
 	if (!cfs_resolve(req, ino, &p))
 		return;
-	if (strncmp(name, PFX, PFX_LEN) == 0) {
+	ret = cfs_may_xattr(req, &p, name, W_OK);
+	if (ret == 0)
+		ret = -ENOTSUP;
+	if (ret == -ENOTSUP && strncmp(name, PFX, PFX_LEN) == 0) {
 		const char *key = name + PFX_LEN;
 
 		if (p.kind == CFS_VERSION)
@@ -379,11 +386,14 @@ void cfs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	struct cfs *c = cfs_of(req);
 	struct cfs_path p;
-	int ret = -ENODATA;
+	int ret;
 
 	if (!cfs_resolve(req, ino, &p))
 		return;
-	if (strncmp(name, PFX, PFX_LEN) == 0) {
+	ret = cfs_may_xattr(req, &p, name, W_OK);
+	if (ret == 0)
+		ret = -ENODATA;
+	if (ret == -ENODATA && strncmp(name, PFX, PFX_LEN) == 0) {
 		const char *key = name + PFX_LEN;
 
 		if (p.kind == CFS_VERSION && strncmp(key, META, META_LEN) == 0)

@@ -12,7 +12,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { KEY_VERIFY, KEY_WRITE_BUFFER, KEY_ODIRECT, KEY_CHUNK_SIZE, KEY_OPEN_CACHE, KEY_RESIDENT };
+enum {
+	KEY_VERIFY,
+	KEY_WRITE_BUFFER,
+	KEY_ODIRECT,
+	KEY_CHUNK_SIZE,
+	KEY_OPEN_CACHE,
+	KEY_RESIDENT,
+	KEY_KERNEL_PERM,
+};
 
 struct raw {
 	struct cfs_opts *o;
@@ -37,6 +45,11 @@ static const struct fuse_opt spec[] = {
 	FUSE_OPT_KEY("chunk_size=", KEY_CHUNK_SIZE),
 	FUSE_OPT_KEY("open_cache=", KEY_OPEN_CACHE),
 	FUSE_OPT_KEY("resident=", KEY_RESIDENT),
+	/* libfuse's, kept for it: other users reach the mount, or the
+	 * kernel's checks were asked for (perm.c) */
+	FUSE_OPT_KEY("allow_other", KEY_KERNEL_PERM),
+	FUSE_OPT_KEY("allow_root", KEY_KERNEL_PERM),
+	FUSE_OPT_KEY("default_permissions", KEY_KERNEL_PERM),
 	FUSE_OPT_END,
 };
 
@@ -164,6 +177,9 @@ static int proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 			return -1;
 		}
 		return 0;
+	case KEY_KERNEL_PERM:
+		r->o->kernel_perm = true;
+		return 1;
 	case KEY_WRITE_BUFFER:
 		if (cfs_parse_size(v + 1, &r->o->write_buffer) < 0 || !r->o->write_buffer) {
 			fprintf(stderr,

@@ -122,6 +122,7 @@ static void sweep(struct cfs *c, struct cfs_track *t)
 				continue;
 			}
 			cfs_log("autocommitted %s/%s", v->run, v->ver);
+			cfs_version_committed(c, v->run, v->ver);
 			cfs_fill_queue(c, v->run, v->ver);
 		}
 		*pp = v->next;

@@ -119,6 +119,7 @@ int cfs_commit_xattr(struct cfs *c, const struct cfs_path *p, const char *value,
 	if (committed) {
 		cfs_track_forget(c, p->run, p->ver);
 		cfs_files_committed(c, p->run, p->ver);
+		cfs_version_committed(c, p->run, p->ver);
 		cfs_fill_queue(c, p->run, p->ver);
 	}
 	return 0;
