@@ -22,7 +22,9 @@
 # Each thousand is timed too, so a cost that grows with the directory shows
 # as a rising per-thousand time (the old defect: 0.8 s for the first
 # thousand, 56.9 s for the tenth). BENCH_DIR (default /var/tmp): where the
-# store, the mount point and the direct directory go.
+# store, the mount point and the direct directory go. BENCH_ALLOW_OTHER=1:
+# both FUSE sides mounted as with -o allow_other, where the kernel checks
+# modes (one request more per file, docs/mount.md "Caching").
 set -uo pipefail
 
 CKPTFS=${1:?usage: bench_files.sh CKPTFS_BINARY [NULLFS_BINARY]}
@@ -58,15 +60,19 @@ wait_mount() {
 	exit 1
 }
 
-"$CKPTFS" "$STORE" "$MNT" -f 2>"$T/daemon.log" &
+COPTS=() NOPTS=(--noflush --no-perm)
+if [ "${BENCH_ALLOW_OTHER:-0}" = 1 ]; then
+	COPTS=(-o allow_other) NOPTS=(--noflush)
+fi
+"$CKPTFS" "$STORE" "$MNT" -f "${COPTS[@]}" 2>"$T/daemon.log" &
 DPID=$!
 wait_mount ckptfs "$MNT" "$T/daemon.log"
 mkdir "$MNT/run" || exit 1
 SIDES="mount direct"
 if [ -n "$NULLFS" ]; then
-	# as ckptfs is mounted here (no allow_other): no default_permissions,
+	# as ckptfs is mounted here: default_permissions only with allow_other,
 	# and write-only opens send no FLUSH at close (docs/mount.md, "Caching")
-	"$NULLFS" --noflush --no-perm "$NMNT" 2>"$T/nullfs.log" &
+	"$NULLFS" "${NOPTS[@]}" "$NMNT" 2>"$T/nullfs.log" &
 	NPID=$!
 	wait_mount nullfs "$NMNT" "$T/nullfs.log"
 	SIDES="mount direct null"
@@ -137,7 +143,7 @@ ratio() {
 	fmt "$(echo "$1 / $2" | bc -l)"
 }
 
-echo "ckptfs many-files benchmark: $(date -u +%FT%TZ), $(nproc) CPUs, disk of $T: $(df --output=source "$T" | tail -1), load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "ckptfs many-files benchmark: $(date -u +%FT%TZ), $(nproc) CPUs, disk of $T: $(df --output=source "$T" | tail -1), load $(cut -d' ' -f1-3 /proc/loadavg), ckptfs ${COPTS[*]:-(no options)}, nullfs ${NOPTS[*]}"
 for n in $NLIST; do
 	echo "== $n files of a few bytes in one directory, $ROUNDS rounds (sides: $SIDES)"
 	for v in m d n; do

@@ -15,7 +15,8 @@
  * files and read of opened directories, write for truncate(2) by path, and
  * read and write of the user.* extended attributes. Root (a mount by root)
  * passes every check but executing a file without any x bit, as with
- * CAP_DAC_OVERRIDE. The kernel still checks x for exec(2) itself.
+ * CAP_DAC_OVERRIDE. For exec(2) the kernel itself checks that the file
+ * has some x bit (not that it is the owner's).
  */
 #include "ckptfs_i.h"
 
