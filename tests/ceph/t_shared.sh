@@ -89,6 +89,10 @@ note "kill -9 of B mid-write: its closed file is committed, its torn one never"
 mkdir "$B/run/bonly.tmp" && echo b >"$B/run/bonly.tmp/f" || fail "B's own open version"
 mkdir "$A/run/s4.tmp" || fail "mkdir s4.tmp"
 cp "$T/b.bin" "$B/run/s4.tmp/closed.bin" || fail "closed.bin on B"
+# the kernel sends the RELEASE after close(2) has returned (and with
+# FOPEN_NOFLUSH no FLUSH before it): B's file is closed for the other hosts
+# once it is in B's part, which A sees; kill B only then
+wait_for test -e "$A/run/s4.tmp/closed.bin" || fail "B's closed file never reached A"
 exec 8>"$B/run/s4.tmp/torn.bin"
 head -c $((5 * 1024 * 1024)) /dev/urandom >&8
 kill -9 "${HPID[B]}"
