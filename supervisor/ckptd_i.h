@@ -120,7 +120,8 @@ struct op {
 	struct op *next;
 	char id[CKPTD_ID_MAX];
 	struct ckpt_jobspec spec;
-	char *spec_json; /* resolved spec as stored (secrets as references) */
+	char *spec_json; /* resolved spec as stored (secrets as references); NULL
+			  * once it finished (op_spec_json() reads it back) */
 	enum op_status status;
 	enum op_stage stage;
 	int attempt;	 /* launches so far; CKPT_ATTEMPT of the current one */
@@ -257,6 +258,7 @@ int db_relaxed(bool on);
 int db_save_op(const struct op *op);
 int db_insert_op(const struct op *op, const char *idem_key);
 int db_find_idem(const char *key, char *id, size_t len);
+char *db_op_spec(const char *id);
 int db_load_ops(void);
 int db_delete_op(const char *id);
 int db_resume_claim(const char *id);
@@ -350,6 +352,8 @@ int op_set_str(char **dst, const char *src);
 void op_free(struct op *op);
 void op_link(struct op *op);
 int op_load_spec(struct op *op, char *err, size_t errlen);
+const char *op_spec_json(struct op *op);
+void op_spec_drop(struct op *op);
 void ops_tick(double now, double *next);
 void op_on_shim_exit(struct op *op, struct rank *r);
 void op_on_notify(struct op *op, struct rank *r);

@@ -380,6 +380,22 @@ int db_find_idem(const char *key, char *id, size_t len)
 	return ret;
 }
 
+/* The stored spec of operation `id` (malloc'ed), or NULL. */
+char *db_op_spec(const char *id)
+{
+	sqlite3_stmt *st;
+	char *s = NULL;
+
+	if (sqlite3_prepare_v2(g.db, "SELECT spec FROM operations WHERE id=?1", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return NULL;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+		s = strdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return s;
+}
+
 static void col_text(sqlite3_stmt *st, int i, char *dst, size_t len)
 {
 	const unsigned char *s = sqlite3_column_text(st, i);
@@ -471,6 +487,7 @@ int db_load_ops(void)
 			snprintf(op->reason, sizeof(op->reason), "stored spec invalid: %.400s",
 				 err);
 		}
+		op_spec_drop(op);
 		op_link(op);
 	}
 	sqlite3_finalize(st);

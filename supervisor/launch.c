@@ -137,7 +137,8 @@ void build_resolved_spec(struct op *op)
 	snprintf(path, sizeof(path), "%s/ops/%s", g.state_dir, op->id);
 	mkdir_p(path, 0700);
 	strcat(path, "/job.yaml");
-	if (write_file_atomic(path, op->spec_json, strlen(op->spec_json), 0644) < 0)
+	if (!op_spec_json(op) ||
+	    write_file_atomic(path, op->spec_json, strlen(op->spec_json), 0644) < 0)
 		ckptd_log("operation %s: cannot write %s", op->id, path);
 }
 

@@ -105,6 +105,26 @@ struct op *op_find(const char *id)
 	return NULL;
 }
 
+/* The resolved spec as stored: kept in memory while the operation is live,
+ * read from ckptd.db for a finished one (a history of finished operations
+ * held 1.3 KB of it each, for GET of one and a resume). NULL when the
+ * database has none. */
+const char *op_spec_json(struct op *op)
+{
+	if (!op->spec_json)
+		op->spec_json = db_op_spec(op->id);
+	return op->spec_json;
+}
+
+/* A finished operation's spec text goes (op->spec keeps what it says). */
+void op_spec_drop(struct op *op)
+{
+	if (op_live(op))
+		return;
+	free(op->spec_json);
+	op->spec_json = NULL;
+}
+
 int op_load_spec(struct op *op, char *err, size_t errlen)
 {
 	int ret;
@@ -276,6 +296,7 @@ static void finish(struct op *op, enum op_status st, const char *event, const ch
 	ranks_end(op);
 	versions_cache_clear(op->vcache);
 	transition(op, event, reason, op->checkpoint, op->have_step ? op->step : -1, -1, 0);
+	op_spec_drop(op);
 	if (st == OP_FAILED)
 		run_hook(op, op->spec.recovery.on_failure, "on_failure", NULL, NULL);
 }
@@ -1464,6 +1485,11 @@ static void schedule_next(struct op *op)
 	for (n = g.ops; n; n = n->next)
 		if (!strcmp(n->scheduled_by, op->id))
 			return; /* scheduled already */
+	if (!op_spec_json(op)) {
+		ckptd_log("operation %s: the schedule ends: its spec is not in the database",
+			  op->id);
+		return;
+	}
 	n = make_op(op->spec_json, NULL, 0, op->fire_at, err, sizeof(err), &ret);
 	if (!n) {
 		ckptd_log("operation %s: the schedule ends: cannot schedule the next run: %s",
@@ -1777,9 +1803,11 @@ json_t *op_to_json(struct op *op, bool with_spec)
 	json_object_set_new(o, "finished", op->finished_at > 0 ? json_string(f) : json_null());
 	json_object_set_new(o, "schedule", schedule_json(op));
 	if (with_spec) {
-		json_t *spec = json_loads(op->spec_json, 0, NULL);
+		const char *sj = op_spec_json(op);
+		json_t *spec = sj ? json_loads(sj, 0, NULL) : NULL;
 
 		json_object_set_new(o, "spec", spec ? spec : json_null());
+		op_spec_drop(op);
 	}
 	return o;
 }

@@ -780,6 +780,10 @@ def t_history(d):
         check(d.wait_status(opid, ["COMPLETED", "FAILED"], timeout=60)["status"] == "COMPLETED",
               "operation %s did not complete" % opid)
     runs = [d.op(opid)["run_dir"] for opid in ids]
+    # a finished operation's spec text is not kept in memory: read back
+    o = d.op(ids[0])
+    check(o["spec"] and o["spec"]["name"] == "t" and o["spec"]["command"],
+          "GET of a finished operation: spec %s" % o.get("spec"))
 
     def on_disk():
         vs = [os.path.join(r, v) for r in runs for v in os.listdir(r) if v.startswith("step-")]
