@@ -14,6 +14,10 @@ tests/supervisor (Python, so its interpreter start-up is inside figure 2):
  3. fault -> first resumed step with a G GiB checkpoint, backoff excluded:
     the NaN report to the first step of the resumed attempt, which first reads
     the whole checkpoint back; minus delay_ms (0 here). Goal: <= 3 s.
+    Split into stop (detected -> selected: SIGTERM until the trainer is
+    gone), selected -> the resumed trainer's exec (ckptd's relaunch), exec
+    -> checkpoint read (python3's start-up and the read of G GiB), and the
+    first step.
 
 With --ckptfs-opts (e.g. resident=2G) ckptd starts ckptfs with `-o OPTS`
 (its config's mount_options); without it, with ckptfs's defaults.
@@ -87,7 +91,7 @@ def main():
             dexec.append((ex - sel) * 1000)
             det.append((detected - crash) * 1000)
             dec.append((start2 - sel) * 1000)
-        big, stop, relaunch, load = [], [], [], []
+        big, stop, relaunch, load, bexec, bread = [], [], [], [], [], []
         nbytes = int(a.gib * (1 << 30))
         for i in range(a.big_runs):
             evs, tr = one(d, a, "big%d" % i, "--fault", "nan@7:attempt=1",
@@ -95,7 +99,8 @@ def main():
             fault = [t for t in tr if t["event"] == "fault"][0]["time"]
             first = [t for t in tr if t["event"] == "first_step" and t["attempt"] == 2][0]["time"]
             delay = [e for e in evs if e["event"] == "checkpoint_selected"][0]["delay_ms"]
-            loaded = [t for t in tr if t["event"] == "loaded"][0]["bytes"]
+            ld = [t for t in tr if t["event"] == "loaded"][0]
+            loaded = ld["bytes"]
             assert loaded == nbytes, "the resumed trainer loaded %d bytes" % loaded
             big.append((first - fault) * 1000 - delay)
             dt = ev_time([e for e in evs if e["event"] == "detected"][0])
@@ -103,6 +108,10 @@ def main():
             s2 = [t for t in tr if t["event"] == "start" and t["attempt"] == 2][0]["time"]
             stop.append((st - dt) * 1000)
             relaunch.append((s2 - st) * 1000 - delay)
+            with open(os.path.join(d.tmp, "big%d.exec" % i)) as f:
+                ex = float(f.read().split()[1])
+            bexec.append((ex - st) * 1000 - delay)
+            bread.append((ld["time"] - ex) * 1000)
             load.append((first - s2) * 1000)
 
         def line(name, xs, unit, goal):
@@ -117,6 +126,8 @@ def main():
         line("fault -> first resumed step, %.2f GiB ckpt" % a.gib, big, "ms", "<= 3000 ms")
         line("  of which: stop (SIGTERM, trainer exits)", stop, "ms", "-")
         line("  of which: select, relaunch, load (python3)", relaunch, "ms", "-")
+        line("    selected -> trainer exec (ckptd)", bexec, "ms", "-")
+        line("    exec -> checkpoint read (python3 + read)", bread, "ms", "-")
         line("  of which: first step", load, "ms", "-")
         return 0
     finally:

@@ -734,8 +734,8 @@ static int load_chunk(struct ckpt_file *h, const struct cref *c, uint8_t **buf, 
 	bool verified = false;
 	int ret;
 
-	if (c->len <= cap && res_copy(s->ck.res, c->h, c->len, *buf))
-		return 0; /* held since it was hashed (resident.c) */
+	/* read-ahead first: its loaders copied resident chunks already, and a
+	 * buffer from there is swapped in, not copied */
 	if (rc_take(s->ck.rc, c, buf, cap, &verified)) {
 		uint8_t hh[CHUNK_HASH_LEN];
 
@@ -748,7 +748,7 @@ static int load_chunk(struct ckpt_file *h, const struct cref *c, uint8_t **buf, 
 			}
 		}
 	} else {
-		ret = chunk_load(&s->ck, c, *buf, cap);
+		ret = chunk_load(&s->ck, c, *buf, cap); /* the resident tier, else the disk */
 	}
 	if (ret == -EBADMSG) {
 		report_bad_chunk(h, c, "does not match its XXH128 (missing, short or altered)");

@@ -118,6 +118,7 @@ static void *rc_main(void *arg)
 		struct cref c = {0};
 		struct rc_slot *sl;
 		struct rc_item it;
+		bool resident;
 		int ret;
 
 		while (!rc->n && !rc->stop)
@@ -138,11 +139,16 @@ static void *rc_main(void *arg)
 			sl->buf = rc_buf_alloc(ck, 0, NULL);
 		memcpy(c.h, it.h, CHUNK_HASH_LEN);
 		c.len = it.len;
-		ret = sl->buf ? chunk_read_buf(ck, &c, sl->buf, rc->cap, it.verify) : -ENOMEM;
+		/* a resident chunk (-o resident) is copied from memory, not read
+		 * from disk and hashed again: the bytes were hashed when written */
+		resident = sl->buf && c.len <= rc->cap && res_copy(ck->res, c.h, c.len, sl->buf);
+		ret = resident	? 0
+		      : sl->buf ? chunk_read_buf(ck, &c, sl->buf, rc->cap, it.verify)
+				: -ENOMEM;
 
 		pthread_mutex_lock(&rc->lock);
 		sl->err = ret;
-		sl->verified = it.verify && ret == 0;
+		sl->verified = (it.verify || resident) && ret == 0;
 		sl->loaded_ns = mono_ns();
 		sl->state = RC_READY;
 		pthread_cond_broadcast(&rc->loaded);
