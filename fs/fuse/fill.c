@@ -15,14 +15,12 @@
  * a newer commit of the same run replaces the version being filled.
  *
  * The push is the kernel allocating and copying page-cache pages: seconds
- * of a core for a large checkpoint. The thread runs at the lowest CPU
- * priority (nice 19), so that it takes only what the foreground leaves:
- * at full priority it delayed everything else on a busy host by tens of
- * milliseconds, the supervisor's handling of a fault among them (a
- * trainer told to stop 10 ms late had begun its next 1 GiB save, which
- * then held its SIGTERM for seconds). What a reader of the file being
- * filled has asked the kernel for already (its READs, cfs_fill_read) is
- * not pushed again: the fill goes on ahead of the reader, so the two
+ * of a core for a large checkpoint, right after each commit, which is
+ * when a supervisor handles the trainer's reports. A thread of its own
+ * does it at the lowest CPU priority (nice 19), so that it takes only
+ * what the foreground leaves. What a reader of the file being filled has
+ * asked the kernel for already (its READs, cfs_fill_read) is not pushed
+ * again: the fill goes on ahead of the reader, so the two
  * share the work instead of both copying the same pages. (The kernel's
  * cache cannot be asked directly without holding a descriptor of the
  * mount open, which would make an unmount during a fill fail with EBUSY.)
@@ -70,6 +68,13 @@ struct cfs_fill {
 	 * the kernel sent since (cfs_fill_read) */
 	fuse_ino_t ino;
 	uint64_t read_end;
+	/* the pusher thread's work: push_f's chunks into push_ino; push_f is
+	 * NULL once done (under lock, signalled on push_cond) */
+	pthread_t pusher;
+	pthread_cond_t push_cond;
+	struct ckpt_file *push_f;
+	fuse_ino_t push_ino;
+	bool push_quit;
 };
 
 static struct cfs_fill *filler;
@@ -84,13 +89,72 @@ static bool stopping(struct cfs_fill *fl)
 	return stop;
 }
 
-/* Push the resident chunks of one file into the kernel's cache of ino. */
+/* Push the resident chunks of f into the kernel's cache of ino. */
+static void push_file(struct cfs_fill *fl, struct ckpt_file *f, fuse_ino_t ino)
+{
+	uint64_t off = 0, next;
+
+	while (!stopping(fl)) {
+		ssize_t n;
+
+		/* where the chunk at off ends (no copy: no room given) */
+		ckpt_file_read_resident(f, off, NULL, 0, &next);
+		if (next == UINT64_MAX)
+			break;
+		if (next <= __atomic_load_n(&fl->read_end, __ATOMIC_RELAXED)) {
+			off = next; /* a reader asked for it: it is in the cache */
+			continue;
+		}
+		n = ckpt_file_read_resident(f, off, fl->buf, fl->cap, &next);
+		if (n > 0) {
+			struct fuse_bufvec bv = FUSE_BUFVEC_INIT((size_t)n);
+			int ret;
+
+			bv.buf[0].mem = fl->buf;
+			ret = fuse_lowlevel_notify_store(fl->c->se, ino, (off_t)off, &bv, 0);
+			if (ret < 0)
+				break; /* the kernel forgot the inode, or the mount is going */
+		} else if ((n != -ENOENT && n != -ERANGE) || next == UINT64_MAX) {
+			break;
+		}
+		off = next;
+	}
+}
+
+/*
+ * The pusher: the page-cache copies at nice 19 (top of this file). The
+ * walk and the stat through the mount stay in the fill thread at the
+ * daemon's priority: a stat under way holds the mount, and an unmount
+ * then fails with EBUSY, so it must not wait behind everything else.
+ */
+static void *push_main(void *arg)
+{
+	struct cfs_fill *fl = arg;
+
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
+	pthread_setname_np(pthread_self(), "ckptfs-push"); /* t_resident.sh finds it */
+	pthread_mutex_lock(&fl->lock);
+	for (;;) {
+		while (!fl->push_f && !fl->push_quit)
+			pthread_cond_wait(&fl->push_cond, &fl->lock);
+		if (fl->push_quit)
+			break;
+		pthread_mutex_unlock(&fl->lock);
+		push_file(fl, fl->push_f, fl->push_ino);
+		pthread_mutex_lock(&fl->lock);
+		fl->push_f = NULL;
+		pthread_cond_broadcast(&fl->push_cond);
+	}
+	pthread_mutex_unlock(&fl->lock);
+	return NULL;
+}
+
+/* The resident chunks of one file into the kernel's cache of ino. */
 static void fill_file(struct cfs_fill *fl, const struct fill_job *j, const char *rel,
 		      fuse_ino_t ino)
 {
 	struct cfs *c = fl->c;
 	struct ckpt_file *f;
-	uint64_t off = 0, next;
 	struct stat st;
 	char *mp;
 
@@ -110,31 +174,13 @@ static void fill_file(struct cfs_fill *fl, const struct fill_job *j, const char 
 		stat(mp, &st);
 		free(mp);
 	}
-	while (!stopping(fl)) {
-		ssize_t n;
-
-		/* where the chunk at off ends (no copy: no room given) */
-		ckpt_file_read_resident(f, off, NULL, 0, &next);
-		if (next == UINT64_MAX)
-			break;
-		if (next <= __atomic_load_n(&fl->read_end, __ATOMIC_RELAXED)) {
-			off = next; /* a reader asked for it: it is in the cache */
-			continue;
-		}
-		n = ckpt_file_read_resident(f, off, fl->buf, fl->cap, &next);
-		if (n > 0) {
-			struct fuse_bufvec bv = FUSE_BUFVEC_INIT((size_t)n);
-			int ret;
-
-			bv.buf[0].mem = fl->buf;
-			ret = fuse_lowlevel_notify_store(c->se, ino, (off_t)off, &bv, 0);
-			if (ret < 0)
-				break; /* the kernel forgot the inode, or the mount is going */
-		} else if ((n != -ENOENT && n != -ERANGE) || next == UINT64_MAX) {
-			break;
-		}
-		off = next;
-	}
+	pthread_mutex_lock(&fl->lock);
+	fl->push_f = f;
+	fl->push_ino = ino;
+	pthread_cond_broadcast(&fl->push_cond);
+	while (fl->push_f)
+		pthread_cond_wait(&fl->push_cond, &fl->lock);
+	pthread_mutex_unlock(&fl->lock);
 	__atomic_store_n(&fl->ino, 0, __ATOMIC_RELAXED);
 	ckpt_file_close(f);
 }
@@ -221,10 +267,7 @@ static void *fill_main(void *arg)
 {
 	struct cfs_fill *fl = arg;
 
-	/* only what the foreground leaves (top of this file); the name lets
-	 * t_resident.sh find it */
 	pthread_setname_np(pthread_self(), "ckptfs-fill");
-	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
 	pthread_mutex_lock(&fl->lock);
 	for (;;) {
 		struct fill_job j;
@@ -274,8 +317,22 @@ int cfs_fill_start(struct cfs *c)
 	}
 	pthread_mutex_init(&fl->lock, NULL);
 	pthread_cond_init(&fl->cond, NULL);
-	ret = pthread_create(&fl->thread, NULL, fill_main, fl);
+	pthread_cond_init(&fl->push_cond, NULL);
+	ret = pthread_create(&fl->pusher, NULL, push_main, fl);
+	if (!ret) {
+		ret = pthread_create(&fl->thread, NULL, fill_main, fl);
+		if (ret) {
+			pthread_mutex_lock(&fl->lock);
+			fl->push_quit = true;
+			pthread_cond_broadcast(&fl->push_cond);
+			pthread_mutex_unlock(&fl->lock);
+			pthread_join(fl->pusher, NULL);
+		}
+	}
 	if (ret) {
+		pthread_cond_destroy(&fl->push_cond);
+		pthread_cond_destroy(&fl->cond);
+		pthread_mutex_destroy(&fl->lock);
 		free(fl->buf);
 		free(fl);
 		return -ret;
@@ -296,6 +353,13 @@ void cfs_fill_stop(struct cfs *c)
 	pthread_cond_broadcast(&fl->cond);
 	pthread_mutex_unlock(&fl->lock);
 	pthread_join(fl->thread, NULL);
+	/* the fill thread waits for each push: the pusher is idle now */
+	pthread_mutex_lock(&fl->lock);
+	fl->push_quit = true;
+	pthread_cond_broadcast(&fl->push_cond);
+	pthread_mutex_unlock(&fl->lock);
+	pthread_join(fl->pusher, NULL);
+	pthread_cond_destroy(&fl->push_cond);
 	pthread_mutex_destroy(&fl->lock);
 	pthread_cond_destroy(&fl->cond);
 	free(fl->runs);
