@@ -658,15 +658,17 @@ def t_rdzv_etcd(g):
     att = check_together(g, ids, 2)
     # the newest version attempt 1 committed before rank 3's fault at step
     # 60: step-000050 unless its commit was still under way when rank 3 died
-    # (seen on a loaded machine: step-000040, the right choice then). Either
-    # way no version newer than the one chosen may have been known committed
-    # to a host's ckptd before that host selected.
+    # (seen on a loaded machine: step-000040, the right choice then), or
+    # older still when the ranks of hostA lag behind rank 3 (they are not in
+    # lockstep: in the sanitizer build at load 20 step-000020 was the newest
+    # whole one). Either way no version newer than the one chosen may have
+    # been known committed to a host's ckptd before that host selected.
     res = os.path.basename(att[2][0]["resume"])
 
     def step_of(name):
         return int(name.split("-")[1].split(".")[0])
 
-    check(res.endswith(".a1") and 40 <= step_of(res) < 60, "resumed from %s" % att[2][0])
+    check(res.endswith(".a1") and 10 <= step_of(res) < 60, "resumed from %s" % att[2][0])
     for h, i in zip(g.hosts, ids):
         ev = h.events(i)
         first = min(k for k, e in enumerate(ev) if e["event"] == "checkpoint_selected")
