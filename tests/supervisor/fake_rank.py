@@ -23,6 +23,7 @@ the same CKPT_RESUME_FROM (the trace shows it).
   --trace PATH                            one JSON line per start, save, end
 """
 import argparse
+import errno
 import json
 import os
 import signal
@@ -158,7 +159,20 @@ def save(a, run, step, rank, world, attempt):
     with open(os.path.join(vdir, "state-%d.json" % rank), "w") as f:
         json.dump({"step": step, "rank": rank, "world": world}, f)
     if ckptfs:
-        os.setxattr(vdir, "user.ckpt.commit", b"rank=%d" % rank)
+        # the part that completes the set commits the version; while a file
+        # of it still counts as open (its RELEASE comes after close(2), on
+        # this host or another) that is EBUSY, and setting it again retries
+        # (docs/mount.md "Many writers"): as a real rank would, for 3 s
+        end = time.time() + 3
+        while True:
+            try:
+                os.setxattr(vdir, "user.ckpt.commit", b"rank=%d" % rank)
+                break
+            except OSError as e:
+                if e.errno != errno.EBUSY or time.time() > end or stop:
+                    raise
+                trace(a.trace, event="commit_busy", rank=rank, step=step)
+                time.sleep(0.05)
     elif rank == 0:
         # a plain dir: complete once trainer_state.json is there (ckptd's
         # convention), written when every rank's state file is
