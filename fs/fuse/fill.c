@@ -60,8 +60,6 @@ struct cfs_fill {
 	char cur[CKPT_NAME_MAX + 1]; /* the run being filled now ("" when none) */
 	bool cancel;		     /* a newer version of it came: stop that one */
 	pthread_t thread;
-	uint8_t *buf;
-	size_t cap;
 	struct fill_run *runs; /* filler thread only */
 	size_t nruns;
 	/* the inode being pushed now, and the end of the furthest READ of it
@@ -95,23 +93,27 @@ static void push_file(struct cfs_fill *fl, struct ckpt_file *f, fuse_ino_t ino)
 	uint64_t off = 0, next;
 
 	while (!stopping(fl)) {
+		struct ckpt_rref r;
+		const void *p;
 		ssize_t n;
 
-		/* where the chunk at off ends (no copy: no room given) */
-		ckpt_file_read_resident(f, off, NULL, 0, &next);
+		/* where the chunk at off ends */
+		ckpt_file_read_resident(f, off, NULL, NULL, &next);
 		if (next == UINT64_MAX)
 			break;
 		if (next <= __atomic_load_n(&fl->read_end, __ATOMIC_RELAXED)) {
 			off = next; /* a reader asked for it: it is in the cache */
 			continue;
 		}
-		n = ckpt_file_read_resident(f, off, fl->buf, fl->cap, &next);
+		/* pushed from the tier itself: the kernel's copy is the only one */
+		n = ckpt_file_read_resident(f, off, &p, &r, &next);
 		if (n > 0) {
 			struct fuse_bufvec bv = FUSE_BUFVEC_INIT((size_t)n);
 			int ret;
 
-			bv.buf[0].mem = fl->buf;
+			bv.buf[0].mem = (void *)p;
 			ret = fuse_lowlevel_notify_store(fl->c->se, ino, (off_t)off, &bv, 0);
+			ckpt_file_read_release(f, &r);
 			if (ret < 0)
 				break; /* the kernel forgot the inode, or the mount is going */
 		} else if ((n != -ENOENT && n != -ERANGE) || next == UINT64_MAX) {
@@ -308,13 +310,6 @@ int cfs_fill_start(struct cfs *c)
 	if (!fl)
 		return -ENOMEM;
 	fl->c = c;
-	/* the largest chunk a store can have (opts.c: chunk_size <= 64M) */
-	fl->cap = c->opts.chunk_size > (1u << 20) ? c->opts.chunk_size * 4 : (4u << 20);
-	fl->buf = malloc(fl->cap);
-	if (!fl->buf) {
-		free(fl);
-		return -ENOMEM;
-	}
 	pthread_mutex_init(&fl->lock, NULL);
 	pthread_cond_init(&fl->cond, NULL);
 	pthread_cond_init(&fl->push_cond, NULL);
@@ -333,7 +328,6 @@ int cfs_fill_start(struct cfs *c)
 		pthread_cond_destroy(&fl->push_cond);
 		pthread_cond_destroy(&fl->cond);
 		pthread_mutex_destroy(&fl->lock);
-		free(fl->buf);
 		free(fl);
 		return -ret;
 	}
@@ -363,7 +357,6 @@ void cfs_fill_stop(struct cfs *c)
 	pthread_mutex_destroy(&fl->lock);
 	pthread_cond_destroy(&fl->cond);
 	free(fl->runs);
-	free(fl->buf);
 	free(fl);
 	filler = NULL;
 }

@@ -876,7 +876,7 @@ ssize_t ckpt_file_read_ref(struct ckpt_file *h, size_t len, uint64_t off, const 
 	size_t i;
 	int ret;
 
-	r->buf = r->pool = NULL;
+	r->buf = r->pool = r->res = NULL;
 	if ((h->flags & O_ACCMODE) == O_WRONLY)
 		return -EBADF;
 	if (!is_final(f))
@@ -902,6 +902,13 @@ ssize_t ckpt_file_read_ref(struct ckpt_file *h, size_t len, uint64_t off, const 
 	read_ahead(h, i);
 	h->last_idx = (ssize_t)i;
 	pthread_mutex_unlock(&h->lock);
+	/* a resident chunk is sent from the tier itself: no copy at all */
+	*p = res_pin(h->s->ck.res, c->h, c->len);
+	if (*p) {
+		r->buf = (void *)*p;
+		r->res = h->s->ck.res;
+		return (ssize_t)len;
+	}
 	buf = rc_buf_get(rc);
 	if (!buf)
 		return -ENOMEM;
@@ -918,15 +925,17 @@ ssize_t ckpt_file_read_ref(struct ckpt_file *h, size_t len, uint64_t off, const 
 
 void ckpt_file_read_release(struct ckpt_file *h, struct ckpt_rref *r)
 {
-	if (r->buf) /* h may be closed by now: only r is ours */
+	if (r->res) /* h may be closed by now: only r is ours */
+		res_unpin(r->res, r->buf);
+	else if (r->buf)
 		rc_buf_put(r->pool, r->buf);
 	else
 		pthread_mutex_unlock(&h->lock);
-	r->buf = r->pool = NULL;
+	r->buf = r->pool = r->res = NULL;
 }
 
-ssize_t ckpt_file_read_resident(struct ckpt_file *h, uint64_t off, void *buf, size_t len,
-				uint64_t *next)
+ssize_t ckpt_file_read_resident(struct ckpt_file *h, uint64_t off, const void **p,
+				struct ckpt_rref *r, uint64_t *next)
 {
 	struct fdata *f = h->f;
 	const struct cref *c;
@@ -936,9 +945,17 @@ ssize_t ckpt_file_read_resident(struct ckpt_file *h, uint64_t off, void *buf, si
 		return -ENOENT;
 	c = &f->chunks[chunk_at(f, off)];
 	*next = c->off + c->len;
-	if (c->off != off || c->len > len)
+	if (c->off != off)
 		return -ERANGE;
-	return res_copy(h->s->ck.res, c->h, c->len, buf) ? (ssize_t)c->len : -ENOENT;
+	if (!p)
+		return 0;
+	*p = res_pin(h->s->ck.res, c->h, c->len);
+	if (!*p)
+		return -ENOENT;
+	r->buf = (void *)*p;
+	r->pool = NULL;
+	r->res = h->s->ck.res;
+	return (ssize_t)c->len;
 }
 
 /* May this handle change its file now? */

@@ -177,6 +177,12 @@ void res_stop(struct resident *r);
 void res_put(struct resident *r, const uint8_t *h, const uint8_t *buf, size_t len);
 /* Copy chunk h of len bytes into buf if it is resident. */
 bool res_copy(struct resident *r, const uint8_t *h, uint32_t len, uint8_t *buf);
+/* Is chunk h of len bytes resident? */
+bool res_has(struct resident *r, const uint8_t *h, uint32_t len);
+/* The tier's own copy of chunk h, held (not evicted, its bytes unchanged)
+ * until res_unpin: a reply is sent straight from it. NULL if not resident. */
+const uint8_t *res_pin(struct resident *r, const uint8_t *h, uint32_t len);
+void res_unpin(struct resident *r, const uint8_t *p);
 void res_stats(struct resident *r, uint64_t *bytes, uint64_t *budget, uint64_t *hits);
 
 #endif /* CKPTFS_CHUNK_I_H */

@@ -128,8 +128,10 @@ static void *rc_main(void *arg)
 		it = rc->q[rc->head];
 		rc->head = (rc->head + 1) % RC_QUEUE;
 		rc->n--;
-		if (rc_find(rc, it.h) || !(sl = rc_victim(rc, mono_ns())))
-			continue; /* parked or loading already; or no room: a hint dropped */
+		if (rc_find(rc, it.h) || res_has(ck->res, it.h, it.len) ||
+		    !(sl = rc_victim(rc, mono_ns())))
+			continue; /* parked or loading already, or resident (the reply is
+				   * sent from the tier); or no room: a hint dropped */
 		memcpy(sl->h, it.h, CHUNK_HASH_LEN);
 		sl->len = it.len;
 		sl->state = RC_LOADING;
@@ -139,8 +141,9 @@ static void *rc_main(void *arg)
 			sl->buf = rc_buf_alloc(ck, 0, NULL);
 		memcpy(c.h, it.h, CHUNK_HASH_LEN);
 		c.len = it.len;
-		/* a resident chunk (-o resident) is copied from memory, not read
-		 * from disk and hashed again: the bytes were hashed when written */
+		/* a chunk that became resident since (-o resident) is copied from
+		 * memory, not read from disk and hashed again: the bytes were
+		 * hashed when written */
 		resident = sl->buf && c.len <= rc->cap && res_copy(ck->res, c.h, c.len, sl->buf);
 		ret = resident	? 0
 		      : sl->buf ? chunk_read_buf(ck, &c, sl->buf, rc->cap, it.verify)

@@ -31,7 +31,8 @@
 struct rentry {
 	uint8_t h[CHUNK_HASH_LEN];
 	uint32_t len;
-	uint8_t *buf; /* its slot in the arena */
+	uint32_t pins; /* replies sent from its slot now (res_pin): not evicted */
+	uint8_t *buf;  /* its slot in the arena */
 	struct rentry *older, *newer;
 };
 
@@ -173,7 +174,7 @@ static struct rentry *take_entry(struct resident *r)
 		return e;
 	}
 	e = r->oldest;
-	while (e && !e->len) /* being copied into by another writer */
+	while (e && (!e->len || e->pins)) /* being copied into, or sent from */
 		e = e->newer;
 	if (!e)
 		return NULL;
@@ -240,6 +241,47 @@ bool res_copy(struct resident *r, const uint8_t *h, uint32_t len, uint8_t *buf)
 	}
 	pthread_mutex_unlock(&r->lock);
 	return hit;
+}
+
+bool res_has(struct resident *r, const uint8_t *h, uint32_t len)
+{
+	struct rslot *sl;
+	bool hit;
+
+	if (!r)
+		return false;
+	pthread_mutex_lock(&r->lock);
+	sl = ckpt_hmap_find(&r->map, key_of(h), match, h);
+	hit = sl && sl->e->len == len;
+	pthread_mutex_unlock(&r->lock);
+	return hit;
+}
+
+const uint8_t *res_pin(struct resident *r, const uint8_t *h, uint32_t len)
+{
+	const uint8_t *p = NULL;
+	struct rslot *sl;
+
+	if (!r)
+		return NULL;
+	pthread_mutex_lock(&r->lock);
+	sl = ckpt_hmap_find(&r->map, key_of(h), match, h);
+	if (sl && sl->e->len == len) {
+		sl->e->pins++;
+		r->hits++;
+		p = sl->e->buf;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return p;
+}
+
+void res_unpin(struct resident *r, const uint8_t *p)
+{
+	struct rentry *e = &r->ent[(size_t)(p - r->arena) / r->slot];
+
+	pthread_mutex_lock(&r->lock);
+	e->pins--;
+	pthread_mutex_unlock(&r->lock);
 }
 
 void res_stats(struct resident *r, uint64_t *bytes, uint64_t *budget, uint64_t *hits)

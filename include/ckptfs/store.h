@@ -347,18 +347,20 @@ ssize_t ckpt_file_pread(struct ckpt_file *f, void *buf, size_t len, uint64_t off
  * use ckpt_file_pread. Only after a return > 0 is there something to release.
  */
 struct ckpt_rref {
-	void *buf, *pool;
+	void *buf, *pool, *res;
 };
 ssize_t ckpt_file_read_ref(struct ckpt_file *f, size_t len, uint64_t off, const void **p,
 			   struct ckpt_rref *r);
 void ckpt_file_read_release(struct ckpt_file *f, struct ckpt_rref *r);
-/* The chunk of a committed file that starts at `off`, copied into buf (len
- * bytes of room) if the resident tier holds it: its length; -ENOENT when it
- * is not resident (or there is no tier, or off is at the end), -ERANGE when
- * no chunk starts at off or it does not fit. *next: where the chunk holding
- * off ends (UINT64_MAX at the end). Never reads the backing store. */
-ssize_t ckpt_file_read_resident(struct ckpt_file *f, uint64_t off, void *buf, size_t len,
-				uint64_t *next);
+/* The chunk of a committed file that starts at `off`, if the resident tier
+ * holds it: *p points at its bytes in the tier, lent (not evicted) until
+ * ckpt_file_read_release(f, r); its length. -ENOENT when it is not resident
+ * (or there is no tier, or off is at the end), -ERANGE when no chunk starts
+ * at off. *next: where the chunk holding off ends (UINT64_MAX at the end).
+ * p NULL: only *next (0 if a chunk starts at off). Never reads the backing
+ * store. */
+ssize_t ckpt_file_read_resident(struct ckpt_file *f, uint64_t off, const void **p,
+				struct ckpt_rref *r, uint64_t *next);
 ssize_t ckpt_file_pwrite(struct ckpt_file *f, const void *buf, size_t len, uint64_t off);
 int ckpt_file_ftruncate(struct ckpt_file *f, uint64_t size);
 /* ckpt_node_setattr through a handle (the file may have been unlinked). */
