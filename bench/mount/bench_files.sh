@@ -25,6 +25,11 @@
 # store, the mount point and the direct directory go. BENCH_ALLOW_OTHER=1:
 # both FUSE sides mounted as with -o allow_other, where the kernel checks
 # modes (one request more per file, docs/mount.md "Caching").
+# BENCH_CKPTFS_OPTS: more options for the ckptfs mount, as one word each
+# ("-o io_uring"). BENCH_URING=1: one side more, uring: a second ckptfs
+# mount with -o io_uring (FUSE over io_uring, docs/mount.md), the same work
+# as mount; as root the fuse module's enable_uring is set to Y for the run
+# and put back after.
 set -uo pipefail
 
 CKPTFS=${1:?usage: bench_files.sh CKPTFS_BINARY [NULLFS_BINARY]}
@@ -37,14 +42,19 @@ STORE=$T/store
 MNT=$T/mnt
 DIRECT=$T/direct
 NMNT=$T/null
-mkdir -p "$MNT" "$DIRECT" "$NMNT"
-DPID= NPID=
+UMNT=$T/umnt
+mkdir -p "$MNT" "$DIRECT" "$NMNT" "$UMNT"
+DPID= NPID= UPID= UOLD=
+ENABLE_URING=/sys/module/fuse/parameters/enable_uring
 
 cleanup() {
 	mountpoint -q "$MNT" && fusermount3 -u "$MNT"
 	mountpoint -q "$NMNT" && fusermount3 -u "$NMNT"
+	mountpoint -q "$UMNT" && fusermount3 -u "$UMNT"
 	[ -n "$DPID" ] && wait "$DPID" 2>/dev/null
 	[ -n "$NPID" ] && wait "$NPID" 2>/dev/null
+	[ -n "$UPID" ] && wait "$UPID" 2>/dev/null
+	[ -n "$UOLD" ] && echo "$UOLD" >"$ENABLE_URING"
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -64,18 +74,33 @@ COPTS=() NOPTS=(--noflush --no-perm)
 if [ "${BENCH_ALLOW_OTHER:-0}" = 1 ]; then
 	COPTS=(-o allow_other) NOPTS=(--noflush)
 fi
-"$CKPTFS" "$STORE" "$MNT" -f "${COPTS[@]}" 2>"$T/daemon.log" &
+# shellcheck disable=SC2206 # one word per option, as documented
+XOPTS=(${BENCH_CKPTFS_OPTS:-})
+"$CKPTFS" "$STORE" "$MNT" -f "${COPTS[@]}" "${XOPTS[@]}" 2>"$T/daemon.log" &
 DPID=$!
 wait_mount ckptfs "$MNT" "$T/daemon.log"
 mkdir "$MNT/run" || exit 1
 SIDES="mount direct"
+if [ "${BENCH_URING:-0}" = 1 ]; then
+	if [ -w "$ENABLE_URING" ] && [ "$(cat "$ENABLE_URING")" != Y ]; then
+		UOLD=$(cat "$ENABLE_URING")
+		echo Y >"$ENABLE_URING"
+	fi
+	"$CKPTFS" "$STORE-uring" "$UMNT" -f -o io_uring "${COPTS[@]}" "${XOPTS[@]}" 2>"$T/uring.log" &
+	UPID=$!
+	wait_mount "ckptfs -o io_uring" "$UMNT" "$T/uring.log"
+	mkdir "$UMNT/run" || exit 1
+	grep -q "io_uring: .* queues" "$T/uring.log" ||
+		echo "bench: the io_uring mount serves over /dev/fuse: $(cat "$T/uring.log")"
+	SIDES="mount uring direct"
+fi
 if [ -n "$NULLFS" ]; then
 	# as ckptfs is mounted here: default_permissions only with allow_other,
 	# and write-only opens send no FLUSH at close (docs/mount.md, "Caching")
 	"$NULLFS" "${NOPTS[@]}" "$NMNT" 2>"$T/nullfs.log" &
 	NPID=$!
 	wait_mount nullfs "$NMNT" "$T/nullfs.log"
-	SIDES="mount direct null"
+	SIDES="$SIDES null"
 fi
 
 # mkfiles DIR N: create DIR/f-000000 ... with a few distinct bytes each;
@@ -117,6 +142,12 @@ side() {
 		t0=$(now)
 		mv "$MNT/run/v-$2-$3.tmp" "$MNT/run/v-$2-$3" || exit 1
 		;;
+	uring)
+		mkdir "$UMNT/run/v-$2-$3.tmp" || exit 1
+		out=$(mkfiles "$UMNT/run/v-$2-$3.tmp" "$2") || exit 1
+		t0=$(now)
+		mv "$UMNT/run/v-$2-$3.tmp" "$UMNT/run/v-$2-$3" || exit 1
+		;;
 	null)
 		mkdir "$NMNT/v-$2-$3.tmp" || exit 1
 		out=$(mkfiles "$NMNT/v-$2-$3.tmp" "$2") || exit 1
@@ -143,10 +174,10 @@ ratio() {
 	fmt "$(echo "$1 / $2" | bc -l)"
 }
 
-echo "ckptfs many-files benchmark: $(date -u +%FT%TZ), $(nproc) CPUs, disk of $T: $(df --output=source "$T" | tail -1), load $(cut -d' ' -f1-3 /proc/loadavg), ckptfs ${COPTS[*]:-(no options)}, nullfs ${NOPTS[*]}"
+echo "ckptfs many-files benchmark: $(date -u +%FT%TZ), $(nproc) CPUs, disk of $T: $(df --output=source "$T" | tail -1), load $(cut -d' ' -f1-3 /proc/loadavg), ckptfs ${COPTS[*]:-} ${XOPTS[*]:-(no options)}, nullfs ${NOPTS[*]}"
 for n in $NLIST; do
 	echo "== $n files of a few bytes in one directory, $ROUNDS rounds (sides: $SIDES)"
-	for v in m d n; do
+	for v in m u d n; do
 		eval "sum_$v=0 sumc_$v=0 best_$v=1000000000 bestc_$v=1000000000"
 	done
 	for r in $(seq 1 "$ROUNDS"); do
@@ -162,6 +193,7 @@ for n in $NLIST; do
 			eval "best_$v=\$(min \"\$best_$v\" $S_TOTAL)"
 			eval "bestc_$v=\$(min \"\$bestc_$v\" $S_CREATE)"
 			case $s in
+			uring) line="$line uring create $(fmt "$S_CREATE") s, +commit $(fmt "$S_TOTAL") s;" ;;
 			mount) line="$line mount create $(fmt "$S_CREATE") s (first thousand $(fmt "$S_FIRST") s, last $(fmt "$S_LAST") s), +commit $(fmt "$S_TOTAL") s;" ;;
 			null) line="$line nullfs create $(fmt "$S_CREATE") s, +rename $(fmt "$S_TOTAL") s;" ;;
 			*) line="$line direct create $(fmt "$S_CREATE") s, +sync $(fmt "$S_TOTAL") s;" ;;
@@ -170,10 +202,14 @@ for n in $NLIST; do
 		echo "$line"
 		rm -rf "${DIRECT:?}/d-$n-$r"
 		rmdir "$MNT/run/v-$n-$r" || exit 1
+		[ -n "$UPID" ] && { rmdir "$UMNT/run/v-$n-$r" || exit 1; }
 		[ -n "$NULLFS" ] && { rmdir "$NMNT/v-$n-$r" || exit 1; }
 	done
 	echo "$n files: ratio mount/direct (goal <= 5): sums of $ROUNDS rounds: create $(ratio "$sumc_m" "$sumc_d"), create+commit vs create+sync $(ratio "$sum_m" "$sum_d");" \
 		"best rounds: create $(ratio "$bestc_m" "$bestc_d") ($(fmt "$bestc_m") s vs $(fmt "$bestc_d") s), with commit/sync $(ratio "$best_m" "$best_d")"
+	if [ -n "$UPID" ]; then
+		echo "$n files: -o io_uring: uring/direct best create $(ratio "$bestc_u" "$bestc_d") ($(fmt "$bestc_u") s), with commit/sync $(ratio "$best_u" "$best_d"), sums create $(ratio "$sumc_u" "$sumc_d"); uring/mount best create $(ratio "$bestc_u" "$bestc_m")"
+	fi
 	if [ -n "$NULLFS" ]; then
 		echo "$n files: the FUSE floor: nullfs/direct best create $(ratio "$bestc_n" "$bestc_d") ($(fmt "$bestc_n") s); mount/nullfs best create $(ratio "$bestc_m" "$bestc_n"), sums $(ratio "$sumc_m" "$sumc_n")"
 	fi

@@ -65,6 +65,7 @@ struct cfs_opts {
 	/* The kernel checks modes (default_permissions): with allow_other,
 	 * allow_root or default_permissions given; else the daemon (perm.c). */
 	bool kernel_perm;
+	bool io_uring; /* -o io_uring: requests over io_uring (uring.c) */
 };
 
 struct cfs_nodes; /* inode table, node.c */
@@ -91,6 +92,15 @@ int cfs_opts_parse(struct fuse_args *args, struct cfs_opts *o, struct fuse_cmdli
 void cfs_opts_free(struct cfs_opts *o);
 /* "64M", "1G", "4096" -> bytes; -EINVAL on garbage. */
 int cfs_parse_size(const char *s, size_t *out);
+
+/* ---- FUSE over io_uring (uring.c) --------------------------------------- */
+
+/* -o io_uring: after fuse_session_mount, route libfuse's reads and replies
+ * through uring.c, which takes the kernel's per-CPU queues when its INIT
+ * offers them. cfs_uring_stop after the session loop: stops the ring
+ * threads (nothing when setup was not called). */
+int cfs_uring_setup(struct cfs *c);
+void cfs_uring_stop(void);
 
 /* ---- paths (path.c) ------------------------------------------------------ */
 

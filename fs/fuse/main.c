@@ -320,6 +320,11 @@ int main(int argc, char **argv)
 			c.opts.mountpoint);
 		goto out_signals;
 	}
+	if (c.opts.io_uring && co.singlethread)
+		cfs_log("-o io_uring is not used with -s (its rings are threads of their own)");
+	else if (c.opts.io_uring && cfs_uring_setup(&c) < 0)
+		cfs_log("-o io_uring: libfuse refused the custom I/O; requests go through "
+			"/dev/fuse");
 	notify_set(true);
 	ret = cfs_track_start(&c);
 	if (ret < 0) {
@@ -346,6 +351,7 @@ int main(int argc, char **argv)
 out_unmount:
 	notify_set(false);
 	fuse_session_unmount(c.se);
+	cfs_uring_stop();
 	/* after the unmount: a stat of the filler's through the mount, which
 	 * no loop thread answers now, has failed (fill.c) */
 	cfs_fill_stop(&c);

@@ -20,6 +20,7 @@ enum {
 	KEY_OPEN_CACHE,
 	KEY_RESIDENT,
 	KEY_KERNEL_PERM,
+	KEY_IO_URING,
 };
 
 struct raw {
@@ -45,6 +46,7 @@ static const struct fuse_opt spec[] = {
 	FUSE_OPT_KEY("chunk_size=", KEY_CHUNK_SIZE),
 	FUSE_OPT_KEY("open_cache=", KEY_OPEN_CACHE),
 	FUSE_OPT_KEY("resident=", KEY_RESIDENT),
+	FUSE_OPT_KEY("io_uring", KEY_IO_URING),
 	/* libfuse's, kept for it: other users reach the mount, or the
 	 * kernel's checks were asked for (perm.c) */
 	FUSE_OPT_KEY("allow_other", KEY_KERNEL_PERM),
@@ -177,6 +179,9 @@ static int proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 			return -1;
 		}
 		return 0;
+	case KEY_IO_URING:
+		r->o->io_uring = true;
+		return 0;
 	case KEY_KERNEL_PERM:
 		r->o->kernel_perm = true;
 		return 1;
@@ -216,6 +221,9 @@ static void usage(void)
 	       "    -o resident=SIZE       keep the newest SIZE bytes written in memory and\n"
 	       "                           fill the kernel's page cache with each version\n"
 	       "                           at commit (restore at memory speed; default 0: off)\n"
+	       "    -o io_uring            requests over io_uring, one queue per CPU, where\n"
+	       "                           the kernel offers it (Linux 6.14+, fuse module\n"
+	       "                           parameter enable_uring=Y; else /dev/fuse)\n"
 	       "    -o keep_last=N, keep_best=N, max_age_days=N\n"
 	       "                           retention for runs that set none (0 = no limit)\n\n");
 }

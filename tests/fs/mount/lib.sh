@@ -59,12 +59,15 @@ lib_init() {
 }
 
 # mount_fs [-o opts]: start ckptfs STORE MNT -f ... and wait for the mount.
+# CKPTFS_TEST_OPTS: options every mount of the tests gets ("-o io_uring": the
+# suite over FUSE over io_uring, with the fuse module's enable_uring set).
 mount_fs() {
 	local _
 
 	NMOUNT=$((NMOUNT + 1))
 	DLOG=$T/daemon.$NMOUNT.log
-	"$CKPTFS" "$STORE" "$MNT" -f "$@" 2>"$DLOG" &
+	# shellcheck disable=SC2086 # one word per option
+	"$CKPTFS" "$STORE" "$MNT" -f ${CKPTFS_TEST_OPTS:-} "$@" 2>"$DLOG" &
 	DPID=$!
 	for _ in $(seq 1 200); do
 		if mountpoint -q "$MNT"; then
