@@ -22,6 +22,11 @@ struct ckpt_file {
 	uint8_t *cache;	      /* page-aligned, cache_cap bytes (rc_buf_alloc) */
 	size_t cache_cap;
 	ssize_t cache_idx;
+	/* the chunk in the buffer before (cache_chunk), kept for requests of
+	 * its end answered after the first ones of the next */
+	uint8_t *prev;
+	size_t prev_cap;
+	ssize_t prev_idx;
 	ssize_t last_idx; /* the chunk read last (either path): is the reader in order? */
 	size_t ra_next;	  /* first chunk not yet queued for read-ahead */
 	char path[4096];
@@ -616,7 +621,7 @@ int ckpt_file_open(struct ckpt_store *s, const char *run, const char *version, c
 	h->v = v;
 	h->f = n->f;
 	h->flags = flags;
-	h->cache_idx = -1;
+	h->cache_idx = h->prev_idx = -1;
 	h->last_idx = -1;
 	pthread_mutex_init(&h->lock, NULL);
 	snprintf(h->path, sizeof(h->path), "%s", path);
@@ -692,8 +697,13 @@ static void read_ahead(struct ckpt_file *h, size_t i)
 	if (i != 0 &&
 	    (h->last_idx < 0 || i + 2 < (size_t)h->last_idx || i > (size_t)h->last_idx + 2))
 		return; /* not sequential */
-	if (h->ra_next < i + 1)
+	if (h->ra_next < i + 1) {
+		/* a backend reading ahead itself (rados) reads the chunk wanted
+		 * now first, not after the ones queued next */
+		if (h->ra_next <= i && h->s->ck.be->read_hints)
+			chunk_hint(&h->s->ck, &c[i]);
 		h->ra_next = i + 1;
+	}
 	if (end > h->f->nchunks)
 		end = h->f->nchunks;
 	if (h->ra_next >= end || (h->ra_next > i + RA_CHUNKS / 2 && end < h->f->nchunks))
@@ -768,6 +778,25 @@ static int cache_chunk(struct ckpt_file *h, size_t i)
 
 	if (h->cache_idx == (ssize_t)i)
 		return 0;
+	/* With a readahead window of many requests (16 MiB) the loop's
+	 * threads answer the last requests of a chunk after the first of
+	 * the next: the chunk before stays, swapped back, not read again. */
+	if (h->cache_idx >= 0 || h->prev_idx == (ssize_t)i) {
+		uint8_t *b = h->prev;
+		size_t cap = h->prev_cap;
+		ssize_t idx = h->prev_idx;
+
+		h->prev = h->cache;
+		h->prev_cap = h->cache_cap;
+		h->prev_idx = h->cache_idx;
+		h->cache = b;
+		h->cache_cap = cap;
+		h->cache_idx = -1;
+		if (idx == (ssize_t)i) {
+			h->cache_idx = idx;
+			return 0;
+		}
+	}
 	if (!h->cache || c->len > h->cache_cap) { /* larger chunks: a store made so */
 		free(h->cache);
 		h->cache = rc_buf_alloc(&s->ck, c->len, &h->cache_cap);
@@ -890,7 +919,8 @@ ssize_t ckpt_file_read_ref(struct ckpt_file *h, size_t len, uint64_t off, const 
 	if (off + len > c->off + c->len)
 		return -ERANGE;
 	pthread_mutex_lock(&h->lock);
-	if (off != c->off || len != c->len || c->len > rc_cap(rc) || h->cache_idx == (ssize_t)i) {
+	if (off != c->off || len != c->len || c->len > rc_cap(rc) || h->cache_idx == (ssize_t)i ||
+	    h->prev_idx == (ssize_t)i) {
 		ret = cache_chunk(h, i);
 		if (ret < 0) {
 			pthread_mutex_unlock(&h->lock);
@@ -1172,6 +1202,7 @@ int ckpt_file_close(struct ckpt_file *h)
 	pthread_mutex_unlock(&h->lock);
 	pthread_mutex_destroy(&h->lock);
 	free(h->cache);
+	free(h->prev);
 	free(h);
 	return ret;
 }

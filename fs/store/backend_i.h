@@ -94,6 +94,13 @@ struct sb_ops {
 	int (*chunk_sync)(struct sb *b);
 	/* Hint: chunk h will be read soon (may be NULL). */
 	void (*chunk_hint)(struct sb *b, const uint8_t *h, uint32_t len);
+	/* Chunk h, hinted before, from the backend's own read-ahead (may be
+	 * NULL): into *buf (cap bytes, page aligned, malloc'd), by swapping
+	 * buffers when the backend's is as large (the backend keeps the old
+	 * one) or copying; *verified when its hash was checked. false when
+	 * it is not there or its read failed: the caller reads it itself. */
+	bool (*chunk_take)(struct sb *b, const uint8_t *h, uint32_t len, uint8_t **buf, size_t cap,
+			   bool *verified);
 
 	/* ---- runs ---- */
 	int (*run_list)(struct sb *b, sb_name_fn fn, void *arg);
@@ -159,7 +166,8 @@ struct sb {
 	bool zero_copy;
 	size_t inflight; /* bytes of chunk writes in flight, at most */
 	/* The read-ahead of a handle reading in order passes its chunks to
-	 * chunk_hint too (rados: asynchronous reads of them). */
+	 * chunk_hint instead of loading them in threads of its own, and takes
+	 * them with chunk_take (rados: asynchronous reads of them). */
 	bool read_hints;
 	/* Other processes (hosts) use the store at the same time: what is
 	 * loaded in memory must be refreshed when they change it. */

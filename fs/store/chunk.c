@@ -266,7 +266,8 @@ int chunk_check(struct chunks *ck, const struct cref *c)
 
 void chunk_hint(struct chunks *ck, const struct cref *c)
 {
-	if (ck->be->ops->chunk_hint)
+	/* a resident chunk's reply comes from the tier (res_pin) */
+	if (ck->be->ops->chunk_hint && !res_has(ck->res, c->h, c->len))
 		SB(ck->be, chunk_hint, c->h, c->len);
 }
 

@@ -154,8 +154,9 @@ int rc_start(struct chunks *ck, struct rcache **out);
 void rc_stop(struct rcache *rc);
 /* Queue loads of the chunks c[0..n), each hash-checked if verify[i]. */
 void rc_queue(struct rcache *rc, const struct cref *c, const bool *verify, size_t n);
-/* Take chunk `c` if it is parked (waiting while it loads): swaps *buf (of
- * `cap` bytes, from rc_buf_alloc) with the parked buffer. */
+/* Take chunk `c` if it is parked (waiting while it loads), or from the
+ * backend's read-ahead (chunk_take): swaps *buf (of `cap` bytes, from
+ * rc_buf_alloc) with the parked buffer. */
 bool rc_take(struct rcache *rc, const struct cref *c, uint8_t **buf, size_t cap, bool *verified);
 /* Page-aligned chunk buffers: room for the largest chunk rounded up to a
  * page, or for `len` bytes (rounded up) if that is more; *cap (if not NULL)

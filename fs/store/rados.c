@@ -19,7 +19,7 @@
  * Chunks are written asynchronously (rados_aio_write_op_operate) with an
  * exclusive create: an existing object is a dedup hit, from any host.
  * Chunks a reader will need next are read ahead asynchronously
- * (rados_chunk_hint), every one checked against its hash when taken. A
+ * (rados_chunk_hint), every one checked against its hash as it arrives. A
  * commit is one compound operation on the run's head: compare the "seq"
  * xattr with what was read (cmpxattr), set it one higher and add the
  * manifest; two hosts committing in one run serialize on it, and the same
@@ -104,22 +104,29 @@ struct rados_sb {
 	pthread_mutex_t ra_lock;
 	pthread_cond_t ra_cond;
 	bool ra_init, ra_closing;
+	bool ra_verify; /* hash what is read ahead (unless verify=off) */
 	struct ra_ent *ra[RADOS_RA_MAX];
 	size_t ra_n, ra_bytes, ra_busy; /* ra_bytes: of the chunks read or parked */
 	uint64_t ra_order;
-	char *ra_idle[RADOS_RA_IDLE];
+	size_t ra_cap; /* the readers' chunk buffers (chunk_take): ours as large */
+	uint8_t *ra_idle[RADOS_RA_IDLE];
 	size_t ra_idle_cap[RADOS_RA_IDLE], ra_nidle, ra_idle_bytes;
 };
 
 /* One chunk read ahead: queued (no buf yet), in flight until done, then
- * parked for chunk_get. */
+ * parked for chunk_take. */
 struct ra_ent {
 	uint8_t h[CHUNK_HASH_LEN];
-	uint64_t order;	  /* of its hint: queued ones are read oldest first */
-	size_t want, cap; /* bytes asked (len + 1), the buffer's size */
-	char *buf;
-	int res; /* once done: bytes read or -errno */
+	uint64_t order; /* of its hint: queued ones are read oldest first */
+	uint32_t len;
+	size_t cap; /* of buf */
+	uint8_t *buf;
+	/* the read op's outputs (written by librados) */
+	uint64_t size;
+	size_t nread;
+	int stat_rval, read_rval;
 	bool done;
+	bool good; /* len bytes of an object len long, and (ra_verify) its hash */
 	int64_t done_ns;
 	struct rados_sb *r;
 };
@@ -348,46 +355,46 @@ static int rados_chunk_put(struct sb *b, struct sb_put *p)
 
 /*
  * The read path names the next chunks of a file read in order (chunk_hint,
- * from the read-ahead queue). Each is queued, in order, and becomes a
- * rados_aio_read into a buffer of its own as soon as the chunks in flight
- * or parked take less than RADOS_RA_BYTES, so a sequential read keeps as
- * many bytes in flight as rados_direct does instead of one round trip per
- * chunk. chunk_get takes a parked chunk (waiting for it if it is in
- * flight; one still queued it reads itself) and copies it out; what it
- * returns is checked against the chunk's XXH128 by the caller
- * (chunk_read_buf), like a direct read. A chunk is handed out once, within
- * RADOS_RA_AGE_NS of arriving; a failed read-ahead is read again directly,
- * so its error is the direct read's.
+ * from the read-ahead queue, the chunk it reads now first). Each is queued,
+ * in order, and becomes an asynchronous read (the object's size and its
+ * bytes, one operation) into a buffer of its own as soon as the chunks in
+ * flight or parked take less than RADOS_RA_BYTES, so a sequential read
+ * keeps as many bytes in flight as rados_direct does instead of one round
+ * trip per chunk. The completion checks the bytes against the chunk's
+ * XXH128 (unless verify=off), on librados' callback thread, beside the
+ * reader. chunk_take hands a parked chunk to the reader by swapping
+ * buffers (no copy; the reader's old buffer becomes the next read's),
+ * waiting for it while it is in flight and starting it at once, ahead of
+ * the budget, when it is still queued. A chunk is handed out once, within
+ * RADOS_RA_AGE_NS of arriving; one whose read failed, whose object has
+ * another length or whose hash does not match is not handed out: the
+ * reader reads it again directly, so the error (or EBADMSG) is the direct
+ * read's.
  */
 
-/* The read of e ended with ret (bytes or -errno): its readers may take it. */
-static void ra_end(struct ra_ent *e, int ret)
+/* A buffer for e: an idle one that fits, else a new one of the readers'
+ * size (so that chunk_take can swap it), page aligned. ra_lock held. */
+static bool ra_buf(struct rados_sb *r, struct ra_ent *e)
 {
-	struct rados_sb *r = e->r;
+	size_t cap = ((size_t)e->len + CHUNK_ALIGN - 1) / CHUNK_ALIGN * CHUNK_ALIGN;
+	void *b;
 
-	pthread_mutex_lock(&r->ra_lock);
-	e->res = ret;
-	e->done = true;
-	e->done_ns = mono_ns();
-	pthread_cond_broadcast(&r->ra_cond);
-	pthread_mutex_unlock(&r->ra_lock);
-}
-
-static void ra_done(rados_completion_t c, void *arg)
-{
-	int ret = rados_aio_get_return_value(c);
-
-	rados_aio_release(c);
-	ra_end(arg, ret);
-}
-
-/* ra_lock held */
-static struct ra_ent *ra_find(struct rados_sb *r, const uint8_t *h)
-{
-	for (size_t i = 0; i < r->ra_n; i++)
-		if (!memcmp(r->ra[i]->h, h, CHUNK_HASH_LEN))
-			return r->ra[i];
-	return NULL;
+	for (size_t i = 0; i < r->ra_nidle; i++)
+		if (r->ra_idle_cap[i] >= e->len) {
+			e->buf = r->ra_idle[i];
+			e->cap = r->ra_idle_cap[i];
+			r->ra_idle_bytes -= e->cap;
+			r->ra_idle[i] = r->ra_idle[--r->ra_nidle];
+			r->ra_idle_cap[i] = r->ra_idle_cap[r->ra_nidle];
+			return true;
+		}
+	if (r->ra_cap > cap)
+		cap = r->ra_cap;
+	if (posix_memalign(&b, CHUNK_ALIGN, cap))
+		return false;
+	e->buf = b;
+	e->cap = cap;
+	return true;
 }
 
 /* Take e out of the table. ra_lock held. */
@@ -399,15 +406,16 @@ static void ra_unlink(struct rados_sb *r, struct ra_ent *e)
 			break;
 		}
 	if (e->buf)
-		r->ra_bytes -= e->want - 1;
+		r->ra_bytes -= e->len;
 }
 
 /* Free e; its buffer is kept for a later one while the idle ones stay
- * within RADOS_RA_BYTES (a fresh 16 MiB malloc faults in every page).
+ * within RADOS_RA_BYTES (a fresh 16 MiB buffer faults in every page).
  * ra_lock held. */
 static void ra_free(struct rados_sb *r, struct ra_ent *e)
 {
-	if (e->buf && r->ra_nidle < RADOS_RA_IDLE && r->ra_idle_bytes + e->cap <= RADOS_RA_BYTES) {
+	if (e->buf && e->cap >= r->ra_cap && r->ra_nidle < RADOS_RA_IDLE &&
+	    r->ra_idle_bytes + e->cap <= RADOS_RA_BYTES) {
 		r->ra_idle[r->ra_nidle] = e->buf;
 		r->ra_idle_cap[r->ra_nidle++] = e->cap;
 		r->ra_idle_bytes += e->cap;
@@ -417,21 +425,68 @@ static void ra_free(struct rados_sb *r, struct ra_ent *e)
 	free(e);
 }
 
-/* A buffer of at least want bytes for e. ra_lock held. */
-static bool ra_buf(struct rados_sb *r, struct ra_ent *e)
+/* ra_lock held */
+static struct ra_ent *ra_find(struct rados_sb *r, const uint8_t *h)
 {
-	for (size_t i = 0; i < r->ra_nidle; i++)
-		if (r->ra_idle_cap[i] >= e->want) {
-			e->buf = r->ra_idle[i];
-			e->cap = r->ra_idle_cap[i];
-			r->ra_idle_bytes -= e->cap;
-			r->ra_idle[i] = r->ra_idle[--r->ra_nidle];
-			r->ra_idle_cap[i] = r->ra_idle_cap[r->ra_nidle];
-			return true;
-		}
-	e->buf = malloc(e->want);
-	e->cap = e->want;
-	return e->buf != NULL;
+	for (size_t i = 0; i < r->ra_n; i++)
+		if (!memcmp(r->ra[i]->h, h, CHUNK_HASH_LEN))
+			return r->ra[i];
+	return NULL;
+}
+
+static void ra_done(rados_completion_t c, void *arg)
+{
+	struct ra_ent *e = arg;
+	struct rados_sb *r = e->r;
+	bool good = rados_aio_get_return_value(c) >= 0 && e->stat_rval == 0 && e->read_rval == 0 &&
+		    e->size == e->len && e->nread == e->len;
+
+	rados_aio_release(c);
+	if (good && r->ra_verify) {
+		uint8_t h[CHUNK_HASH_LEN];
+
+		hash128(e->buf, e->len, h);
+		good = !memcmp(h, e->h, CHUNK_HASH_LEN);
+	}
+	pthread_mutex_lock(&r->ra_lock);
+	e->good = good;
+	e->done = true;
+	e->done_ns = mono_ns();
+	pthread_cond_broadcast(&r->ra_cond);
+	pthread_mutex_unlock(&r->ra_lock);
+}
+
+/* Start the read of e (it has its buffer, counted in ra_bytes). e may be
+ * taken and freed by another thread as soon as the read is submitted. */
+static void ra_submit(struct rados_sb *r, struct ra_ent *e)
+{
+	char oid[CHUNK_OID_LEN];
+	rados_completion_t c;
+	rados_read_op_t op;
+	int ret;
+
+	chunk_oid(e->h, oid);
+	ret = rados_aio_create_completion2(e, ra_done, &c);
+	if (ret < 0)
+		goto fail;
+	op = rados_create_read_op();
+	if (!op) {
+		rados_aio_release(c);
+		goto fail;
+	}
+	rados_read_op_stat(op, &e->size, NULL, &e->stat_rval);
+	rados_read_op_read(op, 0, e->len, (char *)e->buf, &e->nread, &e->read_rval);
+	ret = rados_aio_read_op_operate(op, r->io, c, oid, LIBRADOS_OPERATION_NOFLAG);
+	rados_release_read_op(op);
+	if (ret == 0)
+		return;
+	rados_aio_release(c);
+fail:
+	pthread_mutex_lock(&r->ra_lock);
+	e->done = true; /* not good: read directly */
+	e->done_ns = mono_ns();
+	pthread_cond_broadcast(&r->ra_cond);
+	pthread_mutex_unlock(&r->ra_lock);
 }
 
 /* Drop parked chunks nobody took in time, then start the reads of the
@@ -457,33 +512,19 @@ static void ra_pump(struct rados_sb *r)
 		for (size_t i = 0; i < r->ra_n; i++)
 			if (!r->ra[i]->buf && (!first || r->ra[i]->order < first->order))
 				first = r->ra[i];
-		if (!first || (r->ra_bytes && r->ra_bytes + first->want - 1 > RADOS_RA_BYTES))
+		if (!first || (r->ra_bytes && r->ra_bytes + first->len > RADOS_RA_BYTES))
 			break;
 		if (!ra_buf(r, first)) {
 			ra_unlink(r, first);
 			ra_free(r, first);
 			break;
 		}
-		r->ra_bytes += first->want - 1;
+		r->ra_bytes += first->len;
 		go[ngo++] = first;
 	}
 	pthread_mutex_unlock(&r->ra_lock);
-	for (size_t i = 0; i < ngo; i++) {
-		struct ra_ent *e = go[i];
-		char oid[CHUNK_OID_LEN];
-		rados_completion_t c;
-		int ret;
-
-		chunk_oid(e->h, oid);
-		ret = rados_aio_create_completion2(e, ra_done, &c);
-		if (ret == 0) {
-			ret = rados_aio_read(r->io, oid, c, e->buf, e->want, 0);
-			if (ret < 0)
-				rados_aio_release(c);
-		}
-		if (ret < 0)
-			ra_end(e, ret);
-	}
+	for (size_t i = 0; i < ngo; i++)
+		ra_submit(r, go[i]);
 }
 
 static void rados_chunk_hint(struct sb *b, const uint8_t *h, uint32_t len)
@@ -499,7 +540,7 @@ static void rados_chunk_hint(struct sb *b, const uint8_t *h, uint32_t len)
 	e = calloc(1, sizeof(*e));
 	if (e) {
 		memcpy(e->h, h, CHUNK_HASH_LEN);
-		e->want = (size_t)len + 1; /* one more: a longer object */
+		e->len = len;
 		e->order = r->ra_order++;
 		e->r = r;
 		r->ra[r->ra_n++] = e;
@@ -508,38 +549,75 @@ static void rados_chunk_hint(struct sb *b, const uint8_t *h, uint32_t len)
 	ra_pump(r);
 }
 
-/* Chunk h from the read-ahead into buf (want bytes at most): its length,
- * or -EAGAIN when it is not there (or its read failed). */
-static ssize_t ra_take(struct rados_sb *r, const uint8_t *h, uint8_t *buf, size_t want)
+/*
+ * Chunk h (len bytes) from the read-ahead into *buf (cap bytes): swapped
+ * when `swap` and our buffer is at least as large, else copied. false when
+ * it is not there or not good (the caller reads it itself). An entry still
+ * queued is started now and waited for: the reader needs it before those
+ * the budget lets in.
+ */
+static bool ra_get(struct rados_sb *r, const uint8_t *h, uint32_t len, uint8_t **buf, size_t cap,
+		   bool swap)
 {
 	struct ra_ent *e;
-	ssize_t n = -EAGAIN;
+	bool good;
 
 	pthread_mutex_lock(&r->ra_lock);
+	if (swap && cap > r->ra_cap)
+		r->ra_cap = cap;
 	/* found again after each wait: another reader of the same chunk may
 	 * have taken it meanwhile */
-	while ((e = ra_find(r, h)) && e->buf && !e->done)
-		pthread_cond_wait(&r->ra_cond, &r->ra_lock);
+	while ((e = ra_find(r, h)) && !e->done) {
+		if (e->buf) {
+			pthread_cond_wait(&r->ra_cond, &r->ra_lock);
+			continue;
+		}
+		if (r->ra_closing || !ra_buf(r, e)) {
+			ra_unlink(r, e);
+			ra_free(r, e);
+			e = NULL;
+			break;
+		}
+		r->ra_bytes += e->len;
+		pthread_mutex_unlock(&r->ra_lock);
+		ra_submit(r, e);
+		pthread_mutex_lock(&r->ra_lock);
+	}
 	if (!e) {
 		pthread_mutex_unlock(&r->ra_lock);
-		return -EAGAIN;
+		return false;
 	}
 	/* out of the table first: a hint for the same chunk meanwhile starts a
 	 * read of its own */
 	ra_unlink(r, e);
-	r->ra_busy++;
-	pthread_mutex_unlock(&r->ra_lock);
-	if (e->buf && e->res >= 0 && mono_ns() - e->done_ns <= RADOS_RA_AGE_NS) {
-		n = (size_t)e->res < want ? e->res : (ssize_t)want;
-		memcpy(buf, e->buf, (size_t)n);
+	good = e->good && e->len == len && len <= cap && mono_ns() - e->done_ns <= RADOS_RA_AGE_NS;
+	if (good && swap && e->cap >= cap) {
+		uint8_t *mine = *buf;
+
+		*buf = e->buf;
+		e->buf = mine;
+		e->cap = cap;
+	} else if (good) {
+		r->ra_busy++;
+		pthread_mutex_unlock(&r->ra_lock);
+		memcpy(*buf, e->buf, len);
+		pthread_mutex_lock(&r->ra_lock);
+		r->ra_busy--;
+		pthread_cond_broadcast(&r->ra_cond);
 	}
-	pthread_mutex_lock(&r->ra_lock);
-	r->ra_busy--;
 	ra_free(r, e);
-	pthread_cond_broadcast(&r->ra_cond);
 	pthread_mutex_unlock(&r->ra_lock);
 	ra_pump(r); /* room for the next ones */
-	return n;
+	return good;
+}
+
+static bool rados_chunk_take(struct sb *b, const uint8_t *h, uint32_t len, uint8_t **buf,
+			     size_t cap, bool *verified)
+{
+	struct rados_sb *r = rs_of(b);
+
+	*verified = r->ra_verify;
+	return ra_get(r, h, len, buf, cap, true);
 }
 
 static int ra_init(struct rados_sb *r)
@@ -607,10 +685,9 @@ static ssize_t rados_chunk_get(struct sb *b, const uint8_t *h, uint32_t len, uin
 	struct rados_sb *r = rs_of(b);
 	char oid[CHUNK_OID_LEN];
 	size_t want = cap > (size_t)len ? (size_t)len + 1 : cap; /* one more: a longer object */
-	ssize_t n = ra_take(r, h, buf, want);
 
-	if (n != -EAGAIN)
-		return n;
+	if (ra_get(r, h, len, &buf, cap, false))
+		return len;
 	chunk_oid(h, oid);
 	return rados_read(r->io, oid, (char *)buf, want, 0);
 }
@@ -1604,6 +1681,7 @@ static const struct sb_ops rados_ops = {
 	.chunk_remove = rados_chunk_remove,
 	.chunk_sync = rados_chunk_sync,
 	.chunk_hint = rados_chunk_hint,
+	.chunk_take = rados_chunk_take,
 	.run_list = rados_run_list,
 	.run_create = rados_run_create,
 	.run_remove = rados_run_remove,
@@ -1892,6 +1970,7 @@ int rados_sb_open(const char *url, const struct ckpt_store_opts *opts, struct sb
 	r->b.shared = true;
 	r->b.gc_grace_ns = rados_gc_grace_ns();
 	r->b.read_hints = true;
+	r->ra_verify = opts->verify != CKPT_VERIFY_OFF;
 	r->b.where = strdup(url);
 	if (!r->b.where || ra_init(r) < 0) {
 		free(r->b.where);

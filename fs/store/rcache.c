@@ -19,6 +19,11 @@
  * memory. Loads that find no free slot are dropped (hints only). A load
  * that failed (a read error, a bad hash) is not handed out: the reader reads
  * that chunk itself and so reports the error the usual way.
+ *
+ * A backend that reads ahead itself (read_hints: rados, whose reads are
+ * asynchronous) gets the hints instead, and rc_take takes its chunks
+ * (chunk_take); the loader threads are not started then: a loader waiting
+ * for the cluster only adds a copy and takes chunks out of order.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -179,7 +184,7 @@ int rc_start(struct chunks *ck, struct rcache **out)
 	pthread_mutex_init(&rc->lock, NULL);
 	pthread_cond_init(&rc->work, NULL);
 	pthread_cond_init(&rc->loaded, NULL);
-	for (; rc->nth < RC_THREADS; rc->nth++)
+	for (; rc->nth < RC_THREADS && !ck->be->read_hints; rc->nth++)
 		if (pthread_create(&rc->th[rc->nth], NULL, rc_main, rc))
 			break;
 	*out = rc;
@@ -210,10 +215,12 @@ void rc_stop(struct rcache *rc)
 void rc_queue(struct rcache *rc, const struct cref *c, const bool *verify, size_t n)
 {
 	/* a backend that reads ahead itself (rados) has them in flight at
-	 * once; the loader threads and the reader then take them from it */
-	if (rc && rc->ck->be->read_hints)
+	 * once; the reader takes them from it (rc_take) */
+	if (rc && rc->ck->be->read_hints) {
 		for (size_t i = 0; i < n; i++)
 			chunk_hint(rc->ck, &c[i]);
+		return;
+	}
 	if (!rc || !rc->nth)
 		return;
 	pthread_mutex_lock(&rc->lock);
@@ -236,7 +243,11 @@ bool rc_take(struct rcache *rc, const struct cref *c, uint8_t **buf, size_t cap,
 	struct rc_slot *sl;
 	bool took = false;
 
-	if (!rc || !*buf || cap != rc->cap)
+	if (!rc || !*buf)
+		return false;
+	if (rc->ck->be->ops->chunk_take)
+		return SB(rc->ck->be, chunk_take, c->h, c->len, buf, cap, verified);
+	if (cap != rc->cap)
 		return false;
 	pthread_mutex_lock(&rc->lock);
 	while ((sl = rc_find(rc, c->h)) && sl->state == RC_LOADING)
