@@ -339,8 +339,11 @@ static int apply_resources(struct ckpt_jobspec *js, struct ctx *c, json_t *o)
 		else if (!strcmp(k, "rdzv"))
 			ret = json_is_null(v) ? set_str(&js->resources.rdzv, NULL)
 					      : get_str(c, k, v, 512, &js->resources.rdzv);
+		else if (!strcmp(k, "nice"))
+			ret = get_int(c, k, v, 0, 19, &js->resources.nice);
 		else
-			return unknown_key(c, k, "gpus, nodes, procs_per_node, node_rank, rdzv");
+			return unknown_key(c, k,
+					   "gpus, nodes, procs_per_node, node_rank, rdzv, nice");
 		if (ret)
 			return ret;
 	}
@@ -1110,7 +1113,7 @@ char *ckpt_jobspec_to_json(const struct ckpt_jobspec *js)
 			json_object_set_new(secrets, s->name,
 					    json_pack("{ss}", "value", "(redacted)"));
 	}
-	o = json_pack("{ss ss so ss so s{sI sf sI s{sI} ss sI} s{sI} "
+	o = json_pack("{ss ss so ss so s{sI sf sI s{sI} ss sI} s{sI sI} "
 		      "s{sI sI sI sI ss sI} "
 		      "s{sb ss sb sb sI sI sI sI sI sI sI s{sf sI sI sI} so so} "
 		      "s{so} so}",
@@ -1122,9 +1125,9 @@ char *ckpt_jobspec_to_json(const struct ckpt_jobspec *js)
 		      "early_stopping", "patience", (json_int_t)js->hyperparams.patience,
 		      "lr_scheduler", js->hyperparams.lr_scheduler, "gradient_accumulation_steps",
 		      (json_int_t)js->hyperparams.gradient_accumulation_steps, "resources", "gpus",
-		      (json_int_t)js->resources.gpus, "checkpoint", "every_epochs",
-		      (json_int_t)js->checkpoint.every_epochs, "every_steps",
-		      (json_int_t)js->checkpoint.every_steps, "keep_last",
+		      (json_int_t)js->resources.gpus, "nice", (json_int_t)js->resources.nice,
+		      "checkpoint", "every_epochs", (json_int_t)js->checkpoint.every_epochs,
+		      "every_steps", (json_int_t)js->checkpoint.every_steps, "keep_last",
 		      (json_int_t)js->checkpoint.keep_last, "keep_best",
 		      (json_int_t)js->checkpoint.keep_best, "metric", js->checkpoint.metric,
 		      "max_age_days", (json_int_t)js->checkpoint.max_age_days, "recovery",

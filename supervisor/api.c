@@ -29,7 +29,37 @@ struct req {
 	char *body;
 	size_t len, cap;
 	bool too_large;
+	int64_t t0_ns; /* its first callback: the request's head is in */
 };
+
+/* The request being answered (one at a time: the handler runs in the loop) */
+static int64_t req_t0_ns;
+
+static int64_t mono_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return ts_ns(&t);
+}
+
+/*
+ * Every answer goes out here: with `Server-Timing: ckptd;dur=MS`, ckptd's
+ * own time on the request, from its first callback (its head read) to its
+ * answer queued. What a client measures beyond it is the wait before ckptd
+ * read the request (its loop busy with something else, or not given a CPU)
+ * and the transfer; the soak (bench/supervisor/soak_ckptd.py) reports both.
+ */
+int api_queue(struct MHD_Connection *c, unsigned status, struct MHD_Response *r)
+{
+	char st[48];
+
+	if (req_t0_ns) {
+		snprintf(st, sizeof(st), "ckptd;dur=%.3f", (double)(mono_ns() - req_t0_ns) / 1e6);
+		MHD_add_response_header(r, "Server-Timing", st);
+	}
+	return (int)MHD_queue_response(c, status, r);
+}
 
 static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, char *text,
 				 const char *ctype)
@@ -43,7 +73,7 @@ static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, char
 		return MHD_NO;
 	}
 	MHD_add_response_header(r, "Content-Type", ctype);
-	ret = MHD_queue_response(c, status, r);
+	ret = (enum MHD_Result)api_queue(c, status, r);
 	MHD_destroy_response(r);
 	return ret;
 }
@@ -138,7 +168,7 @@ static enum MHD_Result not_allowed(struct MHD_Connection *c, const char *allow)
 	r = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
 	MHD_add_response_header(r, "Content-Type", "application/json; charset=utf-8");
 	MHD_add_response_header(r, "Allow", allow);
-	ret = MHD_queue_response(c, 405, r);
+	ret = (enum MHD_Result)api_queue(c, 405, r);
 	MHD_destroy_response(r);
 	return ret;
 }
@@ -325,7 +355,7 @@ static enum MHD_Result logs(struct MHD_Connection *c, struct op *op)
 	r = MHD_create_response_from_buffer((size_t)n, buf, MHD_RESPMEM_MUST_FREE);
 	MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
 	MHD_add_response_header(r, "X-Next-Offset", next);
-	ret = MHD_queue_response(c, 200, r);
+	ret = (enum MHD_Result)api_queue(c, 200, r);
 	MHD_destroy_response(r);
 	return ret;
 }
@@ -699,6 +729,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		rq = calloc(1, sizeof(*rq));
 		if (!rq)
 			return MHD_NO;
+		rq->t0_ns = mono_ns();
 		*con_cls = rq;
 		return MHD_YES;
 	}
@@ -726,6 +757,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		*upload_size = 0;
 		return MHD_YES;
 	}
+	req_t0_ns = rq->t0_ns;
 	if (cls && !token_ok(c, method)) /* the TCP listener: the token is required */
 		return send_err(c, 401, "unauthorized",
 				"send Authorization: Bearer TOKEN (the token is in the file named "

@@ -415,6 +415,8 @@ int api_start(int unix_fd);
 int api_tcp_start(int port);
 void api_stop(void);
 int api_epoll_fd(struct MHD_Daemon *d);
+struct MHD_Response;
+int api_queue(struct MHD_Connection *c, unsigned status, struct MHD_Response *r);
 void api_run(void);
 int64_t api_timeout_ms(void);
 

@@ -54,7 +54,7 @@ int dashboard_serve(struct MHD_Connection *c, const char *url, const char *metho
 						    MHD_RESPMEM_PERSISTENT);
 		MHD_add_response_header(r, "Allow", "GET");
 		MHD_add_response_header(r, "Content-Type", "application/json; charset=utf-8");
-		ret = MHD_queue_response(c, 405, r);
+		ret = api_queue(c, 405, r);
 		MHD_destroy_response(r);
 		return ret;
 	}
@@ -84,7 +84,7 @@ int dashboard_serve(struct MHD_Connection *c, const char *url, const char *metho
 		"default-src 'none'; script-src 'unsafe-inline'; style-src "
 		"'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; "
 		"form-action 'none'; frame-ancestors 'none'");
-	ret = MHD_queue_response(c, status, r);
+	ret = api_queue(c, status, r);
 	MHD_destroy_response(r);
 	(void)url;
 	return ret;

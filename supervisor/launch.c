@@ -17,14 +17,53 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
+
+/*
+ * resources.nice, in the child between fork and exec (async-signal-safe
+ * calls only): the process's nice, which the shim's trainer inherits, and
+ * the nice of the autogroup of the session setsid() has just made. On a
+ * kernel with autogroup (sched_autogroup_enabled, the default of most
+ * distributions) CPU time is shared between sessions first: a trainer's own
+ * nice only ranks it inside its session, where it is alone, and 8 trainers
+ * spinning the CPUs got 8/9 of them against ckptd's whole session whatever
+ * nice they had (docs/performance.md, the soak). Without autogroup the file
+ * does not exist and the process's nice is all there is. The kernel lets a
+ * user (not root) change an autogroup's nice once per 100 ms across the
+ * host: EAGAIN is retried for up to 2 s.
+ */
+static void child_nice(int nice)
+{
+	char num[4] = {0};
+	int fd;
+
+	if (nice <= 0)
+		return;
+	setpriority(PRIO_PROCESS, 0, nice);
+	num[0] = (char)(nice >= 10 ? '0' + nice / 10 : '0' + nice);
+	num[1] = (char)(nice >= 10 ? '0' + nice % 10 : '\n');
+	num[2] = (char)(nice >= 10 ? '\n' : '\0');
+	fd = open("/proc/self/autogroup", O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	for (int i = 0; i < 100; i++) {
+		struct timespec ts = {0, 20 * 1000 * 1000};
+
+		if (write(fd, num, strlen(num)) >= 0 || errno != EAGAIN)
+			break;
+		nanosleep(&ts, NULL);
+	}
+	close(fd);
+}
 
 struct envb {
 	char **v;
@@ -339,6 +378,7 @@ static int start_shim(struct op *op, struct rank *r, const char *adir, int *go_w
 		sigprocmask(SIG_SETMASK, &empty, NULL);
 		setsid();
 		child_limits();
+		child_nice((int)op->spec.resources.nice);
 		if (dup2(go[0], 3) < 0)
 			_exit(126);
 		syscall(SYS_close_range, 4, ~0u, 0);

@@ -10,9 +10,17 @@ injected (nan@STEP:attempt=1), the second with a hang (hang@STEP:attempt=1,
 found by heartbeat_timeout_s), and RATE API requests a second spread over
 every read endpoint. At the end no new runs start; the ones running finish.
 
-Reports: requests, errors by status, p50/p99 latency (client side: connect to
-last byte, over the Unix socket, from a one-thread client process of its
-own) per endpoint and in all; ckptd's RSS, CPU and open fds per minute (all
+The runs have resources.nice 10 (--trainer-nice): ckptd sets their nice and
+their session's autogroup's, as a deployment that wants ckptd to answer
+while trainers spin the CPUs would. With nice(1) in the command instead,
+the kernel's autogroup made each trainer's session weigh as much as ckptd's
+whole session, and ckptd waited on the run queue (docs/performance.md).
+
+Reports: requests, errors by status, p50/p99 latency per endpoint and in
+all, on the client's side (connect to last byte, over the Unix socket, from
+a one-thread client process of its own) and on ckptd's (its Server-Timing
+header: its time from the request's head read to its answer queued); how
+long ckptd and the client waited for a CPU (schedstat); ckptd's RSS, CPU and open fds per minute (all
 of them, and its own: less the API connections open in ckptd at that
 moment, its fds of sockets accepted on ckptd.sock as /proc/net/unix lists
 them, which follow the latency, not a leak; the client's count of its open
@@ -29,8 +37,8 @@ against what happened. Checks
   - RSS and ckptd's own fds flat: the last minute's median within 10% of
     the second's
     (needs --minutes >= 3 to mean anything; with less it compares what it has).
-p99 is reported against the issue's 50 ms but not a check here: it depends on
-how busy the machine is (the issue's figure wants a quiet one).
+  - p99 <= 50 ms (issue 18) on ckptd's side and on the client's; the
+    client's also depends on how busy the machine is besides the soak.
 """
 import argparse
 import json
@@ -168,8 +176,8 @@ class Load:
         nxt = time.monotonic()
 
         def done(s, st):
-            name, t0, _ = inflight.pop(s)
-            out.append((name, st, time.perf_counter() - t0))
+            name, t0, buf = inflight.pop(s)
+            out.append((name, st, time.perf_counter() - t0, server_ms(buf)))
             sel.unregister(s)
             s.close()
 
@@ -197,7 +205,7 @@ class Load:
                     s.setblocking(False)
                 except OSError as e:
                     out.append((name, "exception %s" % type(e).__name__,
-                                time.perf_counter() - t0))
+                                time.perf_counter() - t0, None))
                     s.close()
                     continue
                 inflight[s] = (name, t0, bytearray())
@@ -237,6 +245,45 @@ class Load:
         self.proc.join()
 
 
+def server_ms(buf):
+    """ckptd's own time on a request, its Server-Timing: ckptd;dur=MS."""
+    end = buf.find(b"\r\n\r\n")
+    for h in bytes(buf[:max(end, 0)]).decode("latin-1").split("\r\n")[1:]:
+        k, _, v = h.partition(":")
+        if k.strip().lower() == "server-timing" and "dur=" in v:
+            try:
+                return float(v.split("dur=", 1)[1].split(";")[0].split(",")[0])
+            except ValueError:
+                return None
+    return None
+
+
+def schedstat(pid):
+    """(CPU ns, run-queue wait ns, slices) of every thread of a process:
+    /proc/PID/task/*/schedstat. The wait is time runnable but not running."""
+    tot = [0, 0, 0]
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return tot
+    for t in tids:
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, t)) as f:
+                for i, v in enumerate(f.read().split()[:3]):
+                    tot[i] += int(v)
+        except OSError:
+            pass
+    return tot
+
+
+def autogroup(pid):
+    try:
+        with open("/proc/%d/autogroup" % pid) as f:
+            return f.read().strip()
+    except OSError:
+        return "none (no autogroup in this kernel)"
+
+
 def pct(v, p):
     v = sorted(v)
     return v[min(len(v) - 1, int(p / 100 * len(v)))] if v else float("nan")
@@ -261,7 +308,8 @@ def main():
     ap.add_argument("--save-every-s", type=float, default=3,
                     help="seconds between checkpoints of a run (from a calibration)")
     ap.add_argument("--run-s", type=float, default=40, help="seconds one run lasts, about")
-    ap.add_argument("--trainer-nice", type=int, default=10)
+    ap.add_argument("--trainer-nice", type=int, default=10,
+                    help="the runs' resources.nice (0: as ckptd)")
     ap.add_argument("--mount", default="plain", choices=["plain", "ckptfs"])
     ap.add_argument("--ckptfs", help="ckptfs binary for --mount ckptfs")
     ap.add_argument("--json", help="write the figures here too")
@@ -288,12 +336,13 @@ def main():
         pid = d.proc.pid
 
         def submit(i, inject=None):
-            cmd = ["nice", "-n", str(a.trainer_nice), a.ckpt_train, "--model", "tiny",
+            cmd = [a.ckpt_train, "--model", "tiny",
                    "--max-steps", str(steps), "--checkpoint-every-steps", str(every),
                    "--checkpoint-every-epochs", "0", "--device", "cpu"]
             if inject:
                 cmd += ["--inject", inject]
             return d.submit({"name": "soak-%d" % i, "model": "tiny", "command": cmd,
+                             "resources": {"gpus": 0, "nice": a.trainer_nice},
                              "checkpoint": {"every_steps": every, "keep_last": 100000,
                                             "keep_best": 0},
                              "recovery": {"backoff_ms": 100, "max_backoff_ms": 1000,
@@ -312,6 +361,8 @@ def main():
             load.add_op(opid)
         load.start()
         t0 = time.time()
+        sched0 = {"ckptd": schedstat(pid), "client": schedstat(load.proc.pid)}
+        trainer_ag = None
         end = t0 + a.minutes * 60
         samples = []  # (seconds since start, rss KiB, fds, cpu s, API connections)
         last_sample = 0
@@ -320,6 +371,11 @@ def main():
             if now - last_sample >= 5:
                 samples.append((now - t0,) + proc_sample(pid, os.path.realpath(d.sock)))
                 last_sample = now
+            if trainer_ag is None and now - t0 > 10:
+                st, o = d.req("GET", "/api/v1/operations/" + live[-1])
+                tp = o.get("pid") if st == 200 else None
+                if tp:
+                    trainer_ag = autogroup(tp)
             for opid in list(live):
                 st, o = d.req("GET", "/api/v1/operations/" + opid)
                 if st == 200 and o["status"] in ("COMPLETED", "FAILED", "CANCELLED"):
@@ -332,11 +388,15 @@ def main():
                         load.add_op(new)
             time.sleep(1)
         samples.append((time.time() - t0,) + proc_sample(pid, os.path.realpath(d.sock)))
+        sched = {k: [b - a for a, b in zip(v, schedstat(pid if k == "ckptd" else load.proc.pid))]
+                 for k, v in sched0.items()}
+        sched["seconds"] = time.time() - t0
+        sched["trainer_autogroup"] = trainer_ag
         load.finish()
         # the runs still going finish (no new ones), then the counts
         for opid in live:
             d.wait_status(opid, ["COMPLETED", "FAILED", "CANCELLED"], timeout=600)
-        fig = report(d, a, load, samples, all_ops)
+        fig = report(d, a, load, samples, all_ops, sched)
         ok = fig["ok"]
         if a.json:
             with open(a.json, "w") as f:
@@ -351,26 +411,49 @@ def main():
     return 0 if ok else 1
 
 
-def report(d, a, load, samples, all_ops):
+def report(d, a, load, samples, all_ops, sched):
     checks = []
     res = load.results
     lat = [r[2] * 1000 for r in res]
+    srv = [r[3] for r in res if r[3] is not None]
     errs = {}
-    for name, st, _ in res:
+    for name, st, _, _ in res:
         if not (isinstance(st, int) and 200 <= st < 300):
             errs["%s %s" % (st, name)] = errs.get("%s %s" % (st, name), 0) + 1
     dur = samples[-1][0] if samples else 1
     print("requests: %d in %.0f s (%.1f/s), errors: %d %s" %
           (len(res), dur, len(res) / dur, sum(errs.values()), errs or ""))
-    print("latency ms: p50 %.2f p99 %.2f max %.2f (issue 18: p99 <= 50 on a quiet machine)" %
-          (pct(lat, 50), pct(lat, 99), max(lat) if lat else 0))
-    by = {}
-    for name, _, s in res:
+    print("latency ms, client side (connect to last byte): p50 %.2f p99 %.2f max %.2f "
+          "(issue 18: p99 <= 50)" % (pct(lat, 50), pct(lat, 99), max(lat) if lat else 0))
+    print("latency ms, ckptd side (Server-Timing: head read to answer queued; %d of %d "
+          "answers): p50 %.2f p99 %.2f max %.2f" % (len(srv), len(res), pct(srv, 50),
+                                                    pct(srv, 99), max(srv) if srv else 0))
+    by, bys = {}, {}
+    for name, _, s, sv in res:
         by.setdefault(name, []).append(s * 1000)
+        if sv is not None:
+            bys.setdefault(name, []).append(sv)
+    print("  %-16s %5s   client: %7s %7s   ckptd: %7s %7s" % ("endpoint", "n", "p50", "p99",
+                                                                "p50", "p99"))
     for name in sorted(by):
-        print("  %-16s n %5d p50 %7.2f p99 %7.2f" % (name, len(by[name]), pct(by[name], 50),
-                                                      pct(by[name], 99)))
+        sv = bys.get(name, [])
+        print("  %-16s %5d           %7.2f %7.2f          %7.2f %7.2f" %
+              (name, len(by[name]), pct(by[name], 50), pct(by[name], 99), pct(sv, 50),
+               pct(sv, 99)))
+    # what the client's time is besides ckptd's: waits for a CPU (run queue)
+    secs = sched["seconds"]
+    print("run-queue wait (/proc/PID/task/*/schedstat: runnable, not running) over %.0f s; "
+          "trainers at resources.nice %d, a trainer's %s" %
+          (secs, a.trainer_nice, sched["trainer_autogroup"]))
+    for k in ("ckptd", "client"):
+        cpu, wait, slices = sched[k]
+        print("  %-6s CPU %5.1f%% of a core, waited %5.1f%% of the time, %.3f ms a wait "
+              "(%d slices)" % (k, 100 * cpu / 1e9 / secs, 100 * wait / 1e9 / secs,
+                               wait / 1e6 / max(slices, 1), slices))
     checks.append(("0 errors", not errs))
+    checks.append(("p99 <= 50 ms on ckptd's side (%.1f)" % pct(srv, 99), pct(srv, 99) <= 50))
+    checks.append(("p99 <= 50 ms on the client's side (%.1f)" % pct(lat, 99),
+                   pct(lat, 99) <= 50))
     # the load itself: a busy machine can starve the client (Python threads)
     checks.append(("the load reached %.0f requests/s (got %.1f)" % (a.rate, len(res) / dur),
                    len(res) / dur >= 0.95 * a.rate))
@@ -467,7 +550,9 @@ def report(d, a, load, samples, all_ops):
         print("check: %-70s %s" % (name, "ok" if good else "FAILED"))
         ok &= bool(good)
     return {"requests": len(res), "seconds": dur, "errors": errs,
-            "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99), "per_minute": per_min,
+            "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99),
+            "ckptd_p50_ms": pct(srv, 50), "ckptd_p99_ms": pct(srv, 99), "sched": sched,
+            "per_minute": per_min,
             "operations": len(all_ops), "statuses": statuses, "events": kinds,
             "detections": [e["reason"] for e in det], "checks": checks, "ok": ok}
 

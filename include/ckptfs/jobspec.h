@@ -90,6 +90,10 @@ struct ckpt_jobspec {
 		int64_t procs_per_node; /* ranks on each host */
 		int64_t node_rank;	/* this host's place, 0 .. nodes-1 */
 		char *rdzv;		/* etcd://HOST:PORT/JOB, needed for nodes > 1 */
+		/* CPU priority of the trainer, 0 (as ckptd's) .. 19 (lowest):
+		 * its nice and its session's autogroup's (ckptd starts each
+		 * trainer in a session of its own); 0 */
+		int64_t nice;
 	} resources;
 
 	struct {

@@ -1525,6 +1525,42 @@ def t_dashboard_http(d):
     check(st == 200, "configured listener answered %s" % st)
 
 
+def t_nice(d):
+    """resources.nice: the trainer runs at that nice, and so does its
+    session's autogroup where the kernel has one (a trainer's own nice
+    counts for nothing against other sessions there); a bad value is
+    refused at submit with the key. Every answer has ckptd's own time in
+    Server-Timing (what the soak reports next to the client's)."""
+    st, body = d.req("POST", "/api/v1/operations",
+                     spec(d, "--steps", "10", resources={"gpus": 0, "nice": 20}))
+    check(st == 400 and "resources.nice" in body["error"]["message"], "nice 20: %s %s" %
+          (st, body))
+    opid = d.submit(spec(d, "--steps", "400", "--step-ms", "20", resources={"gpus": 0,
+                                                                              "nice": 7}))
+    deadline = time.time() + 20
+    pid = None
+    while time.time() < deadline and not pid:
+        pid = d.op(opid).get("pid")
+        time.sleep(0.1)
+    check(pid, "no trainer pid")
+    with open("/proc/%d/stat" % pid) as f:
+        nice = int(f.read().rsplit(")", 1)[1].split()[16])
+    check(nice == 7, "the trainer's nice is %d, not 7" % nice)
+    if os.path.exists("/proc/%d/autogroup" % pid):
+        with open("/proc/%d/autogroup" % pid) as f:
+            ag = f.read().strip()
+        check(ag.endswith(" nice 7"), "the trainer's autogroup: %s" % ag)
+        with open("/proc/self/autogroup") as f:
+            check(f.read().split()[0] != ag.split()[0], "the trainer is in our session")
+    st, _, r = d.req("GET", "/healthz", raw=True)
+    timing = r.getheader("Server-Timing") or ""
+    check(st == 200 and timing.startswith("ckptd;dur=") and float(timing[10:]) >= 0,
+          "Server-Timing: %r" % timing)
+    st, _ = d.req("POST", "/api/v1/operations/%s/cancel" % opid)
+    check(st in (200, 202), "cancel: %s" % st)
+    d.wait_status(opid, ["CANCELLED"])
+
+
 CASES = {
     "nan": t_nan,
     "crash_exit1": crash("exit1", None),
@@ -1566,6 +1602,7 @@ CASES = {
     "http": t_http,
     "yaml_numbers": t_yaml_numbers,
     "hardening": t_hardening,
+    "nice": t_nice,
 }
 
 

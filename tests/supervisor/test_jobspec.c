@@ -193,7 +193,10 @@ static void test_rejects(void **state)
 		{"resources: {rdzv: 5}", "resources.rdzv: must be a string"},
 		{"resources: {nproc: 2}",
 		 "resources.nproc: unknown key (known keys here: gpus, nodes, "
-		 "procs_per_node, node_rank, rdzv)"},
+		 "procs_per_node, node_rank, rdzv, nice)"},
+		{"resources: {nice: 20}", "resources.nice: must be an integer between 0 and 19 "
+					  "(got 20)"},
+		{"resources: {nice: -5}", "resources.nice: must be an integer between 0 and 19"},
 		{"recovery: {gang_timeout_s: 0}", "recovery.gang_timeout_s"},
 	};
 	char err[512];
@@ -217,7 +220,7 @@ static void test_rejects(void **state)
 static void test_yaml_numbers(void **state)
 {
 	static const char y[] = "hyperparams: {batch_size: 0x20, epochs: 0o17, lr: +.5e-3}\n"
-				"resources: {gpus: 0x0}\n"
+				"resources: {gpus: 0x0, nice: 0xa}\n"
 				"recovery: {on_recovery: logger, loss_spike: {factor: 0x2}}\n";
 	struct ckpt_jobspec js;
 	char err[512];
@@ -229,6 +232,7 @@ static void test_yaml_numbers(void **state)
 	assert_int_equal(js.hyperparams.epochs, 15);
 	assert_true(fabs(js.hyperparams.lr - 5e-4) < 1e-12);
 	assert_int_equal(js.resources.gpus, 0);
+	assert_int_equal(js.resources.nice, 10);
 	assert_true(js.recovery.loss_spike.factor == 2.0);
 	assert_string_equal(js.recovery.on_recovery[0], "logger");
 	assert_null(js.recovery.on_recovery[1]);
