@@ -16,12 +16,22 @@
 # (nothing deduplicated against the last round), the mount first in even
 # rounds and rados_direct first in odd ones, one line per round. Every
 # figure is MB/s (10^6 bytes).
+# WARM (CKPT_BENCH_WARM_MIB, 2 x SIZE; 0: off): before each measured step
+# this many MiB are touched and freed. On a VM whose free memory the host
+# takes back (free page reporting, as on the development machine) the first
+# touch of such a page costs ~10 us: 380 MB/s against 1.7 GB/s for memory
+# freed a moment ago. The OSD's memstore (writes) and the reader's page
+# cache (reads through the mount) take 1 GiB each, so whichever step met
+# memory freed long ago paid up to 2.5 s more (write+commit varied from
+# 0.35 to 2.38 of librados with the OSD's CPU 1.7 s or 6 s for the same
+# bytes). Warmed, each step meets memory freed a moment ago.
 # Usage: bench_rados.sh CKPTFS RADOS_DIRECT [SIZE_MIB [ROUNDS]]   (CKPT_BENCH_MIB too)
 set -uo pipefail
 CKPTFS=${1:?usage: bench_rados.sh CKPTFS RADOS_DIRECT [SIZE_MIB]}
 DIRECT=${2:?usage: bench_rados.sh CKPTFS RADOS_DIRECT [SIZE_MIB]}
 MIB=${3:-${CKPT_BENCH_MIB:-1024}}
 ROUNDS=${4:-${CKPT_BENCH_ROUNDS:-1}}
+WARM=${CKPT_BENCH_WARM_MIB:-$((2 * MIB))}
 HERE=$(cd "$(dirname "$0")" && pwd)
 CLUSTER=$HERE/../../tests/ceph/cluster.sh
 P=4
@@ -40,6 +50,7 @@ URL="rados://ckpt?conf=$CONF"
 R() { rados -c "$CONF" -p ckpt "$@"; }
 
 echo "load: $(uptime)"
+echo "warm: $WARM MiB touched and freed before each measured step"
 # fresh random bytes, and the same bytes as 16 MiB pieces for rados put/get
 newdata() {
 	rm -rf "$T/pieces"
@@ -50,6 +61,7 @@ newdata() {
 }
 
 now() { date +%s.%N; }
+warm() { ((WARM > 0)) && python3 -c "b = b'\\x01' * ($WARM << 20)"; true; }
 mbps() { python3 -c "import sys; print(f'{$MIB*1.048576/($2-$1):.0f}')" _ "$1" "$2"; }
 ratio() { python3 -c "import sys; print(f'{float(sys.argv[1])/float(sys.argv[2]):.2f}')" "$1" "$2"; }
 
@@ -64,6 +76,7 @@ mountit() { # DIR OPTS
 rados_put() {
 	local t0 t1
 	sync
+	warm
 	t0=$(now)
 	xargs -P $P -I{} rados -c "$CONF" -p ckpt put "direct.{}" "$T/pieces/{}" <"$T/list" || exit 1
 	t1=$(now)
@@ -71,6 +84,7 @@ rados_put() {
 }
 rados_get() {
 	local t0 t1
+	warm
 	t0=$(now)
 	xargs -P $P -I{} rados -c "$CONF" -p ckpt get "direct.{}" /dev/null <"$T/list" || exit 1
 	t1=$(now)
@@ -80,6 +94,7 @@ mount_write() { # MOUNT RUN
 	local t0 t1
 	mkdir -p "$1/$2"
 	mkdir "$1/$2/v.tmp"
+	warm
 	t0=$(now)
 	dd if="$T/data" of="$1/$2/v.tmp/data" bs=16M status=none || exit 1
 	mv "$1/$2/v.tmp" "$1/$2/v" || exit 1
@@ -88,14 +103,15 @@ mount_write() { # MOUNT RUN
 }
 mount_read() { # MOUNT RUN
 	local t0 t1
+	warm
 	t0=$(now)
 	dd if="$1/$2/v/data" of=/dev/null bs=16M status=none || exit 1
 	t1=$(now)
 	mbps "$t0" "$t1"
 }
 
-direct_put() { sync; "$DIRECT" "$CONF" ckpt raw "$T/data" $P put || exit 1; }
-direct_get() { "$DIRECT" "$CONF" ckpt raw "$T/data" $P get || exit 1; }
+direct_put() { sync; warm; "$DIRECT" "$CONF" ckpt raw "$T/data" $P put || exit 1; }
+direct_get() { warm; "$DIRECT" "$CONF" ckpt raw "$T/data" $P get || exit 1; }
 
 printf '%-30s %9s %14s %7s %14s %7s\n' "$MIB MiB, $P in flight" "ckptfs" "librados aio" "ratio" "rados CLI" "ratio"
 row() { # WHAT MOUNT DIRECT CLI
