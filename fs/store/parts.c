@@ -139,6 +139,39 @@ int ckpt_version_writers(struct ckpt_store *s, const char *run, const char *vers
 	return ret;
 }
 
+/*
+ * A part whose commit of the whole version failed because another writer's
+ * last part got there first: that commit's outcome is this one's. Two
+ * hosts can each be last (each publishes its part, then reads the other's):
+ * the one that loses the compare-and-swap finds the version gone (ENOENT)
+ * or, when the winner's notification came first, committed (EROFS); on one
+ * mount a commit already under way (a rename) gives EBUSY, and is waited
+ * for. An EBUSY for files still open stays: the version is still open.
+ */
+static int commit_race(struct ckpt_store *s, const char *run, uint64_t id, bool shared, int ret)
+{
+	struct version *v = NULL;
+	struct run *r;
+
+	pthread_mutex_lock(&s->lock);
+	if (shared)
+		run_refresh(s, run, refresh_quiet, NULL);
+	r = run_find(s, run);
+	for (size_t i = 0; r && i < r->nv && !v; i++)
+		if (r->v[i]->id == id)
+			v = r->v[i];
+	if (v) {
+		v->refs++;
+		while (v->busy && !v->dead)
+			pthread_cond_wait(&s->writers_cond, &s->lock);
+		if (!v->dead && v->state != CKPT_V_OPEN && v->state != CKPT_V_INCOMPLETE)
+			ret = 0;
+		version_unref(s, v);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
 int ckpt_version_commit_part(struct ckpt_store *s, const char *run, const char *version,
 			     uint32_t part, bool *committed)
 {
@@ -204,19 +237,8 @@ int ckpt_version_commit_part(struct ckpt_store *s, const char *run, const char *
 	if (ret != -ENOENT)
 		ret = ckpt_version_commit(s, run, version, NULL);
 	*committed = ret == 0;
-	if (ret == -ENOENT && shared) {
-		/* another host's last part committed it first: done, if so */
-		struct run *r;
-
-		pthread_mutex_lock(&s->lock);
-		run_refresh(s, run, refresh_quiet, NULL);
-		r = run_find(s, run);
-		for (size_t i = 0; r && i < r->nv; i++)
-			if (r->v[i]->id == id && r->v[i]->state != CKPT_V_OPEN &&
-			    r->v[i]->state != CKPT_V_INCOMPLETE)
-				ret = 0;
-		pthread_mutex_unlock(&s->lock);
-	}
+	if (ret == -ENOENT || ret == -EROFS || ret == -EBUSY)
+		ret = commit_race(s, run, id, shared, ret);
 	return ret;
 unlock:
 	pthread_mutex_unlock(&s->lock);

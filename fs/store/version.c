@@ -484,6 +484,7 @@ again:
 		}
 	}
 	v->busy = false;
+	pthread_cond_broadcast(&s->writers_cond); /* parts waiting on it: parts.c */
 	if (ret == 0 && !v->dead)
 		retention_apply_run(s, v->run, 0);
 	version_unref(s, v);

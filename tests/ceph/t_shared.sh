@@ -78,6 +78,57 @@ for h in A B C; do
 		fail "s2's files on $h"
 done
 
+note "parts on A and B set at the same moment, 30 times: both setxattrs succeed"
+# each host can be the last (each publishes its part, then reads the
+# other's): the one whose commit loses finds the version committed
+python3 - "$A/race" "$B/race" <<'PY' || fail "parts set at once on two hosts"
+import multiprocessing as mp, os, sys, time
+a, b = sys.argv[1], sys.argv[2]
+os.mkdir(a)
+
+def part(d, k, bar, q):
+    with open(os.path.join(d, "r%d" % k), "w") as f:
+        f.write("r%d" % k)
+    bar.wait()
+    try:
+        os.setxattr(d, "user.ckpt.commit", b"rank=%d" % k)
+        q.put(None)
+    except OSError as e:
+        q.put("%s rank=%d: %s" % (d, k, e))
+
+errs = []
+for i in range(30):
+    v = "v-%02d" % i
+    os.mkdir(os.path.join(a, v))
+    os.setxattr(os.path.join(a, v), "user.ckpt.writers", b"2")
+    end = time.time() + 10
+    while time.time() < end:  # B hears of the version and its writers
+        try:
+            if os.getxattr(os.path.join(b, v), "user.ckpt.writers") == b"2":
+                break
+        except OSError:
+            pass
+        time.sleep(0.01)
+    bar, q = mp.Barrier(2), mp.Queue()
+    ps = [mp.Process(target=part, args=(os.path.join(m, v), k, bar, q))
+          for k, m in enumerate((a, b))]
+    for p in ps:
+        p.start()
+    errs += [e for e in (q.get() for _ in ps) if e]
+    for p in ps:
+        p.join()
+    for m in (a, b):
+        end = time.time() + 5
+        while time.time() < end and os.getxattr(os.path.join(m, v), "user.ckpt.state") != b"committed":
+            time.sleep(0.01)
+        if os.getxattr(os.path.join(m, v), "user.ckpt.state") != b"committed":
+            errs.append("%s/%s is not committed" % (m, v))
+        elif sorted(os.listdir(os.path.join(m, v))) != [".manifest", "r0", "r1"]:
+            errs.append("%s/%s holds %s" % (m, v, os.listdir(os.path.join(m, v))))
+if errs:
+    sys.exit("\n".join(errs[:10]) + "\n%d failures" % len(errs))
+PY
+
 note "a rank killed before its part: the version stays open"
 mkdir "$A/run/s3" && setfattr -n user.ckpt.writers -v 2 "$A/run/s3" || fail "writers=2 on s3"
 echo r0 >"$A/run/s3/r0" && setfattr -n user.ckpt.commit -v rank=0 "$A/run/s3" || fail "part 0 of s3"
