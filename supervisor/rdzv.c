@@ -23,6 +23,7 @@
  */
 #include "ckptd_i.h"
 #include "etcd_i.h"
+#include "rdzv_key.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -244,32 +245,29 @@ static int refresh(struct op *op, int64_t a)
 	for (size_t i = 0; i < n; i++) {
 		const char *k = kv[i].key + pl;
 		json_t *o = json_loads(kv[i].value, 0, NULL);
-		long long x, y;
-		int off = 0;
+		struct rdzv_key rk;
+		enum rdzv_key_kind kind = rdzv_key_parse(k, &rk);
 
 		if (!o)
 			continue;
-		if (!strcmp(k, "gen")) {
+		if (kind == RDZV_KEY_GEN) {
 			z->gen = jint(o, "gen", 0);
 			z->gen_rev = kv[i].mod_rev;
 			z->gen_bad_step = jint(o, "bad_step", -1);
 			z->gen_bad_since = json_number_value(json_object_get(o, "bad_since"));
 			jstr(o, "reason", z->gen_reason, sizeof(z->gen_reason));
-		} else if (sscanf(k, "hosts/%lld%n", &x, &off) == 1 && !k[off] && x >= 0 &&
-			   x < z->nodes) {
-			z->alive[x] = 1;
-			jstr(o, "host", z->names[x], sizeof(z->names[x]));
-		} else if (sscanf(k, "done/%lld%n", &x, &off) == 1 && !k[off] && x >= 0 &&
-			   x < z->nodes) {
-			z->done[x] = 1;
-		} else if (sscanf(k, "ready/%lld/%lld%n", &x, &y, &off) == 2 && !k[off] && x == a &&
-			   y >= 0 && y < z->nodes) {
-			z->ready[y] = 1;
-			if (y == 0) {
+		} else if (kind == RDZV_KEY_HOST && rk.node < z->nodes) {
+			z->alive[rk.node] = 1;
+			jstr(o, "host", z->names[rk.node], sizeof(z->names[rk.node]));
+		} else if (kind == RDZV_KEY_DONE && rk.node < z->nodes) {
+			z->done[rk.node] = 1;
+		} else if (kind == RDZV_KEY_READY && rk.attempt == a && rk.node < z->nodes) {
+			z->ready[rk.node] = 1;
+			if (rk.node == 0) {
 				z->port0 = (int)jint(o, "port", 0);
 				jstr(o, "addr", z->addr0, sizeof(z->addr0));
 			}
-		} else if (sscanf(k, "plan/%lld%n", &x, &off) == 1 && !k[off] && x == a) {
+		} else if (kind == RDZV_KEY_PLAN && rk.attempt == a) {
 			z->plan = true;
 			jstr(o, "fail", z->plan_fail, sizeof(z->plan_fail));
 			jstr(o, "resume", z->plan_resume, sizeof(z->plan_resume));
@@ -646,12 +644,13 @@ int rdzv_check(struct op *op, char *err, size_t errlen)
 	}
 	pl = strlen(z->prefix);
 	for (size_t i = 0; i < n; i++) {
+		struct rdzv_key rk;
 		long long x;
-		int off = 0;
 
-		if (sscanf(kv[i].key + pl, "hosts/%lld%n", &x, &off) != 1 || kv[i].key[pl + off])
+		if (rdzv_key_parse(kv[i].key + pl, &rk) != RDZV_KEY_HOST)
 			continue;
 		alive = true;
+		x = (long long)rk.node;
 		if (x == z->node) {
 			snprintf(err, errlen,
 				 "resources.node_rank: node %lld of the gang %.64s is taken (%s); "

@@ -17,6 +17,10 @@
  * prefix, with no NUL in a key or value, each from the answer's kvs in
  * order; a grant gives a lease or says why; base64 of any bytes (the
  * body) decodes to them, and decoding refuses exactly what is not base64.
+ * Every key of a range (and the body, as a key) goes through rdzv.c's
+ * parser of the gang's key names (rdzv_key.c): it takes exactly the names
+ * rdzv.c writes (numbers as "%lld" of one >= 0, at most 18 digits), and
+ * what it takes prints back as the same key.
  *   tests/fuzz/run-fuzz build/tests/fuzz/fuzz_etcd tests/fuzz/corpus/etcd -t 60
  */
 #include <errno.h>
@@ -27,6 +31,7 @@
 #include <string.h>
 
 #include "etcd_i.h"
+#include "rdzv_key.h"
 #include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -67,6 +72,100 @@ static void check_b64(const uint8_t *data, size_t size, const char *text)
 	}
 }
 
+/* A number as rdzv.c writes one: digits, no leading zero, at most 18. */
+static int canon(const char *s, size_t n)
+{
+	if (!n || n > 18 || (n > 1 && s[0] == '0'))
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return 0;
+	return 1;
+}
+
+/* Which kind k is, found another way: its fields split at '/'. */
+static enum rdzv_key_kind oracle(const char *k)
+{
+	const char *f[4];
+	size_t len[4], nf = 0;
+
+	for (const char *p = k;; p++) {
+		const char *e = strchr(p, '/');
+
+		if (nf == 4)
+			return RDZV_KEY_OTHER;
+		f[nf] = p;
+		len[nf++] = e ? (size_t)(e - p) : strlen(p);
+		if (!e)
+			break;
+		p = e;
+	}
+#define IS(i, w) (len[i] == strlen(w) && !strncmp(f[i], w, len[i]))
+	if (nf == 1 && IS(0, "gen"))
+		return RDZV_KEY_GEN;
+	if (nf == 2 && IS(0, "hosts") && canon(f[1], len[1]))
+		return RDZV_KEY_HOST;
+	if (nf == 2 && IS(0, "done") && canon(f[1], len[1]))
+		return RDZV_KEY_DONE;
+	if (nf == 2 && IS(0, "plan") && canon(f[1], len[1]))
+		return RDZV_KEY_PLAN;
+	if (nf == 3 && IS(0, "ready") && canon(f[1], len[1]) && canon(f[2], len[2]))
+		return RDZV_KEY_READY;
+#undef IS
+	return RDZV_KEY_OTHER;
+}
+
+static void check_key(const char *k)
+{
+	struct rdzv_key rk;
+	enum rdzv_key_kind kind = rdzv_key_parse(k, &rk);
+	char again[96];
+
+	FUZZ_CHECK(kind == oracle(k));
+	switch (kind) {
+	case RDZV_KEY_GEN:
+		snprintf(again, sizeof(again), "gen");
+		break;
+	case RDZV_KEY_HOST:
+		snprintf(again, sizeof(again), "hosts/%lld", (long long)rk.node);
+		break;
+	case RDZV_KEY_DONE:
+		snprintf(again, sizeof(again), "done/%lld", (long long)rk.node);
+		break;
+	case RDZV_KEY_PLAN:
+		snprintf(again, sizeof(again), "plan/%lld", (long long)rk.attempt);
+		break;
+	case RDZV_KEY_READY:
+		snprintf(again, sizeof(again), "ready/%lld/%lld", (long long)rk.attempt,
+			 (long long)rk.node);
+		break;
+	default:
+		return;
+	}
+	FUZZ_CHECK(!strcmp(again, k));
+}
+
+/* The keys rdzv.c writes, of numbers made from the input, parse back. */
+static void check_written(const uint8_t *data, size_t size)
+{
+	uint64_t a = 0, b = 0;
+	struct rdzv_key rk;
+	char k[96];
+
+	memcpy(&a, data, size < 8 ? size : 8);
+	if (size > 8)
+		memcpy(&b, data + 8, size < 16 ? size - 8 : 8);
+	a %= 1000000000000000000ull;
+	b %= 1000000000000000000ull;
+	snprintf(k, sizeof(k), "ready/%llu/%llu", (unsigned long long)a, (unsigned long long)b);
+	FUZZ_CHECK(rdzv_key_parse(k, &rk) == RDZV_KEY_READY && rk.attempt == (int64_t)a &&
+		   rk.node == (int64_t)b);
+	snprintf(k, sizeof(k), "hosts/%llu", (unsigned long long)b);
+	FUZZ_CHECK(rdzv_key_parse(k, &rk) == RDZV_KEY_HOST && rk.node == (int64_t)b);
+	snprintf(k, sizeof(k), "plan/%llu", (unsigned long long)a);
+	FUZZ_CHECK(rdzv_key_parse(k, &rk) == RDZV_KEY_PLAN && rk.attempt == (int64_t)a);
+}
+
 static void check_range(json_t *r)
 {
 	json_t *kvs = json_object_get(r, "kvs");
@@ -88,8 +187,10 @@ static void check_range(json_t *r)
 		free(dv);
 	}
 	FUZZ_CHECK(j == n);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		FUZZ_CHECK(!strncmp(kv[i].key, PREFIX, strlen(PREFIX)));
+		check_key(kv[i].key + strlen(PREFIX));
+	}
 	FUZZ_CHECK(kv[n].key == NULL);
 	etcd_kvs_free(kv, n);
 }
@@ -149,6 +250,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		json_decref(r);
 	}
 	check_b64(data, size, body);
+	check_key(body);
+	check_written(data, size);
 	free(in);
 	return 0;
 }
