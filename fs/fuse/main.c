@@ -10,6 +10,7 @@
  * errors.
  */
 #include "ckptfs_i.h"
+#include "ckptfs/isotime.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,7 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static bool log_syslog;
+/* In the background: syslog, or the regular file stderr was (log_file) */
+static bool log_syslog, log_file;
 
 void cfs_log(const char *fmt, ...)
 {
@@ -32,12 +34,36 @@ void cfs_log(const char *fmt, ...)
 	va_start(ap, fmt);
 	if (log_syslog) {
 		vsyslog(LOG_INFO, fmt, ap);
+	} else if (log_file) {
+		/* one write(2) a line, as ckptd's own lines in the same file */
+		char line[1400], ts[CKPT_ISO_LEN];
+		int n;
+
+		struct timespec now;
+
+		clock_gettime(CLOCK_REALTIME, &now);
+		ckpt_iso_format(ts, sizeof(ts), (int64_t)now.tv_sec * CKPT_NS_PER_S + now.tv_nsec,
+				CKPT_ISO_MS);
+		n = snprintf(line, sizeof(line), "%s ckptfs[%d]: ", ts, (int)getpid());
+		n += vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+		if (n > (int)sizeof(line) - 2)
+			n = (int)sizeof(line) - 2;
+		line[n++] = '\n';
+		if (write(STDERR_FILENO, line, (size_t)n) < 0) {
+			/* nowhere else to say it */
+		}
 	} else {
 		fputs("ckptfs: ", stderr);
 		vfprintf(stderr, fmt, ap);
 		fputc('\n', stderr);
 	}
 	va_end(ap);
+}
+
+/* The store's lines go where the daemon's go. */
+static void store_line(const char *line)
+{
+	cfs_log("%s", line);
 }
 
 static void cfs_init(void *userdata, struct fuse_conn_info *conn)
@@ -216,20 +242,27 @@ static int background(int *notify_fd)
 static void detach(int notify_fd)
 {
 	int fd = open("/dev/null", O_RDWR);
+	struct stat st;
 	char ok = 0;
 
 	if (chdir("/") < 0) {
 		/* not fatal: only keeps a directory busy */
 	}
+	/* a stderr that is a regular file (ckptd starts the daemon with its
+	 * ckptd.log there) keeps the log; a terminal or a pipe goes */
+	log_file = fstat(STDERR_FILENO, &st) == 0 && S_ISREG(st.st_mode);
 	if (fd >= 0) {
 		dup2(fd, 0);
 		dup2(fd, 1);
-		dup2(fd, 2);
+		if (!log_file)
+			dup2(fd, 2);
 		if (fd > 2)
 			close(fd);
 	}
-	openlog("ckptfs", LOG_PID, LOG_DAEMON);
-	log_syslog = true;
+	if (!log_file) {
+		openlog("ckptfs", LOG_PID, LOG_DAEMON);
+		log_syslog = true;
+	}
 	if (write(notify_fd, &ok, 1) != 1) {
 		/* the parent is gone; nothing to tell */
 	}
@@ -293,6 +326,7 @@ int main(int argc, char **argv)
 	so.retention = c.opts.retention;
 	so.changed = store_changed;
 	so.changed_arg = &c;
+	ckpt_store_set_log(store_line);
 	ret = ckpt_store_open_err(store, &so, &c.store, err, sizeof(err));
 	if (ret < 0) {
 		fprintf(stderr, "ckptfs: cannot open the store in %s: %s\n", store,

@@ -28,15 +28,26 @@ int store_err(struct ckpt_store *s, int ret, const char *fmt, ...)
 	return ret;
 }
 
+static void (*log_fn)(const char *line);
+
+void ckpt_store_set_log(void (*fn)(const char *line))
+{
+	__atomic_store_n(&log_fn, fn, __ATOMIC_RELEASE);
+}
+
 void store_log(const char *fmt, ...)
 {
+	void (*fn)(const char *) = __atomic_load_n(&log_fn, __ATOMIC_ACQUIRE);
 	char line[1024];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "ckptfs-store[%d]: %s\n", (int)getpid(), line);
+	if (fn)
+		fn(line);
+	else
+		fprintf(stderr, "ckptfs-store[%d]: %s\n", (int)getpid(), line);
 }
 
 const char *ckpt_store_strerror(struct ckpt_store *s)

@@ -133,6 +133,10 @@ void ckpt_store_close(struct ckpt_store *s);
 
 /* The sentence describing the last error this thread got from `s`. */
 const char *ckpt_store_strerror(struct ckpt_store *s);
+/* Where the store's log lines go (each one line, without its newline):
+ * stderr as "ckptfs-store[PID]: LINE" until a program sets its own (the
+ * daemon, whose stderr is gone in the background); NULL restores that. */
+void ckpt_store_set_log(void (*fn)(const char *line));
 
 /* 0 if `name` is a valid name of a path component inside a version, else
  * -EINVAL or -ENAMETOOLONG; *why (if not NULL) gets a reason. */

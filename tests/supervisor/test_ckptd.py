@@ -9,6 +9,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -1210,6 +1211,11 @@ def t_ckptfs_options(d):
     check(o["status"] == "COMPLETED", "status %s %s" % (o["status"], o["reason"]))
     sel = d.wait_event(opid, "checkpoint_selected")
     check(sel["checkpoint"].endswith("/step-000020"), "selected %s" % sel["checkpoint"])
+    # the ckptfs ckptd started logs into ckptd.log (its stderr, a file)
+    with open(os.path.join(d.state, "ckptd.log")) as f:
+        log = f.read()
+    check(re.search(r"Z ckptfs\[\d+\]: mounted .* on %s\n" % re.escape(mnt), log),
+          "no line of ckptfs in ckptd.log: %s" % log[-2000:])
 
     for bad in ("resident=2G verify=first", "-f", "''"):
         cfg = os.path.join(d.tmp, "bad.yaml")
