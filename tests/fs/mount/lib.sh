@@ -67,7 +67,8 @@ mount_fs() {
 	NMOUNT=$((NMOUNT + 1))
 	DLOG=$T/daemon.$NMOUNT.log
 	# shellcheck disable=SC2086 # one word per option
-	"$CKPTFS" "$STORE" "$MNT" -f ${CKPTFS_TEST_OPTS:-} "$@" 2>"$DLOG" &
+	# (not holding cache_hold's lock: a daemon left behind would keep it)
+	"$CKPTFS" "$STORE" "$MNT" -f ${CKPTFS_TEST_OPTS:-} "$@" 2>"$DLOG" 8>&- &
 	DPID=$!
 	for _ in $(seq 1 200); do
 		if mountpoint -q "$MNT"; then
@@ -151,9 +152,25 @@ need_drop() {
 	fi
 }
 
+# The page cache is the machine's, and meson runs tests in parallel: every
+# drop takes CACHE_LOCK exclusively, and a test that counts cached pages
+# holds it shared (cache_hold) so that another test's drop cannot empty the
+# cache it counts (t_resident.sh once found 6126 of 6144 pages: a parallel
+# test dropped the cache while its reader was 72 KiB in). Its own drops
+# let go of it meanwhile. fd 8 holds it.
+CACHE_LOCK=/tmp/ckptfs-tests-page-cache.lock
+cache_hold() {
+	exec 8>>"$CACHE_LOCK"
+	flock -s 8
+	CACHE_HELD=1
+}
+
 drop() {
 	sync
-	echo 3 >/proc/sys/vm/drop_caches
+	[ -n "${CACHE_HELD:-}" ] && flock -u 8
+	flock -x "$CACHE_LOCK" sh -c 'echo 3 >/proc/sys/vm/drop_caches'
+	[ -n "${CACHE_HELD:-}" ] && flock -s 8
+	return 0
 }
 
 # xxh PATH: what xxhsum -H2 prints for a file (its progress display on

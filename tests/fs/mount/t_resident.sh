@@ -15,6 +15,7 @@
 lib_init "$@"
 
 need_drop
+cache_hold
 
 # cached PATH: pages of PATH in the kernel's page cache
 cached() {
