@@ -32,7 +32,35 @@ all_cached() {
 		[ "$(cached "$1")" = "$want" ] && return 0
 		sleep 0.1
 	done
-	fail "$1: $(cached "$1") of $want pages cached $3"
+	fail "$1: $(cached "$1") of $want pages cached $3; not cached: $(missing "$1")"
+}
+
+# missing PATH: the page ranges of PATH not in the kernel's cache (mincore)
+missing() {
+	python3 - "$1" <<'PY'
+import ctypes, mmap, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                      ctypes.c_int, ctypes.c_long]
+libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+fd = os.open(sys.argv[1], os.O_RDONLY)
+size = os.fstat(fd).st_size
+n = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+p = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+vec = (ctypes.c_ubyte * n)()
+if p in (None, ctypes.c_void_p(-1).value) or libc.mincore(p, size, vec) != 0:
+    sys.exit("mmap/mincore failed: %s" % os.strerror(ctypes.get_errno()))
+runs, start = [], None
+for i in range(n + 1):
+    hole = i < n and not vec[i] & 1
+    if hole and start is None:
+        start = i
+    elif not hole and start is not None:
+        runs.append("pages %d-%d" % (start, i - 1))
+        start = None
+print(", ".join(runs[:20]) or "none")
+PY
 }
 
 rss_kib() {
