@@ -167,19 +167,15 @@ static void fill_file(struct cfs_fill *fl, const struct fill_job *j, const char 
 	 * next attributes from ckptfs it would see another mtime and drop the
 	 * file's cache (auto_inval_data). So first make it take ckptfs's
 	 * attributes (a stat through the mount, answered by the loop's
-	 * threads), then fill. What a reader read before that stat returned
-	 * went with the cache it dropped, so only READs after it count as
-	 * cached (read_end is zeroed then): counting the ones before left
-	 * holes that neither the reader, already past them, nor the fill
-	 * filled (t_resident.sh: 6126 of 6144 pages, once under load).
+	 * threads), then fill.
 	 */
+	__atomic_store_n(&fl->read_end, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&fl->ino, ino, __ATOMIC_RELEASE);
 	fuse_lowlevel_notify_inval_inode(c->se, ino, -1, 0);
 	if (asprintf(&mp, "%s/%s/%s/%s", c->opts.mountpoint, j->run, j->ver, rel) >= 0) {
 		stat(mp, &st);
 		free(mp);
 	}
-	__atomic_store_n(&fl->read_end, 0, __ATOMIC_RELEASE);
 	pthread_mutex_lock(&fl->lock);
 	fl->push_f = f;
 	fl->push_ino = ino;
