@@ -645,18 +645,17 @@ int rdzv_check(struct op *op, char *err, size_t errlen)
 	pl = strlen(z->prefix);
 	for (size_t i = 0; i < n; i++) {
 		struct rdzv_key rk;
-		long long x;
 
 		if (rdzv_key_parse(kv[i].key + pl, &rk) != RDZV_KEY_HOST)
 			continue;
 		alive = true;
-		x = (long long)rk.node;
-		if (x == z->node) {
+		if (rk.node == z->node) {
 			snprintf(err, errlen,
 				 "resources.node_rank: node %lld of the gang %.64s is taken (%s); "
 				 "give each host its own --node-rank, or wait %lld s for the lease "
 				 "of a ckptd that died to expire",
-				 x, z->prefix, kv[i].value, (long long)g.rdzv_ttl_s);
+				 (long long)rk.node, z->prefix, kv[i].value,
+				 (long long)g.rdzv_ttl_s);
 			ret = -EINVAL;
 		}
 	}

@@ -37,9 +37,8 @@ void cfs_log(const char *fmt, ...)
 	} else if (log_file) {
 		/* one write(2) a line, as ckptd's own lines in the same file */
 		char line[1400], ts[CKPT_ISO_LEN];
-		int n;
-
 		struct timespec now;
+		int n;
 
 		clock_gettime(CLOCK_REALTIME, &now);
 		ckpt_iso_format(ts, sizeof(ts), (int64_t)now.tv_sec * CKPT_NS_PER_S + now.tv_nsec,
