@@ -155,9 +155,9 @@ need_drop() {
 # The page cache is the machine's, and meson runs tests in parallel: every
 # drop takes CACHE_LOCK exclusively, and a test that counts cached pages
 # holds it shared (cache_hold) so that another test's drop cannot empty the
-# cache it counts (t_resident.sh once found 6126 of 6144 pages: a parallel
-# test dropped the cache while its reader was 72 KiB in). Its own drops
-# let go of it meanwhile. fd 8 holds it.
+# cache it counts (one candidate for t_resident.sh's 6126 of 6144 pages in
+# a sanitizer run, not reproduced). Its own drops let go of it meanwhile.
+# fd 8 holds it.
 CACHE_LOCK=/tmp/ckptfs-tests-page-cache.lock
 cache_hold() {
 	exec 8>>"$CACHE_LOCK"
